@@ -1,0 +1,89 @@
+//! Command-line interface: argument types and one module per subcommand. This is the edge
+//! where the wall clock is read and errors get their context.
+
+mod demo;
+mod import;
+mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::store::Store;
+
+/// Mailing-list archive: import mbox archives, search them, serve them, mail weekly digests.
+#[derive(Debug, Parser)]
+#[command(name = "archivist", version, about)]
+pub struct Args {
+    /// Configuration file (TOML); see `archivist config --example`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory holding the archive (overrides `data_dir` in the config).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import mbox archives (mboxrd, mboxo, Pipermail .txt, .eml, any of them gzip'd).
+    Import(import::ImportArgs),
+    /// Print archive statistics.
+    Stats(stats::StatsArgs),
+    /// List the problems recorded during imports (byte ranges that are not messages).
+    Problems(stats::ProblemsArgs),
+    /// Print configuration.
+    Config(ConfigArgs),
+    /// Generate the sample archive, import it and print the statistics.
+    Demo(demo::DemoArgs),
+    /// Write a generated sample archive (for demos and benchmarks) without importing it.
+    Sample(demo::SampleArgs),
+}
+
+/// `archivist config`
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Print the example configuration, which documents every default.
+    #[arg(long)]
+    pub example: bool,
+}
+
+/// A mistake in how archivist was called (exit code 2), as opposed to a failure (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs a parsed command line.
+pub fn run(args: Args) -> Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    match args.command {
+        Command::Import(a) => import::run(&config, a),
+        Command::Stats(a) => stats::run(&config, a),
+        Command::Problems(a) => stats::problems(&config, a),
+        Command::Config(a) => {
+            if a.example {
+                print!("{}", config::EXAMPLE);
+                Ok(())
+            } else {
+                Err(UsageError("nothing to print: use `archivist config --example`".into()).into())
+            }
+        }
+        Command::Demo(a) => demo::run(&config, a),
+        Command::Sample(a) => demo::sample(a),
+    }
+}
+
+/// Opens (creating if needed) the archive in the configured data directory.
+pub fn open_store(config: &Config) -> Result<Store> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    Store::open(&config.data_dir.join("archive.sqlite3"))
+}

@@ -1,0 +1,421 @@
+//! Message identity and cross-post verdicts. Pure: values in, values out, no IO, no clock.
+//!
+//! A cross-posted message reaches the archive once per list, each copy with that list's own
+//! envelope headers, subject prefix and footer. The content key leaves exactly those out, so
+//! copies of one message share a key and different messages (even under one Message-ID) do not.
+
+use crate::message::{Attachment, MessageId};
+
+/// A 32-byte BLAKE3 digest of what makes a message itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContentKey(pub [u8; 32]);
+
+impl ContentKey {
+    /// Lowercase hex of the first `n` bytes.
+    pub fn hex(&self, n: usize) -> String {
+        self.0[..n.min(32)]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The fields of a message that go into its content key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyInput<'a> {
+    /// Sender address, compared case-insensitively.
+    pub from_addr: Option<&'a str>,
+    /// Date as Unix seconds.
+    pub date: Option<i64>,
+    /// Subject as decoded; list tags and reply prefixes are removed here.
+    pub subject: &'a str,
+    /// Body text with the footer already removed (see [`strip_footer`]).
+    pub body: &'a str,
+    /// Attachments (name, type and size count; content is covered by the raw bytes).
+    pub attachments: &'a [Attachment],
+}
+
+/// Computes the content key. `Received`, `List-*`, `Delivered-To`, `Return-Path`, ARC and DKIM
+/// never enter it because only the fields above do.
+pub fn content_key(input: &KeyInput<'_>) -> ContentKey {
+    let mut h = blake3::Hasher::new();
+    h.update(b"archivist-content-key-v1\0");
+    h.update(
+        input
+            .from_addr
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .as_bytes(),
+    );
+    h.update(b"\0");
+    h.update(&input.date.unwrap_or(i64::MIN).to_le_bytes());
+    h.update(subject_core(input.subject).as_bytes());
+    h.update(b"\0");
+    for line in normalised_lines(input.body) {
+        if is_scrubbed_attachment_url(line) {
+            continue;
+        }
+        h.update(line.as_bytes());
+        h.update(b"\n");
+    }
+    h.update(b"\0");
+    for a in input.attachments {
+        h.update(a.filename.as_deref().unwrap_or_default().as_bytes());
+        h.update(b"\0");
+        h.update(a.content_type.as_bytes());
+        h.update(&a.size.to_le_bytes());
+    }
+    ContentKey(*h.finalize().as_bytes())
+}
+
+/// The subject with every `[tag]` and every reply/forward prefix removed, whitespace collapsed
+/// and lowercased. Lists add their `[prefix]` before or after `Re:`; removing all tags on both
+/// copies is harmless because the key also holds the sender, date and body.
+pub fn subject_core(subject: &str) -> String {
+    let mut out = String::with_capacity(subject.len());
+    let mut depth = 0usize;
+    for c in subject.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    let mut words: Vec<&str> = out.split_whitespace().collect();
+    while let Some(first) = words.first() {
+        let lower = first.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "re:" | "aw:" | "fwd:" | "fw:" | "sv:" | "antw:" | "re" | "fwd"
+        ) {
+            words.remove(0);
+        } else {
+            break;
+        }
+    }
+    words.join(" ").to_lowercase()
+}
+
+/// Pipermail replaces attachments with a block whose `URL:` line names the list
+/// (`.../pipermail/r-devel/attachments/...`), so each list's copy differs there.
+fn is_scrubbed_attachment_url(line: &str) -> bool {
+    let lower = line.trim_start().to_ascii_lowercase();
+    (lower.starts_with("url:") || lower.starts_with("url :")) && lower.contains("/attachments/")
+}
+
+/// Lines with trailing white space removed and trailing blank lines dropped, so a list that
+/// re-wraps line endings (CRLF) or trims spaces does not change the key.
+fn normalised_lines(body: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = body.lines().map(str::trim_end).collect();
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines
+}
+
+/// Where the footer a list appended starts, if there is one. `footers` are the list's learned
+/// footers (see [`learn_footers`]); the generic rule catches the Mailman separator
+/// (`_____` then a few lines naming the list) even before anything is learned. Returns the
+/// byte offset in `body` at which the author's content ends.
+pub fn footer_start(body: &str, footers: &[String]) -> Option<usize> {
+    let trimmed = body.trim_end();
+    for footer in footers {
+        let f = footer.trim();
+        if f.is_empty() {
+            continue;
+        }
+        if let Some(start) = ends_with_normalised(trimmed, f) {
+            return Some(start);
+        }
+    }
+    // The generic list footer (Mailman 2's `_____` block, majordomo's `-----` one): a rule
+    // line, then at most 12 lines that mention the list.
+    let mut offset = 0;
+    let mut candidate = None;
+    for line in trimmed.split_inclusive('\n') {
+        let t = line.trim();
+        if t.len() >= 10 && t.chars().all(|c| matches!(c, '_' | '-' | '=')) {
+            candidate = Some(offset);
+        }
+        offset += line.len();
+    }
+    let start = candidate?;
+    let tail = &trimmed[start..];
+    let lines = tail.lines().count();
+    let lower = tail.to_ascii_lowercase();
+    let names_list = lower.contains("mailing list")
+        || lower.contains("listinfo")
+        || lower.contains("unsubscribe")
+        || lower.contains("distributed")
+        || lower.contains("http");
+    (lines <= 13 && names_list).then_some(start)
+}
+
+/// If `body` ends with `footer` (compared line by line, ignoring trailing white space),
+/// returns where the footer starts in `body`.
+fn ends_with_normalised(body: &str, footer: &str) -> Option<usize> {
+    let footer_lines: Vec<&str> = footer.lines().map(str::trim_end).collect();
+    let mut starts = Vec::new();
+    let mut offset = 0;
+    for line in body.split_inclusive('\n') {
+        starts.push(offset);
+        offset += line.len();
+    }
+    let body_lines: Vec<&str> = body.lines().map(str::trim_end).collect();
+    if footer_lines.is_empty() || body_lines.len() < footer_lines.len() {
+        return None;
+    }
+    let first = body_lines.len() - footer_lines.len();
+    (body_lines[first..] == footer_lines[..]).then(|| starts.get(first).copied().unwrap_or(0))
+}
+
+/// The body without its footer.
+pub fn strip_footer<'a>(body: &'a str, footers: &[String]) -> &'a str {
+    match footer_start(body, footers) {
+        Some(start) => &body[..start],
+        None => body,
+    }
+}
+
+/// The fewest messages a trailing block must end before it is taken for a list footer.
+const FOOTER_MIN_COUNT: usize = 3;
+/// The longest footer we learn, in lines.
+const FOOTER_MAX_LINES: usize = 15;
+
+/// Learns footers from one list's messages: a trailing block of lines that ends at least 30%
+/// (and at least 3) of the bodies, names the list (a URL, an address, "list" or "unsubscribe"),
+/// and starts after a blank or separator line. The longest such block wins. Deterministic.
+pub fn learn_footers(bodies: &[&str]) -> Vec<String> {
+    if bodies.len() < FOOTER_MIN_COUNT {
+        return Vec::new();
+    }
+    let threshold = FOOTER_MIN_COUNT.max(bodies.len().div_ceil(10) * 3);
+    let mut counts: std::collections::BTreeMap<(usize, String), usize> = Default::default();
+    for body in bodies {
+        let lines = normalised_lines(body);
+        for k in 1..=FOOTER_MAX_LINES.min(lines.len()) {
+            let start = lines.len() - k;
+            let at_boundary = start == 0
+                || {
+                    let before = lines[start - 1].trim();
+                    before.is_empty() || is_separator_line(before)
+                }
+                || is_separator_line(lines[start].trim());
+            if !at_boundary {
+                continue;
+            }
+            let block = lines[start..].join("\n");
+            *counts.entry((k, block)).or_default() += 1;
+        }
+    }
+    let best = counts
+        .into_iter()
+        .filter(|((_, block), count)| *count >= threshold && names_a_list(block))
+        .max_by(|((ka, a), ca), ((kb, b), cb)| ka.cmp(kb).then(ca.cmp(cb)).then(b.cmp(a)));
+    best.map(|((_, block), _)| vec![block]).unwrap_or_default()
+}
+
+fn is_separator_line(line: &str) -> bool {
+    line == "--"
+        || (line.len() >= 5
+            && line
+                .chars()
+                .all(|c| matches!(c, '_' | '-' | '=' | '*' | '~')))
+}
+
+fn names_a_list(block: &str) -> bool {
+    let lower = block.to_ascii_lowercase();
+    block.trim().len() >= 20
+        && (lower.contains("http")
+            || lower.contains('@')
+            || lower.contains("list")
+            || lower.contains("unsubscribe"))
+}
+
+/// The id given to a message that has no usable Message-ID: derived from its content, so the
+/// same message imported twice (or through two lists) gets the same id.
+pub fn synthetic_id(key: &ContentKey) -> MessageId {
+    MessageId::from_trusted(format!("{}@archivist.invalid", key.hex(16)))
+}
+
+/// The id given to a second, different message that reuses a Message-ID already taken
+/// (as public-inbox does): stable, derived from the content, and still recognisable.
+pub fn derived_id(original: &MessageId, key: &ContentKey) -> MessageId {
+    MessageId::from_trusted(format!("archivist-{}-{}", key.hex(8), original.as_str()))
+}
+
+/// A stored message that shares the incoming message's Message-ID (or synthetic id).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Its public id (possibly derived).
+    pub id: MessageId,
+    /// Its content key.
+    pub key: ContentKey,
+    /// Whether it is already a member of the incoming copy's list.
+    pub in_list: bool,
+}
+
+/// What to do with an incoming copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A message not stored before, to be stored under this id.
+    New(MessageId),
+    /// The same message already stored from another list: add a membership.
+    CrossPost(MessageId),
+    /// The same message already stored for this list: nothing to do.
+    Duplicate(MessageId),
+}
+
+/// Decides about an incoming copy given the stored messages that share its identity and the
+/// set of public ids already taken. Never merges copies whose content keys differ.
+pub fn decide(
+    header_id: Option<&MessageId>,
+    key: &ContentKey,
+    candidates: &[Candidate],
+    id_taken: &dyn Fn(&MessageId) -> bool,
+) -> Verdict {
+    if let Some(same) = candidates.iter().find(|c| c.key == *key) {
+        return if same.in_list {
+            Verdict::Duplicate(same.id.clone())
+        } else {
+            Verdict::CrossPost(same.id.clone())
+        };
+    }
+    match header_id {
+        Some(id) if !id_taken(id) => Verdict::New(id.clone()),
+        Some(id) => Verdict::New(derived_id(id, key)),
+        None => Verdict::New(synthetic_id(key)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FOOTER: &str = "_______________________________________________\noperators mailing list\noperators@lists.example.org\nhttps://lists.example.org/mailman/listinfo/operators\n";
+
+    fn key(subject: &str, body: &str, footers: &[String]) -> ContentKey {
+        content_key(&KeyInput {
+            from_addr: Some("Alice@Example.org"),
+            date: Some(1_700_000_000),
+            subject,
+            body: strip_footer(body, footers),
+            attachments: &[],
+        })
+    }
+
+    #[test]
+    fn subject_cores() {
+        let cases = [
+            (
+                "[Operators] Re: [nova] Placement upgrade",
+                "placement upgrade",
+            ),
+            (
+                "Re: [Operators] [nova] Placement upgrade",
+                "placement upgrade",
+            ),
+            ("RE:  Re: x  y", "x y"),
+            ("[unclosed tag", ""),
+            ("", ""),
+            ("Grüße [tc]", "grüße"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(subject_core(input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn cross_post_copies_share_a_key() {
+        let body = "Hello all,\n\nthe placement upgrade is done.\n\n-- \nAlice\n";
+        let with_footer = format!("{body}{FOOTER}");
+        let plain = key("[nova] placement", body, &[]);
+        // Generic Mailman footer rule, nothing learned yet.
+        assert_eq!(
+            plain,
+            key("[Operators] [nova] placement", &with_footer, &[])
+        );
+        // CRLF and trailing spaces do not matter.
+        assert_eq!(
+            plain,
+            key("[nova] placement", &body.replace('\n', "  \r\n"), &[])
+        );
+        // A different body is a different message.
+        assert_ne!(
+            plain,
+            key("[nova] placement", "Hello all,\n\nnot done.\n", &[])
+        );
+    }
+
+    #[test]
+    fn pipermail_copies_differ_only_in_list_specific_lines() {
+        let a = "Hi\n-------------- next part --------------\nName: x.tar.gz\nURL: <https://stat.ethz.ch/pipermail/r-devel/attachments/20190514/c7/attachment.bin>\n";
+        let b = a.replace("/r-devel/", "/r-package-devel/");
+        assert_eq!(key("[Rd] x", a, &[]), key("[R-pkg-devel] x", &b, &[]));
+        let relayed = "Any feedback is appreciated.\n--\nEdzer\n--------------------------------------------------------------------\nThis message was distributed by s-news at lists.example.edu.  To\nunsubscribe send e-mail to s-news-request\n";
+        assert_eq!(
+            key("x", "Any feedback is appreciated.\n--\nEdzer\n", &[]),
+            key("[S] x", relayed, &[])
+        );
+    }
+
+    #[test]
+    fn learned_footer_is_stripped() {
+        let footer = "--\nYou received this because you subscribed to sigs.\nManage: https://example.org/sigs\n";
+        let bodies: Vec<String> = (0..10)
+            .map(|i| format!("message number {i}\n\n{footer}"))
+            .collect();
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let learned = learn_footers(&refs);
+        assert_eq!(learned.len(), 1, "{learned:?}");
+        assert!(learned[0].starts_with("--\nYou received"), "{learned:?}");
+        assert_eq!(
+            strip_footer(&bodies[3], &learned).trim_end(),
+            "message number 3"
+        );
+        // Bodies that merely share a signature-less ending are not a footer.
+        let plain: Vec<String> = (0..10).map(|i| format!("text {i}\n\nThanks\n")).collect();
+        let refs: Vec<&str> = plain.iter().map(String::as_str).collect();
+        assert!(learn_footers(&refs).is_empty());
+    }
+
+    #[test]
+    fn verdicts() {
+        let id = MessageId::parse("<a@x>").expect("id");
+        let k1 = ContentKey([1; 32]);
+        let k2 = ContentKey([2; 32]);
+        let taken = |m: &MessageId| m.as_str() == "a@x";
+        let free = |_: &MessageId| false;
+        assert_eq!(decide(Some(&id), &k1, &[], &free), Verdict::New(id.clone()));
+        let stored = Candidate {
+            id: id.clone(),
+            key: k1,
+            in_list: false,
+        };
+        assert_eq!(
+            decide(Some(&id), &k1, std::slice::from_ref(&stored), &taken),
+            Verdict::CrossPost(id.clone())
+        );
+        let in_list = Candidate {
+            in_list: true,
+            ..stored.clone()
+        };
+        assert_eq!(
+            decide(Some(&id), &k1, &[in_list], &taken),
+            Verdict::Duplicate(id.clone())
+        );
+        // Same Message-ID, different content: kept as a new message under a derived id.
+        match decide(Some(&id), &k2, &[stored], &taken) {
+            Verdict::New(new_id) => {
+                assert_ne!(new_id, id);
+                assert!(new_id.as_str().ends_with("-a@x"));
+            }
+            other => panic!("expected new, got {other:?}"),
+        }
+        assert_eq!(
+            decide(None, &k2, &[], &free),
+            Verdict::New(synthetic_id(&k2))
+        );
+    }
+}

@@ -1,0 +1,801 @@
+//! The import pipeline: input → [`mbox`] split → [`parse`] → dedup → thread → store, one
+//! SQLite transaction per batch. A reader thread splits, worker threads parse and compress,
+//! and the calling thread decides identity and writes, so the stages overlap across cores.
+
+pub mod mbox;
+pub mod parse;
+pub mod source;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use crossbeam_channel::bounded;
+use serde::Serialize;
+
+use crate::dedup::{self, Candidate, ContentKey, KeyInput, Verdict};
+use crate::message::{Address, ListName, MessageId};
+use crate::store::{self, Batch, FileProgress, FileRef, ListRef, Store};
+use crate::thread;
+use mbox::{Item, ProblemKind, SplitStats, Splitter, Variant};
+use parse::Parsed;
+use source::Input;
+
+/// Items sent from the reader to the parsers at a time.
+const CHUNK_ITEMS: usize = 256;
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// File every message under this list instead of detecting it.
+    pub list: Option<ListName>,
+    /// Messages per transaction.
+    pub batch_size: usize,
+    /// Largest message kept whole.
+    pub max_message_bytes: usize,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Parser threads.
+    pub parse_threads: usize,
+}
+
+/// The import summary. The first fields are the `--json` contract.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Input files read (stdin counts as one).
+    pub files: u64,
+    /// Message records read (separators found, plus a lone message without one).
+    pub messages_read: u64,
+    /// Messages stored for the first time.
+    pub messages_new: u64,
+    /// Copies that added a list to an already stored message.
+    pub cross_posts: u64,
+    /// Copies already stored for that list.
+    pub duplicates: u64,
+    /// Problems recorded (byte ranges that are not messages).
+    pub problems: u64,
+    /// Wall-clock seconds, filled in by the command.
+    pub seconds: f64,
+    /// Bytes read (decompressed).
+    pub bytes: u64,
+    /// Files passed over by a directory walk (not mail archives by name).
+    pub skipped: Vec<String>,
+    /// Per-file details.
+    pub details: Vec<FileReport>,
+}
+
+/// What was found in one file: the "import doctor" part of the report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileReport {
+    /// Path as given.
+    pub path: String,
+    /// List the messages were filed under.
+    pub list: String,
+    /// `mbox`, `pipermail`, `single-message` or `empty`.
+    pub variant: String,
+    /// `gzip` or `plain`.
+    pub encoding: String,
+    /// `lf`, `crlf`, `mixed` or `none`.
+    pub line_endings: String,
+    /// Message records read.
+    pub messages: u64,
+    /// Separators that did not follow a blank line.
+    pub suspicious_splits: u64,
+    /// Lines starting with `From ` kept inside bodies.
+    pub body_from_lines: u64,
+    /// `>From ` lines unquoted (mbox only).
+    pub quoted_from_lines: u64,
+    /// Messages without a usable Message-ID.
+    pub missing_ids: u64,
+    /// Messages without a usable date.
+    pub undated: u64,
+    /// Problems recorded for this file.
+    pub problems: u64,
+    /// Earliest message date (RFC 3339).
+    pub first_date: Option<String>,
+    /// Latest message date (RFC 3339).
+    pub last_date: Option<String>,
+    /// `unchanged` when skipped, `resumed at N` when read from a recorded offset.
+    pub note: Option<String>,
+}
+
+/// Progress callback: (message records, bytes) since the last call.
+pub type ProgressFn<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+/// A message after the parse stage: parsed and compressed, no longer tied to the input.
+struct Prepared {
+    offset: u64,
+    parsed: Parsed,
+    raw_z: Vec<u8>,
+    body_z: Vec<u8>,
+    size: u64,
+}
+
+enum Stage {
+    Message(Box<Prepared>),
+    Problem(store::NewProblem),
+}
+
+struct Chunk {
+    items: Vec<Stage>,
+    end_offset: u64,
+    variant: Variant,
+    records: u64,
+    bytes: u64,
+}
+
+/// Imports every input into `store`. With `dry_run`, everything runs inside one transaction
+/// that is rolled back at the end, so the report is exact and nothing is written.
+pub fn import(
+    store: &mut Store,
+    paths: &[PathBuf],
+    options: &Options,
+    dry_run: bool,
+    progress: ProgressFn<'_>,
+) -> Result<Report> {
+    let (inputs, skipped) = source::expand(paths)?;
+    let mut report = Report {
+        skipped: skipped.iter().map(|p| p.display().to_string()).collect(),
+        ..Report::default()
+    };
+    if dry_run {
+        store.begin_dry_run()?;
+    }
+    let result = (|| -> Result<()> {
+        for input in &inputs {
+            let file_report = import_input(store, input, options, progress, &mut report)
+                .with_context(|| format!("import of {} failed", input.display()))?;
+            report.files += 1;
+            report.details.push(file_report);
+        }
+        Ok(())
+    })();
+    if dry_run {
+        store.end_dry_run()?;
+    }
+    result?;
+    Ok(report)
+}
+
+/// How to read a file given what the store remembers of it.
+enum Plan {
+    Skip,
+    Full,
+    Resume { offset: u64, variant: Variant },
+}
+
+fn import_input(
+    store: &mut Store,
+    input: &Input,
+    options: &Options,
+    progress: ProgressFn<'_>,
+    report: &mut Report,
+) -> Result<FileReport> {
+    let display = input.display();
+    let mut file_report = FileReport {
+        path: display.clone(),
+        ..FileReport::default()
+    };
+    let list_key = options
+        .list
+        .as_ref()
+        .map(|l| l.as_str().to_string())
+        .unwrap_or_default();
+
+    // Incremental imports: compare the file with what was recorded.
+    let mut file_ref: Option<FileRef> = None;
+    let mut known_list: Option<ListRef> = None;
+    let mut plan = Plan::Full;
+    if let Input::File(path) = input {
+        let canonical = std::fs::canonicalize(path)
+            .with_context(|| format!("cannot resolve {}", path.display()))?;
+        let key_path = canonical.display().to_string();
+        let size = std::fs::metadata(&canonical)?.len();
+        let state = store.file_state(&key_path, &list_key)?;
+        let current_fp = source::fingerprint(&canonical, size)?;
+        if let Some(state) = state {
+            let same_prefix = size >= state.size
+                && state.fingerprint.as_deref()
+                    == Some(source::fingerprint(&canonical, state.size)?.as_slice());
+            let variant = variant_from_name(&state.variant);
+            if same_prefix && state.complete && size == state.size {
+                plan = Plan::Skip;
+            } else if same_prefix && (state.done_offset == 0 || variant.is_some()) {
+                plan = Plan::Resume {
+                    offset: state.done_offset,
+                    variant: variant.unwrap_or(Variant::Unknown),
+                };
+                store.resume_file(state.handle, size, &current_fp)?;
+            }
+            known_list = state.list;
+            file_ref = Some(state.handle);
+        }
+        if matches!(plan, Plan::Full) {
+            file_ref = Some(store.begin_file(&key_path, &list_key, false, size, &current_fp)?);
+        }
+    }
+    if matches!(plan, Plan::Skip) {
+        file_report.note = Some("unchanged since the last import".into());
+        return Ok(file_report);
+    }
+    let opened = source::open(input)?;
+    file_report.encoding = if opened.compressed { "gzip" } else { "plain" }.into();
+    if let (Some(file), true) = (file_ref, opened.compressed) {
+        store.set_file_compressed(file)?;
+    }
+    let (resume_offset, resume_variant) = match plan {
+        Plan::Resume { offset, variant } if offset > 0 => {
+            file_report.note = Some(format!("resumed at byte {offset}"));
+            (offset, variant)
+        }
+        _ => (0, Variant::Unknown),
+    };
+
+    let folder_list = match input {
+        Input::File(path) => source::folder_list_name(path),
+        Input::Stdin => None,
+    };
+    let mut session = FileSession {
+        options,
+        file: file_ref,
+        list: known_list.filter(|_| resume_offset > 0),
+        list_name: None,
+        folder_list,
+        footers: Vec::new(),
+        report: &mut file_report,
+        totals: report,
+        min_date: None,
+        max_date: None,
+    };
+
+    let threads = options.parse_threads.max(1);
+    let level = options.compression_level;
+    let max_bytes = options.max_message_bytes;
+    let batch_size = options.batch_size.max(1);
+    let split_stats = std::thread::scope(|scope| -> Result<(Variant, SplitStats)> {
+        let (raw_tx, raw_rx) = bounded::<(u64, Vec<Item>, u64, Variant, u64)>(threads * 2);
+        let (out_tx, out_rx) = bounded::<(u64, Result<Chunk>)>(threads * 2);
+        let reader = scope.spawn(move || -> Result<(Variant, SplitStats)> {
+            let mut splitter = Splitter::new(opened.reader, max_bytes);
+            if resume_offset > 0 {
+                splitter
+                    .resume_at(resume_offset, resume_variant)
+                    .context("cannot skip to the recorded import position")?;
+            }
+            let mut seq = 0u64;
+            let mut items = Vec::with_capacity(CHUNK_ITEMS);
+            let mut end = resume_offset;
+            let mut last_bytes = resume_offset;
+            while let Some(item) = splitter.next() {
+                end = match &item {
+                    Item::Message(m) => m.offset + m.len,
+                    Item::Problem(p) => p.offset + p.len,
+                };
+                items.push(item);
+                if items.len() >= CHUNK_ITEMS {
+                    let bytes = splitter.stats().total_bytes - last_bytes;
+                    last_bytes = splitter.stats().total_bytes;
+                    let chunk = std::mem::replace(&mut items, Vec::with_capacity(CHUNK_ITEMS));
+                    if raw_tx
+                        .send((seq, chunk, end, splitter.variant(), bytes))
+                        .is_err()
+                    {
+                        break;
+                    }
+                    seq += 1;
+                }
+            }
+            let bytes = splitter.stats().total_bytes - last_bytes;
+            // The last chunk always goes out, even empty, so the end offset is recorded.
+            let _ = raw_tx.send((
+                seq,
+                items,
+                end.max(splitter.stats().total_bytes),
+                splitter.variant(),
+                bytes,
+            ));
+            Ok((splitter.variant(), splitter.stats().clone()))
+        });
+        for _ in 0..threads {
+            let raw_rx = raw_rx.clone();
+            let out_tx = out_tx.clone();
+            scope.spawn(move || {
+                for (seq, items, end_offset, variant, bytes) in raw_rx {
+                    let chunk = prepare_chunk(items, end_offset, variant, bytes, level);
+                    if out_tx.send((seq, chunk)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(raw_rx);
+        drop(out_tx);
+
+        // Chunks arrive out of order from the workers; put them back in file order.
+        let mut waiting: BTreeMap<u64, Chunk> = BTreeMap::new();
+        let mut next_seq = 0u64;
+        let mut pending: Vec<Stage> = Vec::new();
+        let mut pending_end = resume_offset;
+        let mut variant;
+        let mut failure: Option<anyhow::Error> = None;
+        for (seq, chunk) in &out_rx {
+            match chunk {
+                Ok(chunk) => {
+                    waiting.insert(seq, chunk);
+                }
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+            while let Some(chunk) = waiting.remove(&next_seq) {
+                next_seq += 1;
+                progress(chunk.records, chunk.bytes);
+                variant = chunk.variant;
+                pending_end = chunk.end_offset;
+                pending.extend(chunk.items);
+                let messages = pending
+                    .iter()
+                    .filter(|s| matches!(s, Stage::Message(_)))
+                    .count();
+                if messages >= batch_size {
+                    let batch = std::mem::take(&mut pending);
+                    if let Err(err) = session.write(store, batch, pending_end, variant, false) {
+                        failure = Some(err);
+                        break;
+                    }
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+        }
+        // Stop the reader and workers before reporting a failure: dropping the receiver makes
+        // their sends fail and they return.
+        drop(out_rx);
+        let split = reader
+            .join()
+            .map_err(|_| anyhow!("the mbox reader thread panicked"))??;
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        session.write(store, pending, pending_end, split.0, true)?;
+        Ok(split)
+    })?;
+
+    let (variant, stats) = split_stats;
+    file_report.variant = variant.as_str().into();
+    file_report.line_endings = match (stats.lf_lines, stats.crlf_lines) {
+        (0, 0) => "none",
+        (_, 0) => "lf",
+        (0, _) => "crlf",
+        _ => "mixed",
+    }
+    .into();
+    file_report.suspicious_splits = stats.suspicious;
+    file_report.body_from_lines = stats.body_from_lines;
+    file_report.quoted_from_lines = stats.quoted_from_lines;
+    report.bytes += stats.total_bytes.saturating_sub(resume_offset);
+    Ok(file_report)
+}
+
+fn variant_from_name(name: &str) -> Option<Variant> {
+    [
+        Variant::Mbox,
+        Variant::Pipermail,
+        Variant::Single,
+        Variant::Unknown,
+    ]
+    .into_iter()
+    .find(|v| v.as_str() == name)
+}
+
+/// The parse stage for one chunk: parse, compress, and turn unparseable records into problems.
+fn prepare_chunk(
+    items: Vec<Item>,
+    end_offset: u64,
+    variant: Variant,
+    bytes: u64,
+    level: i32,
+) -> Result<Chunk> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut records = 0;
+    for item in items {
+        match item {
+            Item::Message(m) => {
+                records += 1;
+                let pipermail = variant == Variant::Pipermail;
+                // mail-parser promises never to panic; if it ever does, the message becomes a
+                // recorded problem instead of aborting the import.
+                let parsed = std::panic::catch_unwind(|| {
+                    parse::parse(&m.bytes, m.envelope.as_ref(), pipermail)
+                });
+                match parsed {
+                    Ok(Ok(parsed)) => {
+                        let raw_z = compress(&m.bytes, level)?;
+                        let body_z = compress(parsed.body.as_bytes(), level)?;
+                        out.push(Stage::Message(Box::new(Prepared {
+                            offset: m.offset,
+                            size: m.bytes.len() as u64,
+                            parsed,
+                            raw_z,
+                            body_z,
+                        })));
+                    }
+                    Ok(Err(err)) => out.push(Stage::Problem(problem(
+                        m.offset,
+                        m.len,
+                        ProblemKind::NoHeaders.as_str(),
+                        err.to_string(),
+                        &m.bytes,
+                        level,
+                    )?)),
+                    Err(_) => out.push(Stage::Problem(problem(
+                        m.offset,
+                        m.len,
+                        "parser-panic",
+                        "the MIME parser failed on this message".into(),
+                        &m.bytes,
+                        level,
+                    )?)),
+                }
+            }
+            Item::Problem(p) => {
+                if p.kind == ProblemKind::TooLarge {
+                    records += 1;
+                }
+                out.push(Stage::Problem(problem(
+                    p.offset,
+                    p.len,
+                    p.kind.as_str(),
+                    p.detail,
+                    &p.raw,
+                    level,
+                )?));
+            }
+        }
+    }
+    Ok(Chunk {
+        items: out,
+        end_offset,
+        variant,
+        records,
+        bytes,
+    })
+}
+
+fn problem(
+    offset: u64,
+    length: u64,
+    kind: &str,
+    detail: String,
+    raw: &[u8],
+    level: i32,
+) -> Result<store::NewProblem> {
+    Ok(store::NewProblem {
+        offset,
+        length,
+        kind: kind.into(),
+        detail,
+        raw_z: compress(raw, level)?,
+    })
+}
+
+fn compress(bytes: &[u8], level: i32) -> Result<Vec<u8>> {
+    zstd::bulk::compress(bytes, level).context("zstd compression failed")
+}
+
+/// The per-file state of the write stage.
+struct FileSession<'a> {
+    options: &'a Options,
+    file: Option<FileRef>,
+    list: Option<ListRef>,
+    list_name: Option<String>,
+    folder_list: Option<String>,
+    footers: Vec<String>,
+    report: &'a mut FileReport,
+    totals: &'a mut Report,
+    min_date: Option<i64>,
+    max_date: Option<i64>,
+}
+
+impl FileSession<'_> {
+    /// Decides the file's list on its first batch: `--list`, else the most common `List-Id`,
+    /// else the folder's name.
+    fn resolve_list(&mut self, store: &mut Store, stages: &[Stage]) -> Result<ListRef> {
+        if let Some(list) = self.list {
+            return Ok(list);
+        }
+        let (name, list_id) = if let Some(name) = &self.options.list {
+            (name.clone(), None)
+        } else {
+            let mut votes: BTreeMap<String, (usize, String)> = BTreeMap::new();
+            for stage in stages {
+                if let Stage::Message(m) = stage {
+                    if let Some(raw) = &m.parsed.list_id {
+                        if let Some(name) = ListName::from_list_id(raw) {
+                            let entry = votes
+                                .entry(name.as_str().to_string())
+                                .or_insert((0, raw.clone()));
+                            entry.0 += 1;
+                        }
+                    }
+                }
+            }
+            let best = votes
+                .into_iter()
+                .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.0.cmp(&a.0)));
+            match best {
+                Some((name, (_, raw))) => {
+                    (ListName::parse(&name).map_err(|e| anyhow!(e))?, Some(raw))
+                }
+                None => {
+                    let folder = self.folder_list.clone().ok_or_else(|| {
+                        anyhow!("cannot tell which list these messages belong to (no List-Id header and no folder name): pass --list NAME")
+                    })?;
+                    (ListName::parse(&folder).map_err(|e| anyhow!(e))?, None)
+                }
+            }
+        };
+        let list = store.ensure_list(&name, list_id.as_deref())?;
+        if let Some(file) = self.file {
+            store.set_file_list(file, list)?;
+        }
+        self.list = Some(list);
+        Ok(list)
+    }
+
+    fn write(
+        &mut self,
+        store: &mut Store,
+        stages: Vec<Stage>,
+        end_offset: u64,
+        variant: Variant,
+        complete: bool,
+    ) -> Result<()> {
+        let list = self.resolve_list(store, &stages)?;
+        if self.list_name.is_none() {
+            self.list_name = Some(store.list_name(list)?);
+            self.footers = store.footers(list)?;
+            self.report.list = self.list_name.clone().unwrap_or_default();
+        }
+        let mut batch = Batch {
+            progress: self.file.map(|_| FileProgress {
+                done_offset: end_offset,
+                complete,
+                variant: variant.as_str().into(),
+            }),
+            ..Batch::default()
+        };
+        let mut messages: Vec<Prepared> = Vec::new();
+        for stage in stages {
+            match stage {
+                Stage::Message(m) => messages.push(*m),
+                Stage::Problem(p) => {
+                    if p.kind != ProblemKind::Preamble.as_str()
+                        && p.kind != ProblemKind::Truncated.as_str()
+                    {
+                        self.report.messages += 1;
+                        self.totals.messages_read += 1;
+                    }
+                    self.report.problems += 1;
+                    self.totals.problems += 1;
+                    batch.problems.push(p);
+                }
+            }
+        }
+        self.report.messages += messages.len() as u64;
+        self.totals.messages_read += messages.len() as u64;
+
+        // Learn this list's footer from the batch before computing keys with it.
+        let bodies: Vec<&str> = messages.iter().map(|m| m.parsed.body.as_str()).collect();
+        for footer in dedup::learn_footers(&bodies) {
+            if !self.footers.contains(&footer) {
+                self.footers.push(footer.clone());
+                batch.footers.push(footer);
+            }
+        }
+        let keys: Vec<ContentKey> = messages
+            .iter()
+            .map(|m| {
+                let p = &m.parsed;
+                dedup::content_key(&KeyInput {
+                    from_addr: p.from.addr.as_deref(),
+                    date: p.date,
+                    subject: &p.subject,
+                    body: dedup::strip_footer(&p.body, &self.footers),
+                    attachments: &p.attachments,
+                })
+            })
+            .collect();
+        // Identity look-up key per message: the header id, else the synthetic id.
+        let lookups: Vec<(String, bool)> = messages
+            .iter()
+            .zip(&keys)
+            .map(|(m, key)| match &m.parsed.message_id {
+                Some(id) => (id.as_str().to_string(), true),
+                None => (dedup::synthetic_id(key).as_str().to_string(), false),
+            })
+            .collect();
+        let header_ids: Vec<&str> = lookups
+            .iter()
+            .filter(|l| l.1)
+            .map(|l| l.0.as_str())
+            .collect();
+        let synthetic: Vec<&str> = lookups
+            .iter()
+            .filter(|l| !l.1)
+            .map(|l| l.0.as_str())
+            .collect();
+        let stored = store.candidates(&header_ids, &synthetic)?;
+
+        // The view of candidates, updated as this batch decides.
+        let mut view: HashMap<String, Vec<(Option<store::MessageRef>, Candidate)>> = HashMap::new();
+        for (lookup, cands) in stored {
+            view.insert(
+                lookup,
+                cands
+                    .into_iter()
+                    .map(|c| {
+                        let in_list = c.lists.contains(&list);
+                        (
+                            Some(c.handle),
+                            Candidate {
+                                id: c.id,
+                                key: c.key,
+                                in_list,
+                            },
+                        )
+                    })
+                    .collect(),
+            );
+        }
+        let mut new_messages: Vec<(Prepared, MessageId, ContentKey)> = Vec::new();
+        for ((m, key), (lookup, _)) in messages.into_iter().zip(keys).zip(lookups) {
+            if m.parsed.message_id.is_none() {
+                self.report.missing_ids += 1;
+            }
+            match m.parsed.date {
+                Some(d) => {
+                    self.min_date = Some(self.min_date.map_or(d, |x| x.min(d)));
+                    self.max_date = Some(self.max_date.map_or(d, |x| x.max(d)));
+                }
+                None => self.report.undated += 1,
+            }
+            let entry = view.entry(lookup).or_default();
+            let cands: Vec<Candidate> = entry.iter().map(|(_, c)| c.clone()).collect();
+            let taken = |id: &MessageId| cands.iter().any(|c| &c.id == id);
+            match dedup::decide(m.parsed.message_id.as_ref(), &key, &cands, &taken) {
+                Verdict::New(id) => {
+                    entry.push((
+                        None,
+                        Candidate {
+                            id: id.clone(),
+                            key,
+                            in_list: true,
+                        },
+                    ));
+                    self.totals.messages_new += 1;
+                    new_messages.push((m, id, key));
+                }
+                Verdict::CrossPost(id) => {
+                    if let Some((handle, cand)) = entry.iter_mut().find(|(_, c)| c.id == id) {
+                        cand.in_list = true;
+                        if let Some(handle) = handle {
+                            batch.cross_posts.push((*handle, m.offset));
+                        }
+                    }
+                    self.totals.cross_posts += 1;
+                }
+                Verdict::Duplicate(_) => self.totals.duplicates += 1,
+            }
+        }
+
+        self.thread_and_fill(store, &mut batch, new_messages)?;
+        self.report.first_date = self.min_date.map(rfc3339);
+        self.report.last_date = self.max_date.map(rfc3339);
+        store.write_batch(list, self.file, &batch)
+    }
+
+    /// Assigns threads to the batch's new messages and turns them into rows.
+    fn thread_and_fill(
+        &mut self,
+        store: &mut Store,
+        batch: &mut Batch,
+        new_messages: Vec<(Prepared, MessageId, ContentKey)>,
+    ) -> Result<()> {
+        if new_messages.is_empty() {
+            return Ok(());
+        }
+        let inputs: Vec<thread::NewMessage> = new_messages
+            .iter()
+            .map(|(m, id, _)| {
+                let (key, is_reply) = thread::subject_key(&m.parsed.subject);
+                thread::NewMessage {
+                    message_id: id.as_str().to_string(),
+                    refs: m
+                        .parsed
+                        .refs
+                        .iter()
+                        .map(|r| r.as_str().to_string())
+                        .collect(),
+                    subject_key: (is_reply && !m.parsed.has_ref_headers && !key.is_empty())
+                        .then_some(key),
+                    date: m.parsed.date,
+                }
+            })
+            .collect();
+        let mut wanted: Vec<&str> = Vec::new();
+        for input in &inputs {
+            wanted.push(&input.message_id);
+            wanted.extend(input.refs.iter().map(String::as_str));
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let known = store.thread_keys(&wanted)?;
+        let subject_keys: Vec<String> = new_messages
+            .iter()
+            .map(|(m, _, _)| thread::subject_key(&m.parsed.subject).0)
+            .collect();
+        let mut wanted_subjects: Vec<&str> = subject_keys
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !k.is_empty())
+            .collect();
+        wanted_subjects.sort_unstable();
+        wanted_subjects.dedup();
+        let subject_threads = store.subject_threads(&wanted_subjects)?;
+        let next = store.next_thread_id()?;
+        let assignment = thread::assign(&inputs, &known, &subject_threads, next);
+        batch.thread_keys = assignment.keys;
+        batch.merges = assignment.merges;
+
+        for (((m, id, key), thread_id), subject_key) in new_messages
+            .into_iter()
+            .zip(assignment.thread_of)
+            .zip(subject_keys)
+        {
+            if let (false, Some(date)) = (subject_key.is_empty(), m.parsed.date) {
+                batch.subject_threads.push((subject_key, thread_id, date));
+            }
+            let p = m.parsed;
+            let recipients: Vec<[Option<&str>; 2]> =
+                p.to.iter()
+                    .chain(&p.cc)
+                    .map(|a: &Address| [a.name.as_deref(), a.addr.as_deref()])
+                    .collect();
+            let refs: Vec<&str> = p.refs.iter().map(MessageId::as_str).collect();
+            batch.messages.push(store::NewMessage {
+                id,
+                header_id: p.message_id.clone(),
+                key,
+                thread: thread_id,
+                date: p.date,
+                from_name: p.from.name.clone(),
+                from_addr: p.from.addr.clone(),
+                subject: p.subject.clone(),
+                recipients_json: serde_json::to_string(&recipients)?,
+                refs_json: serde_json::to_string(&refs)?,
+                has_patch: p.has_patch,
+                html_only: p.html_only,
+                size: m.size,
+                raw_z: m.raw_z,
+                body_z: m.body_z,
+                attachments: p.attachments,
+                offset: m.offset,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Formats Unix seconds as RFC 3339 UTC.
+pub fn rfc3339(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ts.to_string())
+}

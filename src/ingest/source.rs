@@ -1,0 +1,214 @@
+//! Input sources: files (plain or gzip, detected by magic bytes, multi-member), stdin, and the
+//! directory walk that turns the command line's PATHs into an ordered list of files.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use flate2::bufread::MultiGzDecoder;
+
+/// One input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A file on disk.
+    File(PathBuf),
+    /// Standard input (`-`).
+    Stdin,
+}
+
+impl Input {
+    /// How the input is named in reports and in the `files` table.
+    pub fn display(&self) -> String {
+        match self {
+            Input::File(p) => p.display().to_string(),
+            Input::Stdin => "<stdin>".into(),
+        }
+    }
+}
+
+/// File name endings taken when walking a directory. A file named on the command line is read
+/// whatever its name.
+const ARCHIVE_ENDINGS: &[&str] = &[
+    ".mbox", ".mbx", ".mboxrd", ".txt", ".eml", ".gz", ".mbox.gz", ".txt.gz",
+];
+
+/// Expands PATHs: files as given, directories walked (sorted, hidden entries skipped) for
+/// archive files, `-` for stdin. Returns the inputs and the files a walk passed over, so the
+/// report can name them.
+pub fn expand(paths: &[PathBuf]) -> Result<(Vec<Input>, Vec<PathBuf>)> {
+    let mut inputs = Vec::new();
+    let mut skipped = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            inputs.push(Input::Stdin);
+            continue;
+        }
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !meta.is_dir() {
+            inputs.push(Input::File(path.clone()));
+            continue;
+        }
+        // An explicit stack, not recursion: directory trees can be deep.
+        let mut stack = vec![path.clone()];
+        let mut found = Vec::new();
+        while let Some(dir) = stack.pop() {
+            let entries = std::fs::read_dir(&dir)
+                .with_context(|| format!("cannot list directory {}", dir.display()))?;
+            for entry in entries {
+                let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let file_type = entry.file_type()?;
+                let p = entry.path();
+                if file_type.is_dir() {
+                    stack.push(p);
+                } else if file_type.is_file() {
+                    if is_archive_name(&name, &dir) {
+                        found.push(p);
+                    } else {
+                        skipped.push(p);
+                    }
+                }
+            }
+        }
+        found.sort();
+        inputs.extend(found.into_iter().map(Input::File));
+    }
+    skipped.sort();
+    Ok((inputs, skipped))
+}
+
+fn is_archive_name(name: &str, dir: &Path) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let in_maildir = matches!(
+        dir.file_name().and_then(|n| n.to_str()),
+        Some("cur") | Some("new")
+    );
+    in_maildir || ARCHIVE_ENDINGS.iter().any(|e| lower.ends_with(e))
+}
+
+/// The list name a directory walk suggests for a file: its folder's name (the folder above
+/// `cur`/`new` for Maildir), cleaned into a valid list name.
+pub fn folder_list_name(path: &Path) -> Option<String> {
+    let mut dir = path.parent()?;
+    if matches!(
+        dir.file_name().and_then(|n| n.to_str()),
+        Some("cur") | Some("new") | Some("tmp")
+    ) {
+        dir = dir.parent()?;
+    }
+    let name = dir.file_name()?.to_str()?;
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches(['-', '_', '.']).to_string();
+    (!cleaned.is_empty()).then(|| cleaned.chars().take(64).collect())
+}
+
+/// An opened input: a buffered byte stream, already decompressed.
+pub struct Opened {
+    /// The bytes.
+    pub reader: Box<dyn BufRead + Send>,
+    /// Whether the input was gzip.
+    pub compressed: bool,
+}
+
+/// Opens an input, detecting gzip by its magic bytes rather than by its name.
+pub fn open(input: &Input) -> Result<Opened> {
+    let raw: Box<dyn Read + Send> = match input {
+        Input::File(path) => {
+            Box::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
+        }
+        Input::Stdin => Box::new(io::stdin()),
+    };
+    let mut buffered = BufReader::with_capacity(256 * 1024, raw);
+    let head = buffered
+        .fill_buf()
+        .with_context(|| format!("cannot read {}", input.display()))?;
+    let compressed = head.starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn BufRead + Send> = if compressed {
+        Box::new(BufReader::with_capacity(
+            256 * 1024,
+            MultiGzDecoder::new(buffered),
+        ))
+    } else {
+        Box::new(buffered)
+    };
+    Ok(Opened { reader, compressed })
+}
+
+/// Bytes hashed from each end of the already-read region.
+const FINGERPRINT_SPAN: u64 = 64 * 1024;
+
+/// A fingerprint of the on-disk bytes `[0, upto)`: BLAKE3 of the length, the first 64 KiB and
+/// the last 64 KiB. Enough to tell a file that only grew (cron appending to a live mbox) from
+/// one that was rewritten, without reading what was already imported.
+pub fn fingerprint(path: &Path, upto: u64) -> Result<Vec<u8>> {
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut h = blake3::Hasher::new();
+    h.update(&upto.to_le_bytes());
+    let head_len = upto.min(FINGERPRINT_SPAN);
+    let mut buf = vec![0u8; head_len as usize];
+    file.read_exact(&mut buf)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    h.update(&buf);
+    if upto > FINGERPRINT_SPAN {
+        let tail_start = upto.saturating_sub(FINGERPRINT_SPAN).max(FINGERPRINT_SPAN);
+        file.seek(SeekFrom::Start(tail_start))?;
+        let mut tail = vec![0u8; (upto - tail_start) as usize];
+        file.read_exact(&mut tail)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        h.update(&tail);
+    }
+    Ok(h.finalize().as_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names() {
+        let cases = [
+            ("/x/r-devel/2019-May.txt", Some("r-devel")),
+            ("/x/Linux NFS/a.mbox", Some("linux-nfs")),
+            ("/x/inbox/cur/123:2,S", Some("inbox")),
+            ("a.mbox", None),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(
+                folder_list_name(Path::new(path)).as_deref(),
+                expected,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn fingerprint_tells_growth_from_rewrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.mbox");
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &body).expect("write");
+        let before = fingerprint(&path, body.len() as u64).expect("fp");
+        let mut grown = body.clone();
+        grown.extend_from_slice(b"more");
+        std::fs::write(&path, &grown).expect("write");
+        assert_eq!(before, fingerprint(&path, body.len() as u64).expect("fp"));
+        let mut rewritten = body.clone();
+        rewritten[body.len() - 10] ^= 1;
+        std::fs::write(&path, &rewritten).expect("write");
+        assert_ne!(before, fingerprint(&path, body.len() as u64).expect("fp"));
+    }
+}

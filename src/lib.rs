@@ -1,0 +1,13 @@
+//! Archivist: a mailing-list archive with full-text search and weekly topic digests.
+//!
+//! See ARCHITECTURE.md for the bird's-eye view. The binary (`src/main.rs`) parses arguments and
+//! calls into [`cli`]; everything below `cli` takes the clock and the configuration as values.
+
+pub mod cli;
+pub mod config;
+pub mod dedup;
+pub mod ingest;
+pub mod message;
+pub mod sample;
+pub mod store;
+pub mod thread;

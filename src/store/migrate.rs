@@ -1,0 +1,28 @@
+//! Schema migrations: the `schema/NNNN_*.sql` files, embedded, applied in order once each and
+//! tracked by `PRAGMA user_version`. Append-only: a landed migration is never edited.
+
+use anyhow::{bail, Context, Result};
+use rusqlite::Connection;
+
+/// Every migration, in order. Index + 1 is the `user_version` after applying it.
+pub const MIGRATIONS: &[(&str, &str)] =
+    &[("0001_init", include_str!("../../schema/0001_init.sql"))];
+
+/// Applies the migrations the database has not seen yet, each in its own transaction.
+pub fn apply(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        bail!(
+            "the archive has schema version {current}, newer than this archivist knows ({known}); upgrade archivist"
+        );
+    }
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {name} failed"))?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,653 @@
+//! The SQLite archive: the only module with SQL. Opens the database (WAL, foreign keys,
+//! migrations from `schema/`), answers the importer's batched look-ups and writes each batch in
+//! one transaction. Row ids stay in here; callers see [`MessageRef`] handles and Message-IDs.
+
+mod migrate;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use crate::dedup::ContentKey;
+use crate::message::{Attachment, ListName, MessageId};
+use crate::thread::ThreadId;
+
+/// SQLite caps the number of `?` parameters; look-ups are chunked below it.
+const LOOKUP_CHUNK: usize = 500;
+
+/// An opaque handle to a stored message, valid for one [`Store`]. Its row id never leaves
+/// this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageRef(i64);
+
+/// An opaque handle to a list row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListRef(i64);
+
+/// An opaque handle to an input file row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileRef(i64);
+
+/// A stored message that shares an identity with an incoming copy.
+#[derive(Debug, Clone)]
+pub struct StoredCandidate {
+    /// Handle for writing memberships.
+    pub handle: MessageRef,
+    /// Public id.
+    pub id: MessageId,
+    /// Content key.
+    pub key: ContentKey,
+    /// Lists it is already a member of.
+    pub lists: Vec<ListRef>,
+}
+
+/// What the store remembers about an input file.
+#[derive(Debug, Clone)]
+pub struct FileState {
+    /// Handle.
+    pub handle: FileRef,
+    /// The list its messages were filed under.
+    pub list: Option<ListRef>,
+    /// Detected variant name.
+    pub variant: String,
+    /// On-disk size when last read.
+    pub size: u64,
+    /// End of the last committed record in the (decompressed) stream.
+    pub done_offset: u64,
+    /// Fingerprint of the on-disk bytes `[0, size)`.
+    pub fingerprint: Option<Vec<u8>>,
+    /// Whether the whole file was read.
+    pub complete: bool,
+}
+
+/// A new message row.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Public id.
+    pub id: MessageId,
+    /// The header's Message-ID, if any.
+    pub header_id: Option<MessageId>,
+    /// Dedup key.
+    pub key: ContentKey,
+    /// Thread.
+    pub thread: ThreadId,
+    /// Unix seconds.
+    pub date: Option<i64>,
+    /// Sender name.
+    pub from_name: Option<String>,
+    /// Sender address.
+    pub from_addr: Option<String>,
+    /// Decoded subject.
+    pub subject: String,
+    /// To then Cc as `[name, addr]` pairs, JSON.
+    pub recipients_json: String,
+    /// References then In-Reply-To, JSON.
+    pub refs_json: String,
+    /// Flags.
+    pub has_patch: bool,
+    /// Flags.
+    pub html_only: bool,
+    /// Raw size.
+    pub size: u64,
+    /// zstd-compressed raw bytes.
+    pub raw_z: Vec<u8>,
+    /// zstd-compressed body text.
+    pub body_z: Vec<u8>,
+    /// Attachments.
+    pub attachments: Vec<Attachment>,
+    /// Where this copy came from.
+    pub offset: u64,
+}
+
+/// A problem row.
+#[derive(Debug, Clone)]
+pub struct NewProblem {
+    /// Offset in the file's (decompressed) stream.
+    pub offset: u64,
+    /// Length of the range.
+    pub length: u64,
+    /// Kind name.
+    pub kind: String,
+    /// Explanation.
+    pub detail: String,
+    /// zstd-compressed bytes.
+    pub raw_z: Vec<u8>,
+}
+
+/// Everything one import batch writes, applied in a single transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// New messages (memberships in the batch's list are added for them).
+    pub messages: Vec<NewMessage>,
+    /// Existing messages that gained the batch's list: (message, offset).
+    pub cross_posts: Vec<(MessageRef, u64)>,
+    /// Thread keys to insert or update.
+    pub thread_keys: Vec<(String, ThreadId)>,
+    /// Thread merges: (absorbed, survivor).
+    pub merges: Vec<(ThreadId, ThreadId)>,
+    /// Subject fallback entries to upsert: (key, thread, date).
+    pub subject_threads: Vec<(String, ThreadId, i64)>,
+    /// Problems found.
+    pub problems: Vec<NewProblem>,
+    /// Footers newly learned for the batch's list.
+    pub footers: Vec<String>,
+    /// File progress to record, if the batch came from a file.
+    pub progress: Option<FileProgress>,
+}
+
+/// The file position a batch brings the import to.
+#[derive(Debug, Clone)]
+pub struct FileProgress {
+    /// End of the last record in this batch.
+    pub done_offset: u64,
+    /// Whether the file has been read to its end.
+    pub complete: bool,
+    /// The variant, once known.
+    pub variant: String,
+}
+
+/// Archive-wide counts for `archivist stats`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    /// Distinct messages.
+    pub messages: u64,
+    /// Threads with at least one stored message.
+    pub threads: u64,
+    /// Messages per list (a cross-post counts in each of its lists).
+    pub lists: std::collections::BTreeMap<String, u64>,
+    /// Problems recorded.
+    pub problems: u64,
+}
+
+/// The archive database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the archive at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open archive database {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let mut store = Store { conn };
+        migrate::apply(&mut store.conn)
+            .with_context(|| format!("cannot migrate {}", path.display()))?;
+        Ok(store)
+    }
+
+    /// The schema version (number of migrations applied).
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// The list's handle, creating the list on first use.
+    pub fn ensure_list(&mut self, name: &ListName, list_id: Option<&str>) -> Result<ListRef> {
+        self.conn.execute(
+            "INSERT INTO lists (name, list_id) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET list_id = COALESCE(lists.list_id, excluded.list_id)",
+            params![name.as_str(), list_id],
+        )?;
+        let id = self.conn.query_row(
+            "SELECT id FROM lists WHERE name = ?1",
+            [name.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(ListRef(id))
+    }
+
+    /// The footers learned so far for a list.
+    pub fn footers(&self, list: ListRef) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT footer FROM list_footers WHERE list = ?1 ORDER BY footer")?;
+        let rows = stmt.query_map([list.0], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The recorded state of an input file.
+    pub fn file_state(&self, path: &str, list_key: &str) -> Result<Option<FileState>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, list, variant, size, done_offset, fingerprint, complete
+                 FROM files WHERE path = ?1 AND list_key = ?2",
+                params![path, list_key],
+                |r| {
+                    Ok(FileState {
+                        handle: FileRef(r.get(0)?),
+                        list: r.get::<_, Option<i64>>(1)?.map(ListRef),
+                        variant: r.get(2)?,
+                        size: r.get::<_, i64>(3)? as u64,
+                        done_offset: r.get::<_, i64>(4)? as u64,
+                        fingerprint: r.get(5)?,
+                        complete: r.get::<_, i64>(6)? != 0,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Starts (or restarts from zero) the record of an input file read from the beginning.
+    pub fn begin_file(
+        &mut self,
+        path: &str,
+        list_key: &str,
+        compressed: bool,
+        size: u64,
+        fingerprint: &[u8],
+    ) -> Result<FileRef> {
+        self.conn.execute(
+            "INSERT INTO files (path, list_key, variant, compressed, size, done_offset, fingerprint, complete)
+             VALUES (?1, ?2, 'unknown', ?3, ?4, 0, ?5, 0)
+             ON CONFLICT(path, list_key) DO UPDATE SET
+                compressed = excluded.compressed, size = excluded.size,
+                fingerprint = excluded.fingerprint, done_offset = 0, complete = 0",
+            params![path, list_key, compressed, size as i64, fingerprint],
+        )?;
+        let id = self.conn.query_row(
+            "SELECT id FROM files WHERE path = ?1 AND list_key = ?2",
+            params![path, list_key],
+            |r| r.get(0),
+        )?;
+        Ok(FileRef(id))
+    }
+
+    /// Records that a file grew and is being read again from its committed offset.
+    pub fn resume_file(&mut self, file: FileRef, size: u64, fingerprint: &[u8]) -> Result<()> {
+        self.conn.execute(
+            "UPDATE files SET size = ?2, fingerprint = ?3, complete = 0 WHERE id = ?1",
+            params![file.0, size as i64, fingerprint],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a file as gzip-compressed.
+    pub fn set_file_compressed(&mut self, file: FileRef) -> Result<()> {
+        self.conn
+            .execute("UPDATE files SET compressed = 1 WHERE id = ?1", [file.0])?;
+        Ok(())
+    }
+
+    /// Starts a dry run: everything until [`Store::end_dry_run`] is rolled back.
+    pub fn begin_dry_run(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN")?;
+        Ok(())
+    }
+
+    /// Ends a dry run, discarding everything written since [`Store::begin_dry_run`].
+    pub fn end_dry_run(&mut self) -> Result<()> {
+        self.conn.execute_batch("ROLLBACK")?;
+        Ok(())
+    }
+
+    /// A list's name.
+    pub fn list_name(&self, list: ListRef) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("SELECT name FROM lists WHERE id = ?1", [list.0], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Sets the list a file's messages are filed under.
+    pub fn set_file_list(&mut self, file: FileRef, list: ListRef) -> Result<()> {
+        self.conn.execute(
+            "UPDATE files SET list = ?2 WHERE id = ?1",
+            params![file.0, list.0],
+        )?;
+        Ok(())
+    }
+
+    /// Stored messages whose header Message-ID is one of `header_ids`, or whose public id is
+    /// one of `public_ids` (synthetic ids of messages without a header id), in one pass of
+    /// chunked `IN` queries.
+    pub fn candidates(
+        &self,
+        header_ids: &[&str],
+        public_ids: &[&str],
+    ) -> Result<HashMap<String, Vec<StoredCandidate>>> {
+        let mut by_row: HashMap<i64, (String, StoredCandidate)> = HashMap::new();
+        for (column, ids) in [
+            ("header_message_id", header_ids),
+            ("message_id", public_ids),
+        ] {
+            for chunk in ids.chunks(LOOKUP_CHUNK) {
+                let sql = format!(
+                    "SELECT id, message_id, content_key, {column} FROM messages WHERE {column} IN ({})",
+                    placeholders(chunk.len())
+                );
+                let mut stmt = self.conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
+                    let row: i64 = r.get(0)?;
+                    let id: String = r.get(1)?;
+                    let key: Vec<u8> = r.get(2)?;
+                    let lookup: String = r.get(3)?;
+                    Ok((row, id, key, lookup))
+                })?;
+                for row in rows {
+                    let (row, id, key, lookup) = row?;
+                    let key = key_from_blob(&key);
+                    by_row.insert(
+                        row,
+                        (
+                            lookup,
+                            StoredCandidate {
+                                handle: MessageRef(row),
+                                id: MessageId::from_trusted(id),
+                                key,
+                                lists: Vec::new(),
+                            },
+                        ),
+                    );
+                }
+            }
+        }
+        let rows: Vec<i64> = by_row.keys().copied().collect();
+        for chunk in rows.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "SELECT message, list FROM memberships WHERE message IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let pairs = stmt.query_map(params_from_iter(chunk.iter()), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for pair in pairs {
+                let (message, list) = pair?;
+                if let Some((_, cand)) = by_row.get_mut(&message) {
+                    cand.lists.push(ListRef(list));
+                }
+            }
+        }
+        let mut out: HashMap<String, Vec<StoredCandidate>> = HashMap::new();
+        let mut sorted: Vec<(i64, (String, StoredCandidate))> = by_row.into_iter().collect();
+        sorted.sort_by_key(|(row, _)| *row);
+        for (_, (lookup, cand)) in sorted {
+            out.entry(lookup).or_default().push(cand);
+        }
+        Ok(out)
+    }
+
+    /// Thread ids of the given Message-IDs (stored messages and ghosts).
+    pub fn thread_keys(&self, ids: &[&str]) -> Result<HashMap<String, ThreadId>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "SELECT msgid, thread_id FROM thread_keys WHERE msgid IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
+                Ok((r.get::<_, String>(0)?, ThreadId(r.get(1)?)))
+            })?;
+            for row in rows {
+                let (k, v) = row?;
+                out.insert(k, v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Subject-fallback entries for the given normalised subjects: (thread, last date).
+    pub fn subject_threads(&self, keys: &[&str]) -> Result<HashMap<String, (ThreadId, i64)>> {
+        let mut out = HashMap::new();
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "SELECT subject_key, thread_id, last_date FROM subject_threads WHERE subject_key IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
+                Ok((r.get::<_, String>(0)?, (ThreadId(r.get(1)?), r.get(2)?)))
+            })?;
+            for row in rows {
+                let (k, v) = row?;
+                out.insert(k, v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first thread id not used yet.
+    pub fn next_thread_id(&self) -> Result<ThreadId> {
+        let max: Option<i64> =
+            self.conn
+                .query_row("SELECT MAX(thread_id) FROM thread_keys", [], |r| r.get(0))?;
+        Ok(ThreadId(max.unwrap_or(0) + 1))
+    }
+
+    /// Writes one batch atomically: messages, memberships, threads, problems and the file's
+    /// progress commit together, so a crash leaves either all of it or none.
+    pub fn write_batch(
+        &mut self,
+        list: ListRef,
+        file: Option<FileRef>,
+        batch: &Batch,
+    ) -> Result<()> {
+        // A savepoint, not a transaction: outside a dry run it commits like one, inside the dry
+        // run's outer transaction it nests, and the whole run is rolled back at the end.
+        let tx = self.conn.savepoint()?;
+        {
+            let mut insert_msg = tx.prepare_cached(
+                "INSERT INTO messages (message_id, header_message_id, content_key, thread_id, date,
+                    from_name, from_addr, subject, recipients, refs, has_attachment, has_patch,
+                    html_only, size, raw, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?;
+            let mut insert_member = tx.prepare_cached(
+                "INSERT OR IGNORE INTO memberships (message, list, file, offset) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut insert_attachment = tx.prepare_cached(
+                "INSERT INTO attachments (message, position, filename, content_type, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let file_id = file.map(|f| f.0);
+            for m in &batch.messages {
+                insert_msg.execute(params![
+                    m.id.as_str(),
+                    m.header_id.as_ref().map(MessageId::as_str),
+                    &m.key.0[..],
+                    m.thread.0,
+                    m.date,
+                    m.from_name,
+                    m.from_addr,
+                    m.subject,
+                    m.recipients_json,
+                    m.refs_json,
+                    !m.attachments.is_empty(),
+                    m.has_patch,
+                    m.html_only,
+                    m.size as i64,
+                    m.raw_z,
+                    m.body_z,
+                ])?;
+                let row = tx.last_insert_rowid();
+                insert_member.execute(params![row, list.0, file_id, m.offset as i64])?;
+                for (pos, a) in m.attachments.iter().enumerate() {
+                    insert_attachment.execute(params![
+                        row,
+                        pos as i64,
+                        a.filename,
+                        a.content_type,
+                        a.size as i64
+                    ])?;
+                }
+            }
+            for (message, offset) in &batch.cross_posts {
+                insert_member.execute(params![message.0, list.0, file_id, *offset as i64])?;
+            }
+            let mut upsert_key = tx.prepare_cached(
+                "INSERT INTO thread_keys (msgid, thread_id) VALUES (?1, ?2)
+                 ON CONFLICT(msgid) DO UPDATE SET thread_id = excluded.thread_id",
+            )?;
+            for (msgid, thread) in &batch.thread_keys {
+                upsert_key.execute(params![msgid, thread.0])?;
+            }
+            for (absorbed, survivor) in &batch.merges {
+                tx.execute(
+                    "UPDATE messages SET thread_id = ?2 WHERE thread_id = ?1",
+                    params![absorbed.0, survivor.0],
+                )?;
+                tx.execute(
+                    "UPDATE thread_keys SET thread_id = ?2 WHERE thread_id = ?1",
+                    params![absorbed.0, survivor.0],
+                )?;
+                tx.execute(
+                    "UPDATE subject_threads SET thread_id = ?2 WHERE thread_id = ?1",
+                    params![absorbed.0, survivor.0],
+                )?;
+            }
+            let mut upsert_subject = tx.prepare_cached(
+                "INSERT INTO subject_threads (subject_key, thread_id, last_date) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(subject_key) DO UPDATE SET thread_id = excluded.thread_id,
+                    last_date = MAX(last_date, excluded.last_date)",
+            )?;
+            for (key, thread, date) in &batch.subject_threads {
+                upsert_subject.execute(params![key, thread.0, date])?;
+            }
+            let mut insert_problem = tx.prepare_cached(
+                "INSERT OR IGNORE INTO problems (file, offset, length, kind, detail, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for p in &batch.problems {
+                insert_problem.execute(params![
+                    file_id,
+                    p.offset as i64,
+                    p.length as i64,
+                    p.kind,
+                    p.detail,
+                    p.raw_z
+                ])?;
+            }
+            let mut insert_footer = tx.prepare_cached(
+                "INSERT OR IGNORE INTO list_footers (list, footer) VALUES (?1, ?2)",
+            )?;
+            for footer in &batch.footers {
+                insert_footer.execute(params![list.0, footer])?;
+            }
+            if let (Some(file), Some(progress)) = (file, &batch.progress) {
+                tx.execute(
+                    "UPDATE files SET done_offset = ?2, complete = ?3, variant = ?4, list = ?5 WHERE id = ?1",
+                    params![
+                        file.0,
+                        progress.done_offset as i64,
+                        progress.complete,
+                        progress.variant,
+                        list.0
+                    ],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Archive-wide counts.
+    pub fn stats(&self) -> Result<Stats> {
+        let messages: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
+        let threads: i64 =
+            self.conn
+                .query_row("SELECT COUNT(DISTINCT thread_id) FROM messages", [], |r| {
+                    r.get(0)
+                })?;
+        let problems: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM problems", [], |r| r.get(0))?;
+        let mut stmt = self.conn.prepare(
+            "SELECT lists.name, COUNT(memberships.message) FROM lists
+             LEFT JOIN memberships ON memberships.list = lists.id
+             GROUP BY lists.id ORDER BY lists.name",
+        )?;
+        let lists = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Stats {
+            messages: messages as u64,
+            threads: threads as u64,
+            lists,
+            problems: problems as u64,
+        })
+    }
+
+    /// The stored raw bytes of a message, decompressed, by public id.
+    pub fn raw_message(&self, id: &MessageId) -> Result<Option<Vec<u8>>> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT raw FROM messages WHERE message_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        blob.map(|b| zstd::decode_all(&b[..]).context("stored message does not decompress"))
+            .transpose()
+    }
+
+    /// Lists a message belongs to, by public id, sorted by name.
+    pub fn message_lists(&self, id: &MessageId) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT lists.name FROM memberships
+             JOIN messages ON messages.id = memberships.message
+             JOIN lists ON lists.id = memberships.list
+             WHERE messages.message_id = ?1 ORDER BY lists.name",
+        )?;
+        let rows = stmt.query_map([id.as_str()], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Public ids of the messages in the same thread as `id`, in date order.
+    pub fn thread_of(&self, id: &MessageId) -> Result<Vec<MessageId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.message_id FROM messages m
+             WHERE m.thread_id = (SELECT thread_id FROM messages WHERE message_id = ?1)
+             ORDER BY m.date, m.message_id",
+        )?;
+        let rows = stmt.query_map([id.as_str()], |r| r.get::<_, String>(0))?;
+        Ok(rows
+            .map(|r| r.map(MessageId::from_trusted))
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Problems recorded, as (file path, offset, kind, detail), in file and offset order.
+    pub fn problems(&self) -> Result<Vec<(String, u64, String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT COALESCE(files.path, ''), problems.offset, problems.kind, problems.detail
+             FROM problems LEFT JOIN files ON files.id = problems.file
+             ORDER BY files.path, problems.offset",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 2);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('?');
+    }
+    s
+}
+
+fn key_from_blob(blob: &[u8]) -> ContentKey {
+    let mut key = [0u8; 32];
+    let n = blob.len().min(32);
+    key[..n].copy_from_slice(&blob[..n]);
+    ContentKey(key)
+}
