@@ -37,6 +37,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// List the problems recorded during imports (byte ranges that are not messages).
     Problems(stats::ProblemsArgs),
+    /// Print a stored message's raw bytes, exactly as received.
+    Raw(stats::RawArgs),
     /// Print configuration.
     Config(ConfigArgs),
     /// Generate the sample archive, import it and print the statistics.
@@ -68,6 +70,7 @@ pub fn run(args: Args) -> Result<()> {
         Command::Import(a) => import::run(&config, a),
         Command::Stats(a) => stats::run(&config, a),
         Command::Problems(a) => stats::problems(&config, a),
+        Command::Raw(a) => stats::raw(&config, a),
         Command::Config(a) => {
             if a.example {
                 print!("{}", config::EXAMPLE);

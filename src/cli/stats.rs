@@ -1,9 +1,33 @@
 //! `archivist stats` and `archivist problems`: what the archive holds.
 
-use anyhow::Result;
+use std::io::Write;
 
-use super::open_store;
+use anyhow::{bail, Result};
+
+use super::{open_store, UsageError};
 use crate::config::Config;
+use crate::message::MessageId;
+
+/// `archivist raw MESSAGE_ID`
+#[derive(Debug, clap::Args)]
+pub struct RawArgs {
+    /// The Message-ID, with or without angle brackets.
+    pub message_id: String,
+}
+
+/// Writes a message's stored bytes to stdout.
+pub fn raw(config: &Config, args: RawArgs) -> Result<()> {
+    let id = MessageId::parse(&args.message_id)
+        .ok_or_else(|| UsageError(format!("not a Message-ID: {:?}", args.message_id)))?;
+    let store = open_store(config)?;
+    match store.raw_message(&id)? {
+        Some(bytes) => {
+            std::io::stdout().write_all(&bytes)?;
+            Ok(())
+        }
+        None => bail!("no message with Message-ID <{id}> in the archive"),
+    }
+}
 
 /// `archivist stats [--json]`
 #[derive(Debug, clap::Args)]

@@ -508,12 +508,14 @@ pub fn unquote(line: &[u8]) -> Option<(&[u8], usize)> {
     }
 }
 
-/// A header line: a field name of printable characters then a colon, or a continuation.
-fn looks_like_header(line: &[u8]) -> bool {
+/// A header line: a field name of printable characters then a colon (RFC 822's obsolete
+/// syntax allows white space before the colon, and broken mailers use it).
+pub fn looks_like_header(line: &[u8]) -> bool {
     let Some(colon) = line.iter().position(|&b| b == b':') else {
         return false;
     };
-    colon > 0 && colon < 80 && line[..colon].iter().all(|&b| (33..=126).contains(&b))
+    let name = line[..colon].trim_ascii_end();
+    !name.is_empty() && colon < 80 && name.iter().all(|&b| (33..=126).contains(&b))
 }
 
 /// A Pipermail envelope sender is obfuscated with spaces (`user at host`,

@@ -54,6 +54,10 @@ pub struct Report {
     pub duplicates: u64,
     /// Problems recorded (byte ranges that are not messages).
     pub problems: u64,
+    /// Of `problems`, those that are not message records (text before the first separator,
+    /// a truncated end): `messages_read = messages_new + cross_posts + duplicates + problems -
+    /// framing_problems` always holds.
+    pub framing_problems: u64,
     /// Wall-clock seconds, filled in by the command.
     pub seconds: f64,
     /// Bytes read (decompressed).
@@ -572,9 +576,11 @@ impl FileSession<'_> {
             match stage {
                 Stage::Message(m) => messages.push(*m),
                 Stage::Problem(p) => {
-                    if p.kind != ProblemKind::Preamble.as_str()
-                        && p.kind != ProblemKind::Truncated.as_str()
+                    if p.kind == ProblemKind::Preamble.as_str()
+                        || p.kind == ProblemKind::Truncated.as_str()
                     {
+                        self.totals.framing_problems += 1;
+                    } else {
                         self.report.messages += 1;
                         self.totals.messages_read += 1;
                     }

@@ -67,7 +67,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<(Vec<Input>, Vec<PathBuf>)> {
                 if file_type.is_dir() {
                     stack.push(p);
                 } else if file_type.is_file() {
-                    if is_archive_name(&name, &dir) {
+                    if is_archive_name(&name, &dir) || sniffs_like_mail(&p) {
                         found.push(p);
                     } else {
                         skipped.push(p);
@@ -89,6 +89,21 @@ fn is_archive_name(name: &str, dir: &Path) -> bool {
         Some("cur") | Some("new")
     );
     in_maildir || ARCHIVE_ENDINGS.iter().any(|e| lower.ends_with(e))
+}
+
+/// Whether a file without an archive name starts like mail: a `From ` envelope or a header
+/// line. Lets a walk take Maildir-style and extensionless message files and skip READMEs.
+fn sniffs_like_mail(path: &Path) -> bool {
+    let mut head = [0u8; 512];
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let Ok(n) = file.read(&mut head) else {
+        return false;
+    };
+    let first = head[..n].split(|&b| b == b'\n').next().unwrap_or_default();
+    crate::ingest::mbox::parse_envelope(first).is_some()
+        || crate::ingest::mbox::looks_like_header(first)
 }
 
 /// The list name a directory walk suggests for a file: its folder's name (the folder above

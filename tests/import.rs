@@ -1,0 +1,194 @@
+//! Import behaviour on small fixtures written by the tests: idempotence, incremental reads,
+//! dry runs, stdin, exit codes, threads across imports.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::support::{mboxrd, num, simple, Archive};
+
+#[test]
+fn reimport_adds_nothing_and_copies_are_duplicates() {
+    let a = Archive::new();
+    let file = a.dir.path().join("dev").join("2023-05.mbox");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    let msgs: Vec<Vec<u8>> = (0..5)
+        .map(|i| simple(&format!("m{i}@x"), "hello", i, &[], "body\n"))
+        .collect();
+    std::fs::write(&file, mboxrd(&msgs)).expect("write");
+    let first = a.import_paths(&[&file], &[]);
+    assert_eq!(num(&first, "messages_new"), 5);
+    assert_eq!(
+        first["details"][0]["list"], "dev",
+        "list from the folder name"
+    );
+    let again = a.import_paths(&[&file], &[]);
+    assert_eq!(num(&again, "messages_new"), 0);
+    assert_eq!(
+        num(&again, "messages_read"),
+        0,
+        "unchanged file is not read again"
+    );
+    // The same bytes under another path are read, and every message is a duplicate.
+    let copy = a.dir.path().join("dev").join("copy.mbox");
+    std::fs::copy(&file, &copy).expect("copy");
+    let dup = a.import_paths(&[&copy], &[]);
+    assert_eq!(num(&dup, "messages_new"), 0);
+    assert_eq!(num(&dup, "duplicates"), 5);
+    assert_eq!(num(&a.stats(), "messages"), 5);
+}
+
+#[test]
+fn grown_file_reads_only_the_appended_part_and_rewritten_file_is_reread() {
+    let a = Archive::new();
+    let file = a.dir.path().join("live.mbox");
+    let mut msgs: Vec<Vec<u8>> = (0..3)
+        .map(|i| simple(&format!("g{i}@x"), "grow", i, &[], "text\n"))
+        .collect();
+    std::fs::write(&file, mboxrd(&msgs)).expect("write");
+    a.import_paths(&[&file], &["--list", "live"]);
+    msgs.push(simple("g3@x", "grow", 3, &[], "more\n"));
+    msgs.push(simple("g4@x", "grow", 4, &[], "more\n"));
+    std::fs::write(&file, mboxrd(&msgs)).expect("append");
+    let grown = a.import_paths(&[&file], &["--list", "live"]);
+    assert_eq!(num(&grown, "messages_read"), 2, "{grown}");
+    assert_eq!(num(&grown, "messages_new"), 2);
+    assert!(grown["details"][0]["note"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("resumed at byte")));
+    // A rewrite (first message changed) is read in full and still adds nothing twice.
+    msgs[0] = simple("g0@x", "grow", 0, &[], "edited\n");
+    std::fs::write(&file, mboxrd(&msgs)).expect("rewrite");
+    let rewritten = a.import_paths(&[&file], &["--list", "live"]);
+    assert_eq!(num(&rewritten, "messages_read"), 5);
+    assert_eq!(num(&rewritten, "duplicates"), 4);
+    assert_eq!(
+        num(&rewritten, "messages_new"),
+        1,
+        "the edited copy is different content"
+    );
+    assert_eq!(num(&a.stats(), "messages"), 6);
+}
+
+#[test]
+fn dry_run_reports_exactly_and_writes_nothing() {
+    let a = Archive::new();
+    let file = a.dir.path().join("d.mbox");
+    let msgs: Vec<Vec<u8>> = (0..4)
+        .map(|i| simple(&format!("d{i}@x"), "dry", i, &[], "b\n"))
+        .collect();
+    std::fs::write(&file, mboxrd(&msgs)).expect("write");
+    let dry = a.import_paths(&[&file], &["--list", "d", "--dry-run"]);
+    assert_eq!(num(&dry, "messages_new"), 4);
+    assert_eq!(dry["details"][0]["variant"], "mbox");
+    assert_eq!(dry["details"][0]["first_date"], "2023-05-01T10:00:00Z");
+    assert_eq!(num(&a.stats(), "messages"), 0);
+    let real = a.import_paths(&[&file], &["--list", "d"]);
+    assert_eq!(
+        num(&real, "messages_new"),
+        4,
+        "dry run left no file record behind"
+    );
+    // Human-readable dry run names the detected variant.
+    let out = a.run(&[
+        "import",
+        "--dry-run",
+        "--list",
+        "d",
+        &file.display().to_string(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("dry run: nothing was written"), "{text}");
+}
+
+#[test]
+fn stdin_needs_a_list_or_list_id() {
+    let a = Archive::new();
+    let data = mboxrd(&[simple("s1@x", "stdin", 1, &[], "b\n")]);
+    let run = |args: &[&str]| {
+        let mut child = a
+            .cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&data)
+            .expect("write stdin");
+        child.wait_with_output().expect("wait")
+    };
+    let out = run(&["import", "-"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--list"));
+    let out = run(&["import", "--json", "--list", "ops", "-"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(num(&a.stats(), "messages"), 1);
+}
+
+#[test]
+fn exit_codes_and_errors_name_the_file() {
+    let a = Archive::new();
+    let out = a.run(&["import", "/nonexistent/archive.mbox"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/archive.mbox"));
+    let out = a.run(&["import", "--list", "../etc", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = a.run(&["import", "--no-such-flag", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = a.run(&["import"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = a.run(&["raw", "<missing@x>"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = a.run(&["config", "--example"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[import]"));
+}
+
+#[test]
+fn list_id_header_names_the_list_and_cross_posts_merge() {
+    let a = Archive::new();
+    let body = "Please review the placement change.\n";
+    let copy = |list: &str, prefix: &str, footer: &str| {
+        let subject = format!("{prefix}[nova] placement");
+        let list_id = format!("<{list}.lists.example.org>");
+        let delivered = format!("{list}@lists.example.org");
+        crate::support::message(
+            &[
+                ("Return-Path", delivered.as_str()),
+                ("Delivered-To", delivered.as_str()),
+                ("From", "Bob <bob@example.org>"),
+                ("Subject", subject.as_str()),
+                ("Date", "Tue, 2 May 2023 09:00:00 +0000"),
+                ("Message-ID", "<xpost@example.org>"),
+                ("List-Id", list_id.as_str()),
+            ],
+            &format!("{body}{footer}"),
+        )
+    };
+    let dev = a.dir.path().join("dev.mbox");
+    let ops = a.dir.path().join("ops.mbox");
+    std::fs::write(&dev, mboxrd(&[copy("dev", "", "")])).expect("write");
+    std::fs::write(
+        &ops,
+        mboxrd(&[copy(
+            "operators",
+            "[Operators] ",
+            "_______________________________________________\noperators mailing list\nhttps://lists.example.org/listinfo/operators\n",
+        )]),
+    )
+    .expect("write");
+    a.import_paths(&[&dev], &[]);
+    let second = a.import_paths(&[&ops], &[]);
+    assert_eq!(num(&second, "cross_posts"), 1, "{second}");
+    let stats = a.stats();
+    assert_eq!(num(&stats, "messages"), 1);
+    assert_eq!(stats["lists"]["dev"], 1);
+    assert_eq!(stats["lists"]["operators"], 1);
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary. Each module is a topic; shared helpers live in `support`.
+
+mod adversarial;
+mod corpus;
+mod crash;
+mod import;
+mod support;
+mod tidy;
