@@ -114,11 +114,29 @@ fn normalised_lines(body: &str) -> Vec<&str> {
     lines
 }
 
-/// Where the footer a list appended starts, if there is one. `footers` are the list's learned
-/// footers (see [`learn_footers`]); the generic rule catches the Mailman separator
-/// (`_____` then a few lines naming the list) even before anything is learned. Returns the
-/// byte offset in `body` at which the author's content ends.
+/// Where the footers lists appended start, if there are any. `footers` are the list's
+/// learned footers (see [`learn_footers`]); the generic rule catches the Mailman separator
+/// (`_____` then a few lines naming the list) even before anything is learned. Footers are
+/// removed repeatedly (a message relayed through two lists carries two), so every copy of a
+/// message is cut at the same place whichever lists it passed. Returns the byte offset in
+/// `body` at which the author's content ends.
 pub fn footer_start(body: &str, footers: &[String]) -> Option<usize> {
+    let mut end = body.len();
+    let mut found = None;
+    // Bounded: each round removes at least one line.
+    for _ in 0..4 {
+        match one_footer_start(&body[..end], footers) {
+            Some(start) if start < end => {
+                end = start;
+                found = Some(start);
+            }
+            _ => break,
+        }
+    }
+    found
+}
+
+fn one_footer_start(body: &str, footers: &[String]) -> Option<usize> {
     let trimmed = body.trim_end();
     for footer in footers {
         let f = footer.trim();
@@ -129,8 +147,9 @@ pub fn footer_start(body: &str, footers: &[String]) -> Option<usize> {
             return Some(start);
         }
     }
-    // The generic list footer (Mailman 2's `_____` block, majordomo's `-----` one): a rule
-    // line, then at most 12 lines that mention the list.
+    // The generic list footer (Mailman 2's `_____` block, majordomo's `-----` one): the last
+    // rule line, then at most 12 lines that name a list. A bare URL is not enough: Outlook
+    // puts a `_____` line above the quoted original, which often holds links.
     let mut offset = 0;
     let mut candidate = None;
     for line in trimmed.split_inclusive('\n') {
@@ -147,8 +166,7 @@ pub fn footer_start(body: &str, footers: &[String]) -> Option<usize> {
     let names_list = lower.contains("mailing list")
         || lower.contains("listinfo")
         || lower.contains("unsubscribe")
-        || lower.contains("distributed")
-        || lower.contains("http");
+        || lower.contains("distributed by");
     (lines <= 13 && names_list).then_some(start)
 }
 
@@ -358,6 +376,15 @@ mod tests {
             key("x", "Any feedback is appreciated.\n--\nEdzer\n", &[]),
             key("[S] x", relayed, &[])
         );
+    }
+
+    #[test]
+    fn outlook_rule_line_is_not_a_footer() {
+        let reply = "Sounds good.\n\n________________________________\nFrom: Ravi <ravi@example.com>\nSent: Wednesday\n\nSee https://review.example.org/c/1\n";
+        assert_eq!(footer_start(reply, &[]), None);
+        let relayed = format!("{reply}{FOOTER}");
+        assert_eq!(footer_start(&relayed, &[]), Some(reply.len()));
+        assert_eq!(key("x", reply, &[]), key("[Operators] x", &relayed, &[]));
     }
 
     #[test]

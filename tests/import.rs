@@ -192,3 +192,47 @@ fn list_id_header_names_the_list_and_cross_posts_merge() {
     assert_eq!(stats["lists"]["dev"], 1);
     assert_eq!(stats["lists"]["operators"], 1);
 }
+
+#[test]
+fn generated_sample_dedups_every_cross_post() {
+    let a = Archive::new();
+    let out_dir = a.dir.path().join("sample");
+    let out = a.run(&[
+        "sample",
+        "--out",
+        &out_dir.display().to_string(),
+        "--weeks",
+        "5",
+        "--per-week",
+        "120",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = a.import(&[&out_dir.display().to_string()]);
+    // The generator's ground truth: weeks x per-week distinct messages, every other copy a
+    // cross-post (operators copies carry a subject prefix and a Mailman footer).
+    assert_eq!(num(&report, "messages_new"), 5 * 120);
+    assert_eq!(
+        num(&report, "cross_posts"),
+        num(&report, "messages_read") - 5 * 120
+    );
+    assert_eq!(num(&report, "problems"), 0);
+    let variants: std::collections::BTreeSet<String> = report["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| format!("{}/{}/{}", d["variant"], d["encoding"], d["line_endings"]))
+        .collect();
+    let expected: std::collections::BTreeSet<String> = [
+        "\"mbox\"/\"plain\"/\"lf\"",
+        "\"mbox\"/\"plain\"/\"crlf\"",
+        "\"pipermail\"/\"gzip\"/\"lf\"",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(variants, expected);
+}

@@ -5,8 +5,13 @@ use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
 /// Every migration, in order. Index + 1 is the `user_version` after applying it.
-pub const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("../../schema/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../../schema/0001_init.sql")),
+    (
+        "0002_index_log",
+        include_str!("../../schema/0002_index_log.sql"),
+    ),
+];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.
 pub fn apply(conn: &mut Connection) -> Result<()> {

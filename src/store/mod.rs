@@ -161,6 +161,37 @@ pub struct Stats {
     pub problems: u64,
 }
 
+/// What the search index needs of one message, read from the archive.
+#[derive(Debug, Clone)]
+pub struct IndexSource {
+    /// Public id.
+    pub message_id: MessageId,
+    /// Thread (internal number; the index uses it for grouping only).
+    pub thread: i64,
+    /// Unix seconds.
+    pub date: Option<i64>,
+    /// Decoded subject.
+    pub subject: String,
+    /// Body text with its lists' learned footers removed.
+    pub body: String,
+    /// Sender name.
+    pub from_name: Option<String>,
+    /// Sender address.
+    pub from_addr: Option<String>,
+    /// To and Cc, as "Name <addr>" strings.
+    pub recipients: Vec<String>,
+    /// Lists, sorted.
+    pub lists: Vec<String>,
+    /// Flags.
+    pub has_attachment: bool,
+    /// Flags.
+    pub has_patch: bool,
+}
+
+/// A position in the archive for a full scan (reindex); opaque outside the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanCursor(i64);
+
 /// The archive database.
 pub struct Store {
     conn: Connection,
@@ -449,6 +480,8 @@ impl Store {
                 "INSERT INTO attachments (message, position, filename, content_type, size)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
+            let mut log_change =
+                tx.prepare_cached("INSERT INTO index_log (message) VALUES (?1)")?;
             let file_id = file.map(|f| f.0);
             for m in &batch.messages {
                 insert_msg.execute(params![
@@ -471,6 +504,7 @@ impl Store {
                 ])?;
                 let row = tx.last_insert_rowid();
                 insert_member.execute(params![row, list.0, file_id, m.offset as i64])?;
+                log_change.execute([row])?;
                 for (pos, a) in m.attachments.iter().enumerate() {
                     insert_attachment.execute(params![
                         row,
@@ -483,6 +517,7 @@ impl Store {
             }
             for (message, offset) in &batch.cross_posts {
                 insert_member.execute(params![message.0, list.0, file_id, *offset as i64])?;
+                log_change.execute([message.0])?;
             }
             let mut upsert_key = tx.prepare_cached(
                 "INSERT INTO thread_keys (msgid, thread_id) VALUES (?1, ?2)
@@ -492,6 +527,11 @@ impl Store {
                 upsert_key.execute(params![msgid, thread.0])?;
             }
             for (absorbed, survivor) in &batch.merges {
+                // The absorbed thread's messages change thread: their index documents too.
+                tx.execute(
+                    "INSERT INTO index_log (message) SELECT id FROM messages WHERE thread_id = ?1",
+                    [absorbed.0],
+                )?;
                 tx.execute(
                     "UPDATE messages SET thread_id = ?2 WHERE thread_id = ?1",
                     params![absorbed.0, survivor.0],
@@ -631,6 +671,133 @@ impl Store {
             Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+impl Store {
+    /// The newest entry of the index feed (0 when empty).
+    pub fn index_log_head(&self) -> Result<u64> {
+        let head: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(seq) FROM index_log", [], |r| r.get(0))?;
+        Ok(head.unwrap_or(0) as u64)
+    }
+
+    /// Messages changed after feed position `after`, at most `limit` feed entries, and the
+    /// feed position reached. A message changed twice is returned once.
+    pub fn index_changes(&self, after: u64, limit: usize) -> Result<(Vec<IndexSource>, u64)> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, message FROM index_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut last = after;
+        let mut rows: Vec<i64> = Vec::new();
+        for row in stmt.query_map(params![after as i64, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (seq, message) = row?;
+            last = seq as u64;
+            rows.push(message);
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        Ok((self.index_sources(&rows)?, last))
+    }
+
+    /// Up to `limit` messages after `cursor` in storage order, for a full rebuild; `None` as the
+    /// next cursor once the scan is done.
+    pub fn index_scan(
+        &self,
+        cursor: ScanCursor,
+        limit: usize,
+    ) -> Result<(Vec<IndexSource>, Option<ScanCursor>)> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let rows: Vec<i64> = stmt
+            .query_map(params![cursor.0, limit as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let next = rows.last().map(|&r| ScanCursor(r));
+        Ok((self.index_sources(&rows)?, next))
+    }
+
+    fn index_sources(&self, rows: &[i64]) -> Result<Vec<IndexSource>> {
+        let footers = self.all_footers()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "SELECT m.id, m.message_id, m.thread_id, m.date, m.subject, m.body, m.from_name,
+                        m.from_addr, m.recipients, m.has_attachment, m.has_patch,
+                        (SELECT group_concat(list, ',') FROM memberships WHERE message = m.id)
+                 FROM messages m WHERE m.id IN ({}) ORDER BY m.id",
+                placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(chunk.iter()))?;
+            while let Some(r) = rows.next()? {
+                let body_z: Vec<u8> = r.get(5)?;
+                let body = String::from_utf8_lossy(
+                    &zstd::decode_all(&body_z[..]).context("stored text does not decompress")?,
+                )
+                .into_owned();
+                let recipients_json: String = r.get(8)?;
+                let recipients: Vec<[Option<String>; 2]> =
+                    serde_json::from_str(&recipients_json).unwrap_or_default();
+                let list_ids: String = r.get::<_, Option<String>>(11)?.unwrap_or_default();
+                let mut lists = Vec::new();
+                let mut list_footers: Vec<String> = Vec::new();
+                for id in list_ids.split(',').filter_map(|x| x.parse::<i64>().ok()) {
+                    if let Some((name, f)) = footers.get(&id) {
+                        lists.push(name.clone());
+                        list_footers.extend(f.iter().cloned());
+                    }
+                }
+                lists.sort();
+                let body = crate::dedup::strip_footer(&body, &list_footers).to_string();
+                out.push(IndexSource {
+                    message_id: MessageId::from_trusted(r.get(1)?),
+                    thread: r.get(2)?,
+                    date: r.get(3)?,
+                    subject: r.get(4)?,
+                    body,
+                    from_name: r.get(6)?,
+                    from_addr: r.get(7)?,
+                    recipients: recipients
+                        .into_iter()
+                        .map(|[name, addr]| match (name, addr) {
+                            (Some(n), Some(a)) => format!("{n} <{a}>"),
+                            (Some(n), None) => n,
+                            (None, Some(a)) => a,
+                            (None, None) => String::new(),
+                        })
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                    lists,
+                    has_attachment: r.get(9)?,
+                    has_patch: r.get(10)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every list's name and learned footers, by list row.
+    fn all_footers(&self) -> Result<HashMap<i64, (String, Vec<String>)>> {
+        let mut out: HashMap<i64, (String, Vec<String>)> = HashMap::new();
+        let mut stmt = self.conn.prepare_cached("SELECT id, name FROM lists")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, name) = row?;
+            out.insert(id, (name, Vec::new()));
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT list, footer FROM list_footers ORDER BY list, footer")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, footer) = row?;
+            if let Some(entry) = out.get_mut(&id) {
+                entry.1.push(footer);
+            }
+        }
+        Ok(out)
     }
 }
 
