@@ -15,8 +15,10 @@ CREATE TABLE lists (
 -- the header is missing or the id was already taken by different content.
 -- `header_message_id` is the id as written in the header, which need not be unique.
 -- `content_key` is dedup's BLAKE3 key: copies with equal keys are the same message.
--- `raw` is the zstd-compressed message exactly as received (mboxrd unquoted); `body` is the
--- zstd-compressed extracted text, kept so reindexing and digests need not re-parse MIME.
+-- `content` is one zstd frame holding the message exactly as received (mboxrd unquoted) and the
+-- text extracted from it (kept so reindexing and digests need not re-parse MIME): a 4-byte
+-- little-endian raw length, the raw bytes, then the text. One frame, because the text is mostly
+-- a copy of the raw bytes and compresses to almost nothing after them.
 CREATE TABLE messages (
     id                  INTEGER PRIMARY KEY,
     message_id          TEXT NOT NULL UNIQUE,
@@ -33,8 +35,7 @@ CREATE TABLE messages (
     has_patch           INTEGER NOT NULL,
     html_only           INTEGER NOT NULL,
     size                INTEGER NOT NULL,       -- raw size in bytes
-    raw                 BLOB NOT NULL,
-    body                BLOB NOT NULL
+    content             BLOB NOT NULL
 );
 -- Dedup looks up incoming copies by their header Message-ID, a batch at a time.
 CREATE INDEX messages_header_id ON messages(header_message_id);

@@ -49,9 +49,9 @@ pub struct ImportConfig {
 impl Default for ImportConfig {
     fn default() -> Self {
         ImportConfig {
-            batch_size: 2000,
+            batch_size: 1000,
             max_message_bytes: 256 << 20,
-            compression_level: 3,
+            compression_level: 1,
             parse_threads: 2,
         }
     }

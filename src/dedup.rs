@@ -51,7 +51,9 @@ pub fn content_key(input: &KeyInput<'_>) -> ContentKey {
     h.update(&input.date.unwrap_or(i64::MIN).to_le_bytes());
     h.update(subject_core(input.subject).as_bytes());
     h.update(b"\0");
-    for line in normalised_lines(input.body) {
+    // Lines with trailing white space removed and trailing blank lines dropped, so a list that
+    // re-wraps line endings (CRLF) or trims spaces does not change the key.
+    for line in input.body.trim_end().lines().map(str::trim_end) {
         if is_scrubbed_attachment_url(line) {
             continue;
         }
@@ -104,14 +106,23 @@ fn is_scrubbed_attachment_url(line: &str) -> bool {
     (lower.starts_with("url:") || lower.starts_with("url :")) && lower.contains("/attachments/")
 }
 
-/// Lines with trailing white space removed and trailing blank lines dropped, so a list that
-/// re-wraps line endings (CRLF) or trims spaces does not change the key.
-fn normalised_lines(body: &str) -> Vec<&str> {
-    let mut lines: Vec<&str> = body.lines().map(str::trim_end).collect();
-    while lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
+/// The last `n` lines of `text` without trailing blank lines, oldest first, each with the byte
+/// offset where it starts and its trailing white space (and `\r`) removed. Scans from the end,
+/// so the cost does not grow with the body: footers live at the end.
+fn tail_lines(text: &str, n: usize) -> Vec<(usize, &str)> {
+    let trimmed = text.trim_end();
+    let mut out = Vec::with_capacity(n);
+    let mut end = trimmed.len();
+    while out.len() < n {
+        let start = trimmed[..end].rfind('\n').map_or(0, |i| i + 1);
+        out.push((start, trimmed[start..end].trim_end()));
+        if start == 0 {
+            break;
+        }
+        end = start - 1;
     }
-    lines
+    out.reverse();
+    out
 }
 
 /// Where the footers lists appended start, if there are any. `footers` are the list's
@@ -150,15 +161,15 @@ fn one_footer_start(body: &str, footers: &[String]) -> Option<usize> {
     // The generic list footer (Mailman 2's `_____` block, majordomo's `-----` one): the last
     // rule line, then at most 12 lines that name a list. A bare URL is not enough: Outlook
     // puts a `_____` line above the quoted original, which often holds links.
-    let mut offset = 0;
-    let mut candidate = None;
-    for line in trimmed.split_inclusive('\n') {
-        let t = line.trim();
-        if t.len() >= 10 && t.chars().all(|c| matches!(c, '_' | '-' | '=')) {
-            candidate = Some(offset);
-        }
-        offset += line.len();
-    }
+    let tail = tail_lines(trimmed, 14);
+    let candidate = tail
+        .iter()
+        .rev()
+        .find(|(_, line)| {
+            let t = line.trim();
+            t.len() >= 10 && t.chars().all(|c| matches!(c, '_' | '-' | '='))
+        })
+        .map(|(offset, _)| *offset);
     let start = candidate?;
     let tail = &trimmed[start..];
     let lines = tail.lines().count();
@@ -174,18 +185,13 @@ fn one_footer_start(body: &str, footers: &[String]) -> Option<usize> {
 /// returns where the footer starts in `body`.
 fn ends_with_normalised(body: &str, footer: &str) -> Option<usize> {
     let footer_lines: Vec<&str> = footer.lines().map(str::trim_end).collect();
-    let mut starts = Vec::new();
-    let mut offset = 0;
-    for line in body.split_inclusive('\n') {
-        starts.push(offset);
-        offset += line.len();
-    }
-    let body_lines: Vec<&str> = body.lines().map(str::trim_end).collect();
-    if footer_lines.is_empty() || body_lines.len() < footer_lines.len() {
+    if footer_lines.is_empty() {
         return None;
     }
-    let first = body_lines.len() - footer_lines.len();
-    (body_lines[first..] == footer_lines[..]).then(|| starts.get(first).copied().unwrap_or(0))
+    let tail = tail_lines(body, footer_lines.len());
+    let matches = tail.len() == footer_lines.len()
+        && tail.iter().zip(&footer_lines).all(|((_, a), b)| a == b);
+    matches.then(|| tail[0].0)
 }
 
 /// The body without its footer.
@@ -211,9 +217,15 @@ pub fn learn_footers(bodies: &[&str]) -> Vec<String> {
     let threshold = FOOTER_MIN_COUNT.max(bodies.len().div_ceil(10) * 3);
     let mut counts: std::collections::BTreeMap<(usize, String), usize> = Default::default();
     for body in bodies {
-        let lines = normalised_lines(body);
+        // One line more than the longest footer, to see what precedes it.
+        let window = tail_lines(body, FOOTER_MAX_LINES + 1);
+        let whole_body = window.first().is_some_and(|(offset, _)| *offset == 0);
+        let lines: Vec<&str> = window.iter().map(|(_, l)| *l).collect();
         for k in 1..=FOOTER_MAX_LINES.min(lines.len()) {
             let start = lines.len() - k;
+            if start == 0 && !whole_body {
+                continue;
+            }
             let at_boundary = start == 0
                 || {
                     let before = lines[start - 1].trim();
@@ -376,6 +388,15 @@ mod tests {
             key("x", "Any feedback is appreciated.\n--\nEdzer\n", &[]),
             key("[S] x", relayed, &[])
         );
+    }
+
+    #[test]
+    fn tail_lines_scan_from_the_end() {
+        let text = "a\r\nbb  \r\nccc\r\n\r\n  \n";
+        assert_eq!(tail_lines(text, 2), vec![(3, "bb"), (9, "ccc")]);
+        assert_eq!(tail_lines(text, 9), vec![(0, "a"), (3, "bb"), (9, "ccc")]);
+        assert_eq!(tail_lines("", 3), vec![(0, "")]);
+        assert_eq!(tail_lines("\n\nx", 5), vec![(0, ""), (1, ""), (2, "x")]);
     }
 
     #[test]

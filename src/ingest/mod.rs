@@ -110,8 +110,7 @@ pub type ProgressFn<'a> = &'a (dyn Fn(u64, u64) + Sync);
 struct Prepared {
     offset: u64,
     parsed: Parsed,
-    raw_z: Vec<u8>,
-    body_z: Vec<u8>,
+    content: Vec<u8>,
     size: u64,
 }
 
@@ -158,6 +157,9 @@ pub fn import(
         store.end_dry_run()?;
     }
     result?;
+    if !dry_run {
+        store.checkpoint()?;
+    }
     Ok(report)
 }
 
@@ -259,58 +261,73 @@ fn import_input(
     let split_stats = std::thread::scope(|scope| -> Result<(Variant, SplitStats)> {
         let (raw_tx, raw_rx) = bounded::<(u64, Vec<Item>, u64, Variant, u64)>(threads * 2);
         let (out_tx, out_rx) = bounded::<(u64, Result<Chunk>)>(threads * 2);
-        let reader = scope.spawn(move || -> Result<(Variant, SplitStats)> {
-            let mut splitter = Splitter::new(opened.reader, max_bytes);
-            if resume_offset > 0 {
-                splitter
-                    .resume_at(resume_offset, resume_variant)
-                    .context("cannot skip to the recorded import position")?;
-            }
-            let mut seq = 0u64;
-            let mut items = Vec::with_capacity(CHUNK_ITEMS);
-            let mut end = resume_offset;
-            let mut last_bytes = resume_offset;
-            while let Some(item) = splitter.next() {
-                end = match &item {
-                    Item::Message(m) => m.offset + m.len,
-                    Item::Problem(p) => p.offset + p.len,
-                };
-                items.push(item);
-                if items.len() >= CHUNK_ITEMS {
-                    let bytes = splitter.stats().total_bytes - last_bytes;
-                    last_bytes = splitter.stats().total_bytes;
-                    let chunk = std::mem::replace(&mut items, Vec::with_capacity(CHUNK_ITEMS));
-                    if raw_tx
-                        .send((seq, chunk, end, splitter.variant(), bytes))
-                        .is_err()
-                    {
-                        break;
-                    }
-                    seq += 1;
+        let reader = std::thread::Builder::new()
+            .name("archivist-split".into())
+            .spawn_scoped(scope, move || -> Result<(Variant, SplitStats)> {
+                let mut splitter = Splitter::new(opened.reader, max_bytes);
+                if resume_offset > 0 {
+                    splitter
+                        .resume_at(resume_offset, resume_variant)
+                        .context("cannot skip to the recorded import position")?;
                 }
-            }
-            let bytes = splitter.stats().total_bytes - last_bytes;
-            // The last chunk always goes out, even empty, so the end offset is recorded.
-            let _ = raw_tx.send((
-                seq,
-                items,
-                end.max(splitter.stats().total_bytes),
-                splitter.variant(),
-                bytes,
-            ));
-            Ok((splitter.variant(), splitter.stats().clone()))
-        });
+                let mut seq = 0u64;
+                let mut items = Vec::with_capacity(CHUNK_ITEMS);
+                let mut end = resume_offset;
+                let mut last_bytes = resume_offset;
+                while let Some(item) = splitter.next() {
+                    end = match &item {
+                        Item::Message(m) => m.offset + m.len,
+                        Item::Problem(p) => p.offset + p.len,
+                    };
+                    items.push(item);
+                    if items.len() >= CHUNK_ITEMS {
+                        let bytes = splitter.stats().total_bytes - last_bytes;
+                        last_bytes = splitter.stats().total_bytes;
+                        let chunk = std::mem::replace(&mut items, Vec::with_capacity(CHUNK_ITEMS));
+                        if raw_tx
+                            .send((seq, chunk, end, splitter.variant(), bytes))
+                            .is_err()
+                        {
+                            break;
+                        }
+                        seq += 1;
+                    }
+                }
+                let bytes = splitter.stats().total_bytes - last_bytes;
+                // The last chunk always goes out, even empty, so the end offset is recorded.
+                let _ = raw_tx.send((
+                    seq,
+                    items,
+                    end.max(splitter.stats().total_bytes),
+                    splitter.variant(),
+                    bytes,
+                ));
+                Ok((splitter.variant(), splitter.stats().clone()))
+            })
+            .context("cannot start the reader thread")?;
         for _ in 0..threads {
             let raw_rx = raw_rx.clone();
             let out_tx = out_tx.clone();
-            scope.spawn(move || {
-                for (seq, items, end_offset, variant, bytes) in raw_rx {
-                    let chunk = prepare_chunk(items, end_offset, variant, bytes, level);
-                    if out_tx.send((seq, chunk)).is_err() {
-                        break;
+            std::thread::Builder::new()
+                .name("archivist-parse".into())
+                .spawn_scoped(scope, move || {
+                    // One compression context per worker: creating one per message cost more
+                    // than the compression itself on small mails.
+                    let mut zstd = match zstd::bulk::Compressor::new(level) {
+                        Ok(c) => c,
+                        Err(err) => {
+                            let _ = out_tx.send((0, Err(anyhow!("zstd: {err}"))));
+                            return;
+                        }
+                    };
+                    for (seq, items, end_offset, variant, bytes) in raw_rx {
+                        let chunk = prepare_chunk(items, end_offset, variant, bytes, &mut zstd);
+                        if out_tx.send((seq, chunk)).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
+                })
+                .context("cannot start a parser thread")?;
         }
         drop(raw_rx);
         drop(out_tx);
@@ -400,7 +417,7 @@ fn prepare_chunk(
     end_offset: u64,
     variant: Variant,
     bytes: u64,
-    level: i32,
+    zstd: &mut zstd::bulk::Compressor<'static>,
 ) -> Result<Chunk> {
     let mut out = Vec::with_capacity(items.len());
     let mut records = 0;
@@ -416,14 +433,12 @@ fn prepare_chunk(
                 });
                 match parsed {
                     Ok(Ok(parsed)) => {
-                        let raw_z = compress(&m.bytes, level)?;
-                        let body_z = compress(parsed.body.as_bytes(), level)?;
+                        let content = store::pack_content(zstd, &m.bytes, &parsed.body)?;
                         out.push(Stage::Message(Box::new(Prepared {
                             offset: m.offset,
                             size: m.bytes.len() as u64,
                             parsed,
-                            raw_z,
-                            body_z,
+                            content,
                         })));
                     }
                     Ok(Err(err)) => out.push(Stage::Problem(problem(
@@ -432,7 +447,7 @@ fn prepare_chunk(
                         ProblemKind::NoHeaders.as_str(),
                         err.to_string(),
                         &m.bytes,
-                        level,
+                        zstd,
                     )?)),
                     Err(_) => out.push(Stage::Problem(problem(
                         m.offset,
@@ -440,7 +455,7 @@ fn prepare_chunk(
                         "parser-panic",
                         "the MIME parser failed on this message".into(),
                         &m.bytes,
-                        level,
+                        zstd,
                     )?)),
                 }
             }
@@ -454,7 +469,7 @@ fn prepare_chunk(
                     p.kind.as_str(),
                     p.detail,
                     &p.raw,
-                    level,
+                    zstd,
                 )?));
             }
         }
@@ -474,19 +489,19 @@ fn problem(
     kind: &str,
     detail: String,
     raw: &[u8],
-    level: i32,
+    zstd: &mut zstd::bulk::Compressor<'static>,
 ) -> Result<store::NewProblem> {
     Ok(store::NewProblem {
         offset,
         length,
         kind: kind.into(),
         detail,
-        raw_z: compress(raw, level)?,
+        raw_z: compress(zstd, raw)?,
     })
 }
 
-fn compress(bytes: &[u8], level: i32) -> Result<Vec<u8>> {
-    zstd::bulk::compress(bytes, level).context("zstd compression failed")
+fn compress(zstd: &mut zstd::bulk::Compressor<'static>, bytes: &[u8]) -> Result<Vec<u8>> {
+    zstd.compress(bytes).context("zstd compression failed")
 }
 
 /// The per-file state of the write stage.
@@ -785,8 +800,7 @@ impl FileSession<'_> {
                 has_patch: p.has_patch,
                 html_only: p.html_only,
                 size: m.size,
-                raw_z: m.raw_z,
-                body_z: m.body_z,
+                content: m.content,
                 attachments: p.attachments,
                 offset: m.offset,
             });
