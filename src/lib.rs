@@ -6,8 +6,11 @@
 pub mod cli;
 pub mod config;
 pub mod dedup;
+pub mod index;
+pub mod indexer;
 pub mod ingest;
 pub mod message;
 pub mod sample;
+pub mod search;
 pub mod store;
 pub mod thread;

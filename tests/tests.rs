@@ -4,5 +4,6 @@ mod adversarial;
 mod corpus;
 mod crash;
 mod import;
+mod search;
 mod support;
 mod tidy;

@@ -46,6 +46,11 @@ pub fn run(config: &Config, args: ImportArgs) -> Result<()> {
         parse_threads: config.import.parse_threads,
     };
     let mut store = open_store(config)?;
+    let mut indexer = if args.dry_run {
+        None
+    } else {
+        Some(crate::indexer::Indexer::open(&config.data_dir)?)
+    };
     let bar = progress_bar(&args.paths);
     let messages = AtomicU64::new(0);
     let on_progress = |records: u64, bytes: u64| {
@@ -56,6 +61,7 @@ pub fn run(config: &Config, args: ImportArgs) -> Result<()> {
     let started = Instant::now();
     let result = ingest::import(
         &mut store,
+        indexer.as_mut(),
         &args.paths,
         &options,
         args.dry_run,

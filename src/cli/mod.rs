@@ -3,6 +3,7 @@
 
 mod demo;
 mod import;
+mod search;
 mod stats;
 
 use std::path::PathBuf;
@@ -33,6 +34,10 @@ pub struct Args {
 pub enum Command {
     /// Import mbox archives (mboxrd, mboxo, Pipermail .txt, .eml, any of them gzip'd).
     Import(import::ImportArgs),
+    /// Search the archive (see the query language in ARCHITECTURE.md / the web help page).
+    Search(search::SearchArgs),
+    /// Rebuild the search index from the archive and swap it in atomically.
+    Reindex(search::ReindexArgs),
     /// Print archive statistics.
     Stats(stats::StatsArgs),
     /// List the problems recorded during imports (byte ranges that are not messages).
@@ -69,6 +74,8 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Import(a) => import::run(&config, a),
         Command::Stats(a) => stats::run(&config, a),
+        Command::Search(a) => search::run(&config, a),
+        Command::Reindex(a) => search::reindex(&config, a),
         Command::Problems(a) => stats::problems(&config, a),
         Command::Raw(a) => stats::raw(&config, a),
         Command::Config(a) => {

@@ -14,6 +14,7 @@ use crossbeam_channel::bounded;
 use serde::Serialize;
 
 use crate::dedup::{self, Candidate, ContentKey, KeyInput, Verdict};
+use crate::indexer::Indexer;
 use crate::message::{Address, ListName, MessageId};
 use crate::store::{self, Batch, FileProgress, FileRef, ListRef, Store};
 use crate::thread;
@@ -131,6 +132,7 @@ struct Chunk {
 /// that is rolled back at the end, so the report is exact and nothing is written.
 pub fn import(
     store: &mut Store,
+    mut indexer: Option<&mut Indexer>,
     paths: &[PathBuf],
     options: &Options,
     dry_run: bool,
@@ -143,11 +145,23 @@ pub fn import(
     };
     if dry_run {
         store.begin_dry_run()?;
+        indexer = None;
+    }
+    // Whatever an earlier, interrupted run committed to SQLite but not to the index.
+    if let Some(ix) = indexer.as_deref_mut() {
+        ix.catch_up(store)?;
     }
     let result = (|| -> Result<()> {
         for input in &inputs {
-            let file_report = import_input(store, input, options, progress, &mut report)
-                .with_context(|| format!("import of {} failed", input.display()))?;
+            let file_report = import_input(
+                store,
+                indexer.as_deref_mut(),
+                input,
+                options,
+                progress,
+                &mut report,
+            )
+            .with_context(|| format!("import of {} failed", input.display()))?;
             report.files += 1;
             report.details.push(file_report);
         }
@@ -159,6 +173,9 @@ pub fn import(
     result?;
     if !dry_run {
         store.checkpoint()?;
+    }
+    if let Some(ix) = indexer {
+        ix.finish()?;
     }
     Ok(report)
 }
@@ -172,6 +189,7 @@ enum Plan {
 
 fn import_input(
     store: &mut Store,
+    indexer: Option<&mut Indexer>,
     input: &Input,
     options: &Options,
     progress: ProgressFn<'_>,
@@ -242,6 +260,7 @@ fn import_input(
         Input::Stdin => None,
     };
     let mut session = FileSession {
+        indexer,
         options,
         file: file_ref,
         list: known_list.filter(|_| resume_offset > 0),
@@ -506,6 +525,7 @@ fn compress(zstd: &mut zstd::bulk::Compressor<'static>, bytes: &[u8]) -> Result<
 
 /// The per-file state of the write stage.
 struct FileSession<'a> {
+    indexer: Option<&'a mut Indexer>,
     options: &'a Options,
     file: Option<FileRef>,
     list: Option<ListRef>,
@@ -715,7 +735,12 @@ impl FileSession<'_> {
         self.thread_and_fill(store, &mut batch, new_messages)?;
         self.report.first_date = self.min_date.map(rfc3339);
         self.report.last_date = self.max_date.map(rfc3339);
-        store.write_batch(list, self.file, &batch)
+        store.write_batch(list, self.file, &batch)?;
+        // The index follows SQLite, batch by batch, from the committed change feed.
+        if let Some(ix) = self.indexer.as_deref_mut() {
+            ix.catch_up(store)?;
+        }
+        Ok(())
     }
 
     /// Assigns threads to the batch's new messages and turns them into rows.

@@ -189,6 +189,23 @@ pub struct IndexSource {
     pub has_patch: bool,
 }
 
+/// What a search hit or a list page shows of a message.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Public id.
+    pub message_id: MessageId,
+    /// Decoded subject.
+    pub subject: String,
+    /// Sender.
+    pub from: crate::message::Address,
+    /// Unix seconds.
+    pub date: Option<i64>,
+    /// Lists, sorted.
+    pub lists: Vec<String>,
+    /// Messages in its thread.
+    pub thread_size: u64,
+}
+
 /// A position in the archive for a full scan (reindex); opaque outside the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScanCursor(i64);
@@ -688,6 +705,55 @@ impl Store {
 }
 
 impl Store {
+    /// Summaries of the given messages, in no particular order; unknown ids are left out.
+    pub fn summaries(&self, ids: &[&str]) -> Result<Vec<Summary>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "SELECT m.message_id, m.subject, m.from_name, m.from_addr, m.date,
+                        (SELECT group_concat(name, ',') FROM (SELECT l.name FROM memberships ms
+                            JOIN lists l ON l.id = ms.list WHERE ms.message = m.id ORDER BY l.name)),
+                        (SELECT COUNT(*) FROM messages t WHERE t.thread_id = m.thread_id)
+                 FROM messages m WHERE m.message_id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
+                Ok(Summary {
+                    message_id: MessageId::from_trusted(r.get(0)?),
+                    subject: r.get(1)?,
+                    from: crate::message::Address {
+                        name: r.get(2)?,
+                        addr: r.get(3)?,
+                    },
+                    date: r.get(4)?,
+                    lists: r
+                        .get::<_, Option<String>>(5)?
+                        .map(|l| l.split(',').map(str::to_string).collect())
+                        .unwrap_or_default(),
+                    thread_size: r.get::<_, i64>(6)? as u64,
+                })
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The thread number the search index knows a message's thread by.
+    pub fn thread_number(&self, id: &MessageId) -> Result<Option<u64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT thread_id FROM messages WHERE message_id = ?1",
+                [id.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|t| t.max(0) as u64))
+    }
+
     /// The newest entry of the index feed (0 when empty).
     pub fn index_log_head(&self) -> Result<u64> {
         let head: Option<i64> = self

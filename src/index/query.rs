@@ -1,0 +1,928 @@
+//! The search query language, parsed leniently and without recursion: whatever can be
+//! understood becomes a query tree (built bottom-up through [`Build`]), the rest a notice.
+
+use super::schema::{normalize_list, normalize_msgid};
+
+/// Parentheses nested deeper than this are ignored (with a notice), which bounds every walk
+/// over the resulting tree.
+pub(crate) const MAX_DEPTH: usize = 32;
+/// Terms beyond this many are dropped: each expands into several field queries.
+pub(crate) const MAX_TERMS: usize = 64;
+/// Input beyond this many bytes is not read at all.
+pub(crate) const MAX_QUERY_BYTES: usize = 64 * 1024;
+
+/// Which text fields a word is searched in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Subject, own text, quoted text, sender and recipients.
+    Any,
+    Subject,
+    Body,
+    From,
+    To,
+}
+
+/// One searchable condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Leaf {
+    /// Words; `phrase` when typed in quotes.
+    Text {
+        scope: Scope,
+        text: String,
+        phrase: bool,
+    },
+    List(String),
+    Tag(String),
+    MsgId(String),
+    Thread(u64),
+    HasAttachment,
+    HasPatch,
+    /// Unix seconds, `start` inclusive, `end` exclusive.
+    Date {
+        start: Option<i64>,
+        end: Option<i64>,
+    },
+}
+
+/// Assembles the query tree bottom-up while the parser walks its input; the parser itself never
+/// holds a tree, so it needs no recursion to build or drop one.
+pub(crate) trait Build {
+    type Out;
+    /// A leaf, or `None` (after a notice) when it has nothing to search for.
+    fn leaf(&mut self, leaf: Leaf, notices: &mut Notices) -> Option<Self::Out>;
+    /// All clauses must hold; a `true` flag negates its clause. At least two clauses, or one
+    /// negated clause.
+    fn and(&mut self, clauses: Vec<(bool, Self::Out)>) -> Self::Out;
+    /// At least one clause must hold; a `true` flag negates its clause. At least two clauses.
+    fn or(&mut self, clauses: Vec<(bool, Self::Out)>) -> Self::Out;
+}
+
+/// Human-readable notices, each said once.
+#[derive(Debug, Default)]
+pub(crate) struct Notices(pub Vec<String>);
+
+impl Notices {
+    pub(crate) fn push(&mut self, notice: String) {
+        if !self.0.contains(&notice) {
+            self.0.push(notice);
+        }
+    }
+}
+
+/// Field prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kw {
+    From,
+    To,
+    Subject,
+    Body,
+    List,
+    Tag,
+    MsgId,
+    Thread,
+    Has,
+    Date,
+    After,
+    Before,
+}
+
+impl Kw {
+    fn parse(prefix: &str) -> Option<Kw> {
+        Some(match prefix.to_ascii_lowercase().as_str() {
+            "from" | "f" => Kw::From,
+            "to" => Kw::To,
+            "subject" | "s" => Kw::Subject,
+            "body" | "b" => Kw::Body,
+            "list" | "l" => Kw::List,
+            "tag" => Kw::Tag,
+            "msgid" | "id" => Kw::MsgId,
+            "thread" => Kw::Thread,
+            "has" => Kw::Has,
+            "date" => Kw::Date,
+            "after" => Kw::After,
+            "before" => Kw::Before,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kw::From => "from",
+            Kw::To => "to",
+            Kw::Subject => "subject",
+            Kw::Body => "body",
+            Kw::List => "list",
+            Kw::Tag => "tag",
+            Kw::MsgId => "msgid",
+            Kw::Thread => "thread",
+            Kw::Has => "has",
+            Kw::Date => "date",
+            Kw::After => "after",
+            Kw::Before => "before",
+        }
+    }
+
+    /// Whether `kw:( ... )` makes sense: the group's bare words take this field.
+    fn scopes_groups(self) -> bool {
+        matches!(
+            self,
+            Kw::From | Kw::To | Kw::Subject | Kw::Body | Kw::List | Kw::Tag
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    And,
+    Or,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::And => "AND",
+            Op::Or => "OR",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Tok {
+    Open {
+        neg: bool,
+        field: Option<Kw>,
+    },
+    Close,
+    Op(Op),
+    Not,
+    Item {
+        neg: bool,
+        field: Option<Kw>,
+        value: String,
+        phrase: bool,
+    },
+}
+
+/// Reads a phrase starting just after its opening quote; returns it and the index after it.
+fn read_phrase(chars: &[char], start: usize, notices: &mut Notices) -> (String, usize) {
+    match chars[start..].iter().position(|&c| c == '"') {
+        Some(len) => (chars[start..start + len].iter().collect(), start + len + 1),
+        None => {
+            let text: String = chars[start..].iter().collect();
+            notices.push(format!(
+                "Missing closing quote: searched for \"{}\" as a phrase.",
+                text.trim()
+            ));
+            (text, chars.len())
+        }
+    }
+}
+
+fn lex(input: &str, notices: &mut Notices) -> Vec<Tok> {
+    let chars: Vec<char> = input.chars().collect();
+    let n = chars.len();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        match c {
+            '(' => {
+                toks.push(Tok::Open {
+                    neg: false,
+                    field: None,
+                });
+                i += 1;
+                continue;
+            }
+            ')' => {
+                toks.push(Tok::Close);
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let mut neg = false;
+        if c == '-' || c == '+' {
+            let next = chars.get(i + 1).copied();
+            match next {
+                Some(nc) if !nc.is_whitespace() && nc != ')' && nc != '-' && nc != '+' => {
+                    neg = c == '-';
+                    i += 1;
+                }
+                _ => {
+                    // A sign that binds to nothing (or a run of dashes) is just punctuation.
+                    let run = chars[i..]
+                        .iter()
+                        .take_while(|&&ch| ch == '-' || ch == '+')
+                        .count();
+                    i += run;
+                    continue;
+                }
+            }
+        }
+        match chars[i] {
+            '(' => {
+                toks.push(Tok::Open { neg, field: None });
+                i += 1;
+                continue;
+            }
+            '"' => {
+                let (value, next) = read_phrase(&chars, i + 1, notices);
+                i = next;
+                toks.push(Tok::Item {
+                    neg,
+                    field: None,
+                    value,
+                    phrase: true,
+                });
+                continue;
+            }
+            _ => {}
+        }
+        let start = i;
+        while i < n && !chars[i].is_whitespace() && !matches!(chars[i], '(' | ')' | '"') {
+            i += 1;
+        }
+        let word: String = chars[start..i].iter().collect();
+        if !neg {
+            let op = match word.as_str() {
+                "AND" | "&&" => Some(Tok::Op(Op::And)),
+                "OR" | "||" => Some(Tok::Op(Op::Or)),
+                "NOT" => Some(Tok::Not),
+                _ => None,
+            };
+            if let Some(op) = op {
+                toks.push(op);
+                continue;
+            }
+        }
+        let field = word
+            .split_once(':')
+            .and_then(|(prefix, rest)| Kw::parse(prefix).map(|kw| (kw, rest.to_string())));
+        let Some((kw, rest)) = field else {
+            toks.push(Tok::Item {
+                neg,
+                field: None,
+                value: word,
+                phrase: false,
+            });
+            continue;
+        };
+        if !rest.is_empty() {
+            toks.push(Tok::Item {
+                neg,
+                field: Some(kw),
+                value: rest,
+                phrase: false,
+            });
+            continue;
+        }
+        match chars.get(i) {
+            Some('"') => {
+                let (value, next) = read_phrase(&chars, i + 1, notices);
+                i = next;
+                toks.push(Tok::Item {
+                    neg,
+                    field: Some(kw),
+                    value,
+                    phrase: true,
+                });
+            }
+            Some('(') => {
+                i += 1;
+                toks.push(Tok::Open {
+                    neg,
+                    field: Some(kw),
+                });
+            }
+            _ => notices.push(format!("\"{}:\" has no value; ignored it.", kw.name())),
+        }
+    }
+    toks
+}
+
+/// A parenthesised group (or the whole query) being read.
+struct Frame<T> {
+    field: Option<Kw>,
+    neg: bool,
+    /// Clauses joined by AND (explicit or implied).
+    and: Vec<(bool, T)>,
+    /// The OR chain being read; OR binds tighter than AND, as in web and mail search.
+    or_run: Vec<(bool, T)>,
+    pending: Option<Op>,
+    not: bool,
+}
+
+impl<T> Frame<T> {
+    fn new(field: Option<Kw>, neg: bool) -> Self {
+        Frame {
+            field,
+            neg,
+            and: Vec::new(),
+            or_run: Vec::new(),
+            pending: None,
+            not: false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.and.is_empty() && self.or_run.is_empty()
+    }
+}
+
+fn flush_or<B: Build>(frame: &mut Frame<B::Out>, b: &mut B) {
+    let run = std::mem::take(&mut frame.or_run);
+    if run.len() > 1 {
+        frame.and.push((false, b.or(run)));
+    } else {
+        frame.and.extend(run);
+    }
+}
+
+fn push_operand<B: Build>(frame: &mut Frame<B::Out>, b: &mut B, neg: bool, out: B::Out) {
+    let neg = neg ^ frame.not;
+    frame.not = false;
+    if frame.pending == Some(Op::Or) && !frame.or_run.is_empty() {
+        frame.or_run.push((neg, out));
+    } else {
+        flush_or(frame, b);
+        frame.or_run.push((neg, out));
+    }
+    frame.pending = None;
+}
+
+/// Closes a frame: its query, or `None` when it holds nothing.
+fn reduce<B: Build>(mut frame: Frame<B::Out>, b: &mut B, notices: &mut Notices) -> Option<B::Out> {
+    if let Some(op) = frame.pending {
+        notices.push(format!("Ignored \"{}\" at the end of a group.", op.name()));
+    }
+    if frame.not {
+        notices.push("Ignored \"NOT\" with nothing after it.".to_string());
+    }
+    flush_or(&mut frame, b);
+    let mut and = frame.and;
+    if and.len() == 1 && !and[0].0 {
+        return and.pop().map(|(_, out)| out);
+    }
+    if and.is_empty() {
+        return None;
+    }
+    Some(b.and(and))
+}
+
+/// The outcome of parsing: a query (`None` means "everything") and what the user should know.
+#[derive(Debug)]
+pub(crate) struct Parsed<T> {
+    pub query: Option<T>,
+    pub notices: Vec<String>,
+}
+
+/// Parses a query. Never fails: anything not understood is skipped with a notice.
+pub(crate) fn parse<B: Build>(input: &str, b: &mut B) -> Parsed<B::Out> {
+    let mut notices = Notices::default();
+    let mut input = input;
+    if input.len() > super::schema::truncate_at_char(input, MAX_QUERY_BYTES).len() {
+        input = super::schema::truncate_at_char(input, MAX_QUERY_BYTES);
+        notices.push(format!(
+            "The query is longer than {MAX_QUERY_BYTES} bytes; read only the start."
+        ));
+    }
+    let toks = lex(input, &mut notices);
+    let mut stack: Vec<Frame<B::Out>> = vec![Frame::new(None, false)];
+    // '(' beyond MAX_DEPTH are skipped, and so are as many ')'.
+    let mut skipped_opens = 0usize;
+    let mut terms = 0usize;
+    for tok in toks {
+        let depth = stack.len();
+        let Some(frame) = stack.last_mut() else {
+            break;
+        };
+        match tok {
+            Tok::Open { neg, field } => {
+                if depth > MAX_DEPTH {
+                    skipped_opens += 1;
+                    notices.push(format!(
+                        "Parentheses nested deeper than {MAX_DEPTH} levels were ignored."
+                    ));
+                    continue;
+                }
+                let field = match field {
+                    Some(kw) if !kw.scopes_groups() => {
+                        notices.push(format!(
+                            "\"{}:\" cannot apply to a group; searched the group normally.",
+                            kw.name()
+                        ));
+                        frame.field
+                    }
+                    Some(kw) => Some(kw),
+                    None => frame.field,
+                };
+                stack.push(Frame::new(field, neg));
+            }
+            Tok::Close => {
+                if skipped_opens > 0 {
+                    skipped_opens -= 1;
+                    continue;
+                }
+                if depth == 1 {
+                    notices.push("Ignored an unmatched \")\".".to_string());
+                    continue;
+                }
+                let Some(done) = stack.pop() else {
+                    break;
+                };
+                let neg = done.neg;
+                let out = reduce(done, b, &mut notices);
+                if let Some(parent) = stack.last_mut() {
+                    match out {
+                        Some(out) => push_operand(parent, b, neg, out),
+                        None => notices.push("Ignored empty parentheses.".to_string()),
+                    }
+                }
+            }
+            Tok::Op(op) => {
+                if frame.is_empty() {
+                    notices.push(format!("Ignored \"{}\" with nothing before it.", op.name()));
+                } else if let Some(prev) = frame.pending {
+                    notices.push(format!(
+                        "Ignored \"{}\" right after \"{}\".",
+                        op.name(),
+                        prev.name()
+                    ));
+                } else if frame.not {
+                    notices.push(format!("Ignored \"{}\" right after \"NOT\".", op.name()));
+                } else {
+                    frame.pending = Some(op);
+                }
+            }
+            Tok::Not => {
+                if frame.not {
+                    notices.push("Two \"NOT\" in a row cancel out.".to_string());
+                }
+                frame.not = !frame.not;
+            }
+            Tok::Item {
+                neg,
+                field,
+                value,
+                phrase,
+            } => {
+                let leaf = make_leaf(field.or(frame.field), &value, phrase, &mut notices);
+                let out = match leaf {
+                    Some(_) if terms >= MAX_TERMS => {
+                        notices.push(format!(
+                            "The query has more than {MAX_TERMS} terms; used the first {MAX_TERMS}."
+                        ));
+                        None
+                    }
+                    Some(leaf) => {
+                        terms += 1;
+                        b.leaf(leaf, &mut notices)
+                    }
+                    None => None,
+                };
+                match out {
+                    Some(out) => push_operand(frame, b, neg, out),
+                    None => {
+                        // The operators around a dropped term have nothing to join.
+                        frame.pending = None;
+                        frame.not = false;
+                    }
+                }
+            }
+        }
+    }
+    if stack.len() > 1 {
+        notices.push("Added missing \")\".".to_string());
+    }
+    while stack.len() > 1 {
+        let Some(done) = stack.pop() else {
+            break;
+        };
+        let neg = done.neg;
+        let out = reduce(done, b, &mut notices);
+        if let (Some(parent), Some(out)) = (stack.last_mut(), out) {
+            push_operand(parent, b, neg, out);
+        }
+    }
+    let query = stack.pop().and_then(|root| reduce(root, b, &mut notices));
+    Parsed {
+        query,
+        notices: notices.0,
+    }
+}
+
+/// Turns one `field:value` (or bare word) into a leaf, or a notice.
+fn make_leaf(field: Option<Kw>, value: &str, phrase: bool, notices: &mut Notices) -> Option<Leaf> {
+    let value = value.trim();
+    if value.is_empty() {
+        match field {
+            Some(kw) => notices.push(format!("\"{}:\" has no value; ignored it.", kw.name())),
+            None => notices.push("Ignored an empty phrase.".to_string()),
+        }
+        return None;
+    }
+    let text = |scope| Leaf::Text {
+        scope,
+        text: value.to_string(),
+        phrase,
+    };
+    let Some(kw) = field else {
+        return Some(text(Scope::Any));
+    };
+    match kw {
+        Kw::From => Some(text(Scope::From)),
+        Kw::To => Some(text(Scope::To)),
+        Kw::Subject => Some(text(Scope::Subject)),
+        Kw::Body => Some(text(Scope::Body)),
+        Kw::List => Some(Leaf::List(normalize_list(value))),
+        Kw::Tag => {
+            let tag = value.trim_start_matches('[').trim_end_matches(']').trim();
+            if tag.is_empty() {
+                notices.push("\"tag:\" has no value; ignored it.".to_string());
+                return None;
+            }
+            Some(Leaf::Tag(tag.to_lowercase()))
+        }
+        Kw::MsgId => {
+            let id = normalize_msgid(value);
+            if id.is_empty() {
+                notices.push("\"msgid:\" has no value; ignored it.".to_string());
+                return None;
+            }
+            Some(Leaf::MsgId(id.to_string()))
+        }
+        Kw::Thread => match value.parse::<u64>() {
+            Ok(id) => Some(Leaf::Thread(id)),
+            Err(_) => {
+                notices.push(format!(
+                    "Ignored \"thread:{value}\": a thread is given by its number."
+                ));
+                None
+            }
+        },
+        Kw::Has => match value.to_ascii_lowercase().as_str() {
+            "attachment" | "attachments" | "attach" => Some(Leaf::HasAttachment),
+            "patch" | "patches" => Some(Leaf::HasPatch),
+            _ => {
+                notices.push(format!(
+                    "Ignored \"has:{value}\": use has:attachment or has:patch."
+                ));
+                None
+            }
+        },
+        Kw::Date | Kw::After | Kw::Before => date_leaf(kw, value, notices),
+    }
+}
+
+/// Start (inclusive) and end (exclusive) of a day, month or year written `YYYY`, `YYYY-MM` or
+/// `YYYY-MM-DD` (`/` also separates), in UTC Unix seconds.
+fn parse_period(s: &str) -> Option<(i64, i64)> {
+    use time::{Date, Month};
+    let parts: Vec<&str> = s.split(['-', '/']).collect();
+    let num = |p: &str, max_len: usize| -> Option<i32> {
+        if p.is_empty() || p.len() > max_len || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        p.parse().ok()
+    };
+    let year = num(parts.first()?, 4)?;
+    if !(1..=9998).contains(&year) {
+        return None;
+    }
+    let secs = |d: Date| d.midnight().assume_utc().unix_timestamp();
+    let month_of = |m: i32| u8::try_from(m).ok().and_then(|m| Month::try_from(m).ok());
+    match parts.len() {
+        1 => {
+            let start = Date::from_calendar_date(year, Month::January, 1).ok()?;
+            let end = Date::from_calendar_date(year + 1, Month::January, 1).ok()?;
+            Some((secs(start), secs(end)))
+        }
+        2 => {
+            let month = month_of(num(parts[1], 2)?)?;
+            let start = Date::from_calendar_date(year, month, 1).ok()?;
+            let (ny, nm) = if month == Month::December {
+                (year + 1, Month::January)
+            } else {
+                (year, month.next())
+            };
+            let end = Date::from_calendar_date(ny, nm, 1).ok()?;
+            Some((secs(start), secs(end)))
+        }
+        3 => {
+            let month = month_of(num(parts[1], 2)?)?;
+            let day = u8::try_from(num(parts[2], 2)?).ok()?;
+            let start = Date::from_calendar_date(year, month, day).ok()?;
+            let end = start.next_day()?;
+            Some((secs(start), secs(end)))
+        }
+        _ => None,
+    }
+}
+
+fn date_leaf(kw: Kw, value: &str, notices: &mut Notices) -> Option<Leaf> {
+    let bad = |notices: &mut Notices, what: &str| {
+        notices.push(format!(
+            "Ignored \"{}:{value}\": \"{what}\" is not a date (use YYYY, YYYY-MM or YYYY-MM-DD).",
+            kw.name()
+        ));
+    };
+    let period = |notices: &mut Notices, s: &str| {
+        let p = parse_period(s.trim());
+        if p.is_none() {
+            bad(notices, s);
+        }
+        p
+    };
+    let (start, end) = match kw {
+        Kw::After => (Some(period(notices, value)?.0), None),
+        Kw::Before => (None, Some(period(notices, value)?.0)),
+        _ => match value.split_once("..") {
+            Some((a, b)) => {
+                if a.trim().is_empty() && b.trim().is_empty() {
+                    bad(notices, value);
+                    return None;
+                }
+                let start = if a.trim().is_empty() {
+                    None
+                } else {
+                    Some(period(notices, a)?.0)
+                };
+                let end = if b.trim().is_empty() {
+                    None
+                } else {
+                    Some(period(notices, b)?.1)
+                };
+                (start, end)
+            }
+            None => {
+                let (s, e) = period(notices, value)?;
+                (Some(s), Some(e))
+            }
+        },
+    };
+    if let (Some(s), Some(e)) = (start, end) {
+        if s >= e {
+            notices.push(format!(
+                "Ignored \"{}:{value}\": the range ends before it starts.",
+                kw.name()
+            ));
+            return None;
+        }
+    }
+    Some(Leaf::Date { start, end })
+}
+
+/// Renders a query tree as text; used by tests to state expected parses compactly.
+#[cfg(test)]
+pub(crate) struct Render;
+
+#[cfg(test)]
+impl Render {
+    fn clauses(name: &str, clauses: Vec<(bool, String)>) -> String {
+        let mut s = format!("{name}(");
+        for (i, (neg, c)) in clauses.into_iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            if neg {
+                s.push('-');
+            }
+            s.push_str(&c);
+        }
+        s.push(')');
+        s
+    }
+}
+
+#[cfg(test)]
+impl Build for Render {
+    type Out = String;
+
+    fn leaf(&mut self, leaf: Leaf, _notices: &mut Notices) -> Option<String> {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = match leaf {
+            Leaf::Text {
+                scope,
+                text,
+                phrase,
+            } => {
+                let scope = match scope {
+                    Scope::Any => "",
+                    Scope::Subject => "subject:",
+                    Scope::Body => "body:",
+                    Scope::From => "from:",
+                    Scope::To => "to:",
+                };
+                if phrase {
+                    write!(s, "{scope}\"{text}\"")
+                } else {
+                    write!(s, "{scope}{text}")
+                }
+            }
+            Leaf::List(l) => write!(s, "list:{l}"),
+            Leaf::Tag(t) => write!(s, "tag:{t}"),
+            Leaf::MsgId(m) => write!(s, "msgid:{m}"),
+            Leaf::Thread(t) => write!(s, "thread:{t}"),
+            Leaf::HasAttachment => write!(s, "has:attachment"),
+            Leaf::HasPatch => write!(s, "has:patch"),
+            Leaf::Date { start, end } => {
+                let day = |t: Option<i64>| {
+                    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                        .map(|d| d.date().to_string())
+                        .unwrap_or_default()
+                };
+                write!(s, "date:[{}..{})", day(start), day(end))
+            }
+        };
+        Some(s)
+    }
+
+    fn and(&mut self, clauses: Vec<(bool, String)>) -> String {
+        Render::clauses("AND", clauses)
+    }
+
+    fn or(&mut self, clauses: Vec<(bool, String)>) -> String {
+        Render::clauses("OR", clauses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(q: &str) -> (String, Vec<String>) {
+        let parsed = parse(q, &mut Render);
+        (
+            parsed.query.unwrap_or_else(|| "ALL".to_string()),
+            parsed.notices,
+        )
+    }
+
+    /// (query, expected rendering, expected notice fragments; empty means no notice at all)
+    const CASES: &[(&str, &str, &[&str])] = &[
+        ("", "ALL", &[]),
+        ("   ", "ALL", &[]),
+        ("nova", "nova", &[]),
+        ("nova boot", "AND(nova, boot)", &[]),
+        ("nova AND boot", "AND(nova, boot)", &[]),
+        ("nova OR neutron", "OR(nova, neutron)", &[]),
+        ("a b OR c", "AND(a, OR(b, c))", &[]),
+        ("a OR b c", "AND(OR(a, b), c)", &[]),
+        ("a OR b OR c", "OR(a, b, c)", &[]),
+        ("nova -boot", "AND(nova, -boot)", &[]),
+        ("nova NOT boot", "AND(nova, -boot)", &[]),
+        ("-boot", "AND(-boot)", &[]),
+        ("+nova", "nova", &[]),
+        ("a OR -b", "OR(a, -b)", &[]),
+        ("\"live migration\"", "\"live migration\"", &[]),
+        ("-\"live migration\" x", "AND(-\"live migration\", x)", &[]),
+        ("(a OR b) c", "AND(OR(a, b), c)", &[]),
+        ("-(a b) c", "AND(-AND(a, b), c)", &[]),
+        ("NOT (a OR b)", "AND(-OR(a, b))", &[]),
+        ("((a))", "a", &[]),
+        ("co-op e-mail", "AND(co-op, e-mail)", &[]),
+        ("a - b", "AND(a, b)", &[]),
+        ("from:jane", "from:jane", &[]),
+        ("from:\"Jane Doe\"", "from:\"Jane Doe\"", &[]),
+        ("From:jane@example.org", "from:jane@example.org", &[]),
+        ("to:dev@lists.example.org", "to:dev@lists.example.org", &[]),
+        (
+            "subject:upgrade s:nova",
+            "AND(subject:upgrade, subject:nova)",
+            &[],
+        ),
+        (
+            "body:crash b:\"kernel panic\"",
+            "AND(body:crash, body:\"kernel panic\")",
+            &[],
+        ),
+        (
+            "subject:(nova OR neutron)",
+            "OR(subject:nova, subject:neutron)",
+            &[],
+        ),
+        (
+            "list:Openstack-Discuss l:nova",
+            "AND(list:openstack-discuss, list:nova)",
+            &[],
+        ),
+        ("tag:[TC]", "tag:tc", &[]),
+        ("msgid:<abc@example.org>", "msgid:abc@example.org", &[]),
+        ("thread:42", "thread:42", &[]),
+        (
+            "has:attachment has:patch",
+            "AND(has:attachment, has:patch)",
+            &[],
+        ),
+        (
+            "date:2023-01-01..2023-03-31",
+            "date:[2023-01-01..2023-04-01)",
+            &[],
+        ),
+        ("date:2023-05", "date:[2023-05-01..2023-06-01)", &[]),
+        ("date:2023-12", "date:[2023-12-01..2024-01-01)", &[]),
+        ("date:2023", "date:[2023-01-01..2024-01-01)", &[]),
+        ("date:2024-02-29", "date:[2024-02-29..2024-03-01)", &[]),
+        ("date:2023..", "date:[2023-01-01..)", &[]),
+        ("date:..2023-02", "date:[..2023-03-01)", &[]),
+        ("after:2023-01-01", "date:[2023-01-01..)", &[]),
+        ("before:2023-02-01", "date:[..2023-02-01)", &[]),
+        ("date:2023/05/07", "date:[2023-05-07..2023-05-08)", &[]),
+        ("http://example.org/x", "http://example.org/x", &[]),
+        // Malformed input: what can be understood, plus notices.
+        ("date:2023-13-45 nova", "nova", &["not a date"]),
+        ("date:2023-02-30", "ALL", &["not a date"]),
+        ("date:2023-03..2023-01", "ALL", &["ends before it starts"]),
+        ("date:..", "ALL", &["not a date"]),
+        ("after:yesterday", "ALL", &["not a date"]),
+        (
+            "\"unclosed phrase",
+            "\"unclosed phrase\"",
+            &["Missing closing quote"],
+        ),
+        (
+            "nova \"live mig",
+            "AND(nova, \"live mig\")",
+            &["Missing closing quote"],
+        ),
+        ("AND OR", "ALL", &["nothing before it"]),
+        ("a AND OR b", "AND(a, b)", &["\"OR\" right after \"AND\""]),
+        ("a OR", "a", &["at the end"]),
+        ("OR a", "a", &["nothing before it"]),
+        ("a NOT", "a", &["\"NOT\" with nothing after it"]),
+        ("NOT NOT a", "a", &["cancel out"]),
+        ("(a b", "AND(a, b)", &["missing \")\""]),
+        ("a b)", "AND(a, b)", &["unmatched"]),
+        ("()", "ALL", &["empty parentheses"]),
+        ("\"\"", "ALL", &["empty phrase"]),
+        ("from:", "ALL", &["no value"]),
+        ("thread:abc", "ALL", &["thread is given by its number"]),
+        ("has:cheese", "ALL", &["has:attachment or has:patch"]),
+        ("date:(2023)", "2023", &["cannot apply to a group"]),
+        ("a OR date:bad", "a", &["not a date"]),
+    ];
+
+    #[test]
+    fn parse_cases() {
+        for (input, want, notice_parts) in CASES {
+            let (got, notices) = render(input);
+            assert_eq!(&got, want, "query {input:?}, notices {notices:?}");
+            if notice_parts.is_empty() {
+                assert!(
+                    notices.is_empty(),
+                    "query {input:?}: unexpected {notices:?}"
+                );
+            }
+            for part in *notice_parts {
+                assert!(
+                    notices.iter().any(|n| n.contains(part)),
+                    "query {input:?}: no notice containing {part:?} in {notices:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_capped_not_recursed() {
+        for input in [
+            "(".repeat(10 * 1024),
+            ")".repeat(10 * 1024),
+            format!("{}nova{}", "(".repeat(10 * 1024), ")".repeat(10 * 1024)),
+            "(a ".repeat(5000),
+            "-(".repeat(5000),
+            "\"".repeat(10 * 1024),
+            "a:(".repeat(3000),
+        ] {
+            let (got, notices) = render(&input);
+            assert!(!notices.is_empty(), "no notice for {} bytes", input.len());
+            assert!(got.len() < 100_000);
+        }
+        let (got, notices) = render(&format!("{}nova{}", "(".repeat(10_000), ")".repeat(10_000)));
+        assert_eq!(got, "nova");
+        assert!(notices.iter().any(|n| n.contains("deeper than 32")));
+    }
+
+    #[test]
+    fn term_count_is_capped() {
+        let input = (0..200)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (got, notices) = render(&input);
+        assert_eq!(got.matches('w').count(), MAX_TERMS);
+        assert!(notices.iter().any(|n| n.contains("more than 64 terms")));
+    }
+
+    #[test]
+    fn long_input_is_cut() {
+        let input = "x".repeat(MAX_QUERY_BYTES + 10);
+        let (_, notices) = render(&input);
+        assert!(notices.iter().any(|n| n.contains("longer than")));
+    }
+}

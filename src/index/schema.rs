@@ -1,0 +1,396 @@
+//! The tantivy schema (version 1) and the pure text helpers that shape what goes into it:
+//! splitting a body into own and quoted text, and reading list tags out of a subject.
+
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST,
+    INDEXED, STORED, STRING,
+};
+use tantivy::TantivyDocument;
+
+use super::IndexDoc;
+
+/// Directory name under the caller's base directory; bump it whenever the schema changes so a
+/// new binary builds a fresh index beside the old one instead of misreading it.
+pub(crate) const SCHEMA_DIR: &str = "v1";
+
+/// Stemmed English analysis (tantivy's built-in `en_stem`).
+const STEMMED: &str = "en_stem";
+/// Plain lowercase words with no stemming (tantivy's `default`), so words of other languages
+/// are found exactly as written.
+const PLAIN: &str = "default";
+
+/// Own text longer than this is still indexed in full but stored only up to here: the stored
+/// copy exists only to cut snippets from, and snippets come from the first match anyway.
+pub(crate) const STORED_TEXT_MAX_BYTES: usize = 32 * 1024;
+
+/// The fields of the schema, resolved once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fields {
+    pub msgid: Field,
+    pub thread: Field,
+    pub date: Field,
+    pub year: Field,
+    pub subject: Field,
+    pub subject_plain: Field,
+    pub own: Field,
+    pub own_plain: Field,
+    pub own_stored: Field,
+    pub quoted: Field,
+    pub quoted_plain: Field,
+    pub from: Field,
+    pub to: Field,
+    pub sender: Field,
+    pub lists: Field,
+    pub tags: Field,
+    pub has_attachment: Field,
+    pub has_patch: Field,
+}
+
+/// Fast-field column names, used by the collector.
+pub(crate) mod col {
+    pub const MSGID: &str = "msgid";
+    pub const THREAD: &str = "thread";
+    pub const DATE: &str = "date";
+    pub const YEAR: &str = "year";
+    pub const SENDER: &str = "sender";
+    pub const LISTS: &str = "lists";
+    pub const TAGS: &str = "tags";
+}
+
+fn text(tokenizer: &str) -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(tokenizer)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    )
+}
+
+/// Builds the schema and the resolved field handles.
+pub(crate) fn build() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fast: NumericOptions = FAST.into();
+    let fast_indexed: NumericOptions = NumericOptions::from(FAST) | INDEXED;
+    let fields = Fields {
+        msgid: b.add_text_field(col::MSGID, STRING | STORED | FAST),
+        thread: b.add_u64_field(col::THREAD, fast_indexed.clone()),
+        // Fast only: date ranges run on the column, which beats a term range over one term per
+        // distinct second.
+        date: b.add_i64_field(col::DATE, fast.clone()),
+        year: b.add_i64_field(col::YEAR, fast),
+        subject: b.add_text_field("subject", text(STEMMED)),
+        subject_plain: b.add_text_field("subject_plain", text(PLAIN)),
+        own: b.add_text_field("own", text(STEMMED)),
+        own_plain: b.add_text_field("own_plain", text(PLAIN)),
+        // Stored only, capped: the text snippets are cut from.
+        own_stored: b.add_text_field("own_stored", STORED),
+        quoted: b.add_text_field("quoted", text(STEMMED)),
+        quoted_plain: b.add_text_field("quoted_plain", text(PLAIN)),
+        from: b.add_text_field("from", text(PLAIN)),
+        to: b.add_text_field("to", text(PLAIN)),
+        sender: b.add_text_field(col::SENDER, STRING | FAST),
+        lists: b.add_text_field(col::LISTS, STRING | FAST),
+        tags: b.add_text_field(col::TAGS, STRING | FAST),
+        has_attachment: b.add_bool_field("has_attachment", INDEXED),
+        has_patch: b.add_bool_field("has_patch", INDEXED),
+    };
+    (b.build(), fields)
+}
+
+/// Resolves the field handles of an index opened from disk, which must carry this schema.
+pub(crate) fn fields_of(schema: &Schema) -> anyhow::Result<Fields> {
+    let (expected, fields) = build();
+    if schema != &expected {
+        anyhow::bail!("the index on disk was built with a different schema; rebuild it");
+    }
+    Ok(fields)
+}
+
+/// Message-IDs are compared without their angle brackets and surrounding blanks.
+pub(crate) fn normalize_msgid(id: &str) -> &str {
+    let id = id.trim();
+    let id = id.strip_prefix('<').unwrap_or(id);
+    let id = id.strip_suffix('>').unwrap_or(id);
+    id.trim()
+}
+
+/// List names are matched case-insensitively.
+pub(crate) fn normalize_list(list: &str) -> String {
+    list.trim().to_lowercase()
+}
+
+/// The key senders are counted under: the lowercased address, or the name when there is none.
+pub(crate) fn sender_key(name: Option<&str>, addr: Option<&str>) -> Option<String> {
+    let addr = addr.map(str::trim).filter(|a| !a.is_empty());
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
+    match (addr, name) {
+        (Some(a), _) => Some(a.to_lowercase()),
+        (None, Some(n)) => Some(n.to_string()),
+        (None, None) => None,
+    }
+}
+
+/// Calendar year (UTC) of a Unix time; out-of-range times count as 1970 rather than failing.
+pub(crate) fn year_of(secs: i64) -> i64 {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .map(|t| i64::from(t.year()))
+        .unwrap_or(1970)
+}
+
+/// Longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+pub(crate) fn truncate_at_char(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Turns a caller's document into a tantivy document.
+pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
+    let mut d = TantivyDocument::new();
+    d.add_text(f.msgid, normalize_msgid(&doc.message_id));
+    d.add_u64(f.thread, doc.thread);
+    d.add_i64(f.date, doc.date);
+    d.add_i64(f.year, year_of(doc.date));
+    d.add_text(f.subject, &doc.subject);
+    d.add_text(f.subject_plain, &doc.subject);
+
+    let body = split_body(&doc.body);
+    d.add_text(f.own, &body.own);
+    d.add_text(f.own_plain, &body.own);
+    d.add_text(
+        f.own_stored,
+        truncate_at_char(&body.own, STORED_TEXT_MAX_BYTES),
+    );
+    if !body.quoted.is_empty() {
+        d.add_text(f.quoted, &body.quoted);
+        d.add_text(f.quoted_plain, &body.quoted);
+    }
+
+    for part in [doc.from_name.as_deref(), doc.from_addr.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        d.add_text(f.from, part);
+    }
+    if let Some(key) = sender_key(doc.from_name.as_deref(), doc.from_addr.as_deref()) {
+        d.add_text(f.sender, key);
+    }
+    for r in &doc.recipients {
+        d.add_text(f.to, r);
+    }
+    let mut lists: Vec<String> = doc
+        .lists
+        .iter()
+        .map(|l| normalize_list(l))
+        .filter(|l| !l.is_empty())
+        .collect();
+    lists.sort();
+    lists.dedup();
+    for l in lists {
+        d.add_text(f.lists, l);
+    }
+    for t in subject_tags(&doc.subject) {
+        d.add_text(f.tags, t);
+    }
+    d.add_bool(f.has_attachment, doc.has_attachment);
+    d.add_bool(f.has_patch, doc.has_patch);
+    d
+}
+
+/// A body split into what the author wrote and what they quoted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyParts {
+    /// Lines not starting with `>`, signature removed.
+    pub own: String,
+    /// Quoted lines with their `>` markers removed.
+    pub quoted: String,
+}
+
+/// Splits a body into own and quoted text and drops the signature (everything from a line that
+/// is exactly `-- `, the RFC 3676 separator). A line is quoted when it starts with `>` after
+/// optional blanks. List footers are the caller's business.
+pub fn split_body(body: &str) -> BodyParts {
+    let mut parts = BodyParts::default();
+    for line in body.lines() {
+        // `lines` keeps a trailing '\r' only for bare "\r\n"-less input; strip it either way.
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line == "-- " {
+            break;
+        }
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix('>') {
+            let rest = rest.trim_start_matches(['>', ' ']);
+            parts.quoted.push_str(rest);
+            parts.quoted.push('\n');
+        } else {
+            parts.own.push_str(line);
+            parts.own.push('\n');
+        }
+    }
+    let own_len = parts.own.trim_end().len();
+    parts.own.truncate(own_len);
+    let quoted_len = parts.quoted.trim_end().len();
+    parts.quoted.truncate(quoted_len);
+    parts
+}
+
+/// Reply and forward prefixes in the languages seen on lists (`Re:`, `Fwd:`, `AW:`, ...).
+const REPLY_PREFIXES: &[&str] = &[
+    "re", "fw", "fwd", "aw", "sv", "vs", "wg", "antw", "tr", "ref",
+];
+/// A bracket with more words than this (after dropping version and numbering words) is prose,
+/// not tags.
+const MAX_WORDS_PER_BRACKET: usize = 4;
+const MAX_TAG_LEN: usize = 40;
+
+/// Strips one reply prefix such as `Re:`, `RE[2]:` or `Fwd:` from the start of `s`.
+fn strip_reply_prefix(s: &str) -> Option<&str> {
+    let letters = s
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_alphabetic())
+        .map_or(s.len(), |(i, _)| i);
+    let word = s[..letters].to_ascii_lowercase();
+    if !REPLY_PREFIXES.contains(&word.as_str()) {
+        return None;
+    }
+    let mut rest = &s[letters..];
+    // Counted forms: "Re[2]:", "Re(2):", "Re^2:".
+    for (open, close) in [('[', Some(']')), ('(', Some(')')), ('^', None)] {
+        if let Some(after) = rest.strip_prefix(open) {
+            let digits = after.chars().take_while(char::is_ascii_digit).count();
+            if digits > 0 {
+                let after = &after[digits..];
+                match close {
+                    Some(c) => {
+                        if let Some(a) = after.strip_prefix(c) {
+                            rest = a;
+                        }
+                    }
+                    None => rest = after,
+                }
+            }
+        }
+    }
+    rest.strip_prefix(':').or_else(|| rest.strip_prefix('：'))
+}
+
+/// Version and numbering words inside tag brackets: `v2`, `3/7`, `01/12`, `5`.
+fn is_numbering(word: &str) -> bool {
+    let w = word.trim_start_matches(['v', 'V']);
+    !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_digit() || c == '/' || c == '.')
+}
+
+/// Subject tags: the bracketed words at the start of a subject, lowercased without brackets,
+/// in order and without duplicates. Reply prefixes between them are skipped, and numbering is
+/// dropped, so `Re: [nova][tc] [PATCH v2 3/7] fix` gives `nova`, `tc`, `patch`.
+pub fn subject_tags(subject: &str) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    let mut s = subject;
+    loop {
+        s = s.trim_start();
+        if let Some(rest) = strip_reply_prefix(s) {
+            s = rest;
+            continue;
+        }
+        let Some(inner) = s.strip_prefix('[') else {
+            break;
+        };
+        let Some(close) = inner.find(']') else {
+            break;
+        };
+        let words: Vec<String> = inner[..close]
+            .split_whitespace()
+            .map(|w| w.trim_matches([':', ',', ';']).to_lowercase())
+            .filter(|w| !w.is_empty() && !is_numbering(w) && w.len() <= MAX_TAG_LEN)
+            .collect();
+        if words.len() <= MAX_WORDS_PER_BRACKET {
+            for w in words {
+                if !tags.contains(&w) {
+                    tags.push(w);
+                }
+            }
+        }
+        s = &inner[close + 1..];
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_tag_cases() {
+        let cases: &[(&str, &[&str])] = &[
+            ("[nova] boot fails", &["nova"]),
+            ("Re: [nova][tc] boot fails", &["nova", "tc"]),
+            ("RE: Fwd: [Nova] [TC] x", &["nova", "tc"]),
+            ("[PATCH v2 3/7] nova: fix", &["patch"]),
+            (
+                "Re[2]: [openstack-dev] [RFC PATCH 0/3] x",
+                &["openstack-dev", "rfc", "patch"],
+            ),
+            ("[nova] Re: [nova] dup", &["nova"]),
+            ("AW: [Größe] über", &["größe"]),
+            ("plain subject [not] a tag", &[]),
+            ("[unclosed bracket", &[]),
+            ("[] empty", &[]),
+            ("[this bracket holds a whole sentence of prose] x", &[]),
+            ("Reply to [nova]", &[]),
+            ("", &[]),
+        ];
+        for (subject, want) in cases {
+            let got = subject_tags(subject);
+            assert_eq!(got, want.to_vec(), "subject {subject:?}");
+        }
+    }
+
+    #[test]
+    fn split_body_cases() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("hello\nworld", "hello\nworld", ""),
+            (
+                "On Mon, A wrote:\n> quoted\n>> deeper\nmine",
+                "On Mon, A wrote:\nmine",
+                "quoted\ndeeper",
+            ),
+            ("text\n-- \nJane\n> not quoted sig", "text", ""),
+            ("text\r\n-- \r\nsig", "text", ""),
+            ("  > indented quote\nown", "own", "indented quote"),
+            ("a -- b\n--\nstill own", "a -- b\n--\nstill own", ""),
+            ("> only quote", "", "only quote"),
+            ("", "", ""),
+        ];
+        for (body, own, quoted) in cases {
+            let got = split_body(body);
+            assert_eq!(got.own, *own, "own of {body:?}");
+            assert_eq!(got.quoted, *quoted, "quoted of {body:?}");
+        }
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(normalize_msgid(" <a@b> "), "a@b");
+        assert_eq!(normalize_msgid("a@b"), "a@b");
+        assert_eq!(
+            sender_key(Some("Jane"), Some("Jane@X.org")).as_deref(),
+            Some("jane@x.org")
+        );
+        assert_eq!(
+            sender_key(Some(" Jane "), Some(" ")).as_deref(),
+            Some("Jane")
+        );
+        assert_eq!(sender_key(None, None), None);
+        assert_eq!(year_of(0), 1970);
+        assert_eq!(year_of(1_700_000_000), 2023);
+        assert_eq!(year_of(-1), 1969);
+        assert_eq!(truncate_at_char("größe", 3), "gr");
+        assert_eq!(truncate_at_char("abc", 10), "abc");
+    }
+}

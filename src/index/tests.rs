@@ -1,0 +1,626 @@
+//! Known-answer tests on a small corpus in a temporary directory: filters, stemming, other
+//! languages, facets, collapsing, paging, snippets, rebuild and watermarks.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::*;
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("archivist-index-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ts(s: &str) -> i64 {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s, &fmt)
+        .expect("test step")
+        .assume_utc()
+        .unix_timestamp()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn doc(
+    id: &str,
+    thread: u64,
+    date: &str,
+    subject: &str,
+    body: &str,
+    from: (&str, Option<&str>),
+    lists: &[&str],
+    flags: (bool, bool),
+) -> IndexDoc {
+    IndexDoc {
+        message_id: format!("<{id}@example.org>"),
+        thread,
+        date: ts(date),
+        subject: subject.to_string(),
+        body: body.to_string(),
+        from_name: Some(from.0.to_string()),
+        from_addr: from.1.map(str::to_string),
+        recipients: lists
+            .iter()
+            .map(|l| format!("{l}@lists.example.org"))
+            .collect(),
+        lists: lists.iter().map(|l| l.to_string()).collect(),
+        has_attachment: flags.0,
+        has_patch: flags.1,
+    }
+}
+
+const ALICE: (&str, Option<&str>) = ("Alice Archer", Some("alice@example.org"));
+const BOB: (&str, Option<&str>) = ("Bob Baker", Some("Bob@Example.org"));
+const CAROL: (&str, Option<&str>) = ("Carol Cook", Some("carol@example.net"));
+const DAVE: (&str, Option<&str>) = ("Dave Dev", Some("dave@kernel.example"));
+const EVE: (&str, Option<&str>) = ("Eve", None);
+
+/// Number of identical "zebra" messages used to test tie-breaking and paging.
+const TIES: usize = 25;
+
+fn corpus() -> Vec<IndexDoc> {
+    let mut docs = vec![
+        doc(
+            "m1",
+            1,
+            "2023-01-10 09:00:00",
+            "[nova] Upgrade to Zed fails",
+            "We are upgrading the compute nodes and the scheduler dies with a flux capacitor \
+             overload.\n-- \nAlice, signature words quokka",
+            ALICE,
+            &["openstack-discuss"],
+            (false, false),
+        ),
+        doc(
+            "m2",
+            1,
+            "2023-01-11 10:00:00",
+            "Re: [nova] Upgrade to Zed fails",
+            "> We are upgrading the compute nodes\n> flux capacitor overload\nTry the checker \
+             first.",
+            BOB,
+            &["openstack-discuss"],
+            (false, false),
+        ),
+        doc(
+            "m3",
+            2,
+            "2023-02-15 12:00:00",
+            "[neutron][nova] cross-posted announcement",
+            "Die Größe der Datenbank wächst schnell.",
+            CAROL,
+            &["openstack-discuss", "OpenStack-Dev"],
+            (false, false),
+        ),
+        doc(
+            "m4",
+            3,
+            "2023-05-20 08:00:00",
+            "[PATCH v2 3/7] fix quota",
+            "привет всем, this patch fixes quota handling",
+            DAVE,
+            &["kernel-dev"],
+            (true, true),
+        ),
+        doc(
+            "m5",
+            1,
+            "2023-03-01 18:30:00",
+            "Re: [nova] Upgrade to Zed fails",
+            "Still failing after the upgrade.",
+            ALICE,
+            &["openstack-discuss"],
+            (false, false),
+        ),
+        doc(
+            "m6",
+            4,
+            "2022-12-31 23:59:59",
+            "year end",
+            "<script>alert('x')</script> & the flux of things",
+            EVE,
+            &["misc"],
+            (false, false),
+        ),
+    ];
+    for i in 0..TIES {
+        docs.push(doc(
+            &format!("tie{i:02}"),
+            100 + i as u64,
+            "2021-06-01 00:00:00",
+            "identical",
+            "identical filler text zebra",
+            ("Zed Zebra", Some("zed@zoo.example")),
+            &["zoo"],
+            (false, false),
+        ));
+    }
+    docs
+}
+
+fn built(name: &str) -> (TempDir, Searcher) {
+    let dir = TempDir::new(name);
+    let n = rebuild(dir.path(), corpus(), 1).expect("test step");
+    assert_eq!(n, (6 + TIES) as u64);
+    let searcher = Searcher::open(dir.path()).expect("test step");
+    (dir, searcher)
+}
+
+fn opts(limit: usize) -> SearchOptions {
+    SearchOptions {
+        limit,
+        ..SearchOptions::default()
+    }
+}
+
+fn ids(r: &SearchResults) -> Vec<&str> {
+    r.hits
+        .iter()
+        .map(|h| h.message_id.trim_end_matches("@example.org"))
+        .collect()
+}
+
+fn sorted_ids(r: &SearchResults) -> Vec<&str> {
+    let mut v = ids(r);
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn known_answers() {
+    let (_dir, s) = built("known");
+    // (query, expected ids in any order)
+    let cases: &[(&str, &[&str])] = &[
+        ("from:bob", &["m2"]),
+        ("from:alice@example.org", &["m1", "m5"]),
+        ("from:\"Alice Archer\"", &["m1", "m5"]),
+        ("from:example.net", &["m3"]),
+        ("list:openstack-dev", &["m3"]),
+        ("list:OpenStack-Discuss", &["m1", "m2", "m3", "m5"]),
+        ("l:kernel-dev", &["m4"]),
+        ("date:2023-01", &["m1", "m2"]),
+        ("date:2023-01-01..2023-02-15", &["m1", "m2", "m3"]),
+        ("date:2023-01-11", &["m2"]),
+        ("after:2023-02-16", &["m4", "m5"]),
+        ("before:2023-01-01 -list:zoo", &["m6"]),
+        ("date:2022", &["m6"]),
+        ("upgrading", &["m1", "m2", "m5"]),
+        ("upgrade -from:bob", &["m1", "m5"]),
+        ("Größe", &["m3"]),
+        ("größe wächst", &["m3"]),
+        ("привет", &["m4"]),
+        ("has:patch", &["m4"]),
+        ("has:attachment", &["m4"]),
+        ("tag:patch", &["m4"]),
+        ("tag:nova", &["m1", "m2", "m3", "m5"]),
+        ("tag:neutron", &["m3"]),
+        ("msgid:<m3@example.org>", &["m3"]),
+        ("msgid:m3@example.org", &["m3"]),
+        ("thread:1", &["m1", "m2", "m5"]),
+        ("s:upgrade", &["m1", "m2", "m5"]),
+        ("subject:(neutron OR quota)", &["m3", "m4"]),
+        ("b:checker", &["m2"]),
+        ("to:kernel-dev@lists.example.org", &["m4"]),
+        ("flux OR quota -list:misc", &["m1", "m2", "m4"]),
+        ("quokka", &[]),
+        ("(nova OR neutron) AND date:2023-02", &["m3"]),
+        ("nova date:2023-13-45", &["m1", "m2", "m3", "m5"]),
+    ];
+    for (q, want) in cases {
+        let r = s.search(q, &opts(100)).expect("test step");
+        assert_eq!(
+            sorted_ids(&r),
+            want.to_vec(),
+            "query {q:?} notices {:?}",
+            r.notices
+        );
+        assert_eq!(r.total, want.len() as u64, "total of {q:?}");
+    }
+}
+
+#[test]
+fn distinctive_phrase_ranks_its_message_first() {
+    let (_dir, s) = built("phrase");
+    let r = s
+        .search("\"flux capacitor overload\"", &opts(10))
+        .expect("test step");
+    // m2 quotes the phrase; the author's own use must win.
+    assert_eq!(ids(&r), ["m1", "m2"]);
+    assert!(r.hits[0].score > r.hits[1].score);
+    assert!(
+        r.hits[0].snippet.contains("<b>flux</b> <b>capacitor</b>"),
+        "{}",
+        r.hits[0].snippet
+    );
+    // Subject matches outweigh body matches.
+    let r = s
+        .search("announcement OR schnell", &opts(10))
+        .expect("test step");
+    assert_eq!(ids(&r), ["m3"]);
+}
+
+#[test]
+fn notices_and_malformed_queries() {
+    let (_dir, s) = built("notices");
+    let r = s
+        .search("nova date:2023-13-45", &opts(10))
+        .expect("test step");
+    assert_eq!(r.total, 4);
+    assert!(
+        r.notices.iter().any(|n| n.contains("2023-13-45")),
+        "{:?}",
+        r.notices
+    );
+
+    let r = s.search("\"flux capacitor", &opts(10)).expect("test step");
+    assert_eq!(sorted_ids(&r), ["m1", "m2"]);
+    assert!(!r.notices.is_empty());
+
+    let r = s.search("AND OR", &opts(5)).expect("test step");
+    assert_eq!(r.total, (6 + TIES) as u64);
+    assert!(!r.notices.is_empty());
+
+    let deep = format!("{}quota{}", "(".repeat(10 * 1024), ")".repeat(10 * 1024));
+    let r = s.search(&deep, &opts(5)).expect("test step");
+    assert_eq!(ids(&r), ["m4"]);
+    assert!(!r.notices.is_empty());
+
+    let r = s
+        .search(&"(".repeat(10 * 1024), &opts(5))
+        .expect("test step");
+    assert_eq!(r.total, (6 + TIES) as u64);
+
+    let r = s.search("---", &opts(5)).expect("test step");
+    assert_eq!(r.total, (6 + TIES) as u64);
+    let r = s.search("@@@ ...", &opts(5)).expect("test step");
+    assert!(
+        r.notices.iter().any(|n| n.contains("no searchable words")),
+        "{:?}",
+        r.notices
+    );
+}
+
+#[test]
+fn empty_query_lists_everything_newest_first() {
+    let (_dir, s) = built("empty");
+    let r = s.search("", &opts(6)).expect("test step");
+    assert_eq!(r.sort, Sort::Date);
+    assert_eq!(r.total, (6 + TIES) as u64);
+    assert_eq!(ids(&r), ["m4", "m5", "m3", "m2", "m1", "m6"]);
+    assert!(r.notices.is_empty());
+}
+
+#[test]
+fn sort_by_date() {
+    let (_dir, s) = built("bydate");
+    let o = SearchOptions {
+        sort: Sort::Date,
+        ..opts(10)
+    };
+    let r = s.search("nova", &o).expect("test step");
+    assert_eq!(ids(&r), ["m5", "m3", "m2", "m1"]);
+    assert!(r.hits.windows(2).all(|w| w[0].date >= w[1].date));
+}
+
+#[test]
+fn cross_posted_message_counts_once_with_every_list() {
+    let (_dir, s) = built("crosspost");
+    let r = s.search("announcement", &opts(10)).expect("test step");
+    assert_eq!(r.total, 1);
+    let lists: Vec<(&str, u64)> = r
+        .facets
+        .lists
+        .iter()
+        .map(|f| (f.value.as_str(), f.count))
+        .collect();
+    assert_eq!(lists, [("openstack-dev", 1), ("openstack-discuss", 1)]);
+
+    let r = s
+        .search("list:openstack-discuss OR list:openstack-dev", &opts(10))
+        .expect("test step");
+    assert_eq!(r.total, 4);
+}
+
+#[test]
+fn facets_cover_all_matches_not_just_the_page() {
+    let (_dir, s) = built("facets");
+    let r = s.search("-list:zoo", &opts(1)).expect("test step");
+    assert_eq!(r.hits.len(), 1);
+    assert_eq!(r.total, 6);
+    let f = &r.facets;
+    let pairs = |v: &[FacetCount]| -> Vec<(String, u64)> {
+        v.iter().map(|f| (f.value.clone(), f.count)).collect()
+    };
+    assert_eq!(
+        pairs(&f.lists),
+        [
+            ("openstack-discuss".to_string(), 4),
+            ("kernel-dev".to_string(), 1),
+            ("misc".to_string(), 1),
+            ("openstack-dev".to_string(), 1),
+        ]
+    );
+    assert_eq!(
+        pairs(&f.years),
+        [("2023".to_string(), 5), ("2022".to_string(), 1)]
+    );
+    assert_eq!(
+        f.tags[0],
+        FacetCount {
+            value: "nova".to_string(),
+            count: 4
+        }
+    );
+    assert!(f.tags.contains(&FacetCount {
+        value: "patch".to_string(),
+        count: 1
+    }));
+    assert_eq!(
+        f.senders[0],
+        FacetCount {
+            value: "alice@example.org".to_string(),
+            count: 2
+        }
+    );
+    assert!(f.senders.contains(&FacetCount {
+        value: "bob@example.org".to_string(),
+        count: 1
+    }));
+    assert!(f.senders.contains(&FacetCount {
+        value: "Eve".to_string(),
+        count: 1
+    }));
+
+    let r = s.search("zebra", &opts(0)).expect("test step");
+    assert!(r.hits.is_empty());
+    assert_eq!(r.total, TIES as u64);
+    assert_eq!(r.facets.senders.len(), 1);
+    assert_eq!(r.facets.senders[0].count, TIES as u64);
+}
+
+#[test]
+fn collapse_threads() {
+    let (_dir, s) = built("collapse");
+    let o = SearchOptions {
+        collapse_threads: true,
+        ..opts(10)
+    };
+    let r = s.search("upgrade OR announcement", &o).expect("test step");
+    assert_eq!(r.total, 2);
+    let thread1 = r.hits.iter().find(|h| h.thread == 1).expect("test step");
+    assert_eq!(thread1.thread_hits, 3);
+    let thread2 = r.hits.iter().find(|h| h.thread == 2).expect("test step");
+    assert_eq!(thread2.thread_hits, 1);
+    // Facets still count messages.
+    assert_eq!(
+        r.facets.lists[0],
+        FacetCount {
+            value: "openstack-discuss".into(),
+            count: 4
+        }
+    );
+
+    let o = SearchOptions {
+        collapse_threads: true,
+        sort: Sort::Date,
+        ..opts(10)
+    };
+    let r = s.search("thread:1", &o).expect("test step");
+    assert_eq!(ids(&r), ["m5"]);
+    assert_eq!(r.hits[0].thread_hits, 3);
+}
+
+#[test]
+fn pagination_is_stable_and_ties_break_by_message_id() {
+    let (_dir, s) = built("paging");
+    let all: Vec<String> = (0..TIES).map(|i| format!("tie{i:02}")).collect();
+    for sort in [Sort::Relevance, Sort::Date] {
+        for collapse_threads in [false, true] {
+            let mut seen = Vec::new();
+            for page in 0..4 {
+                let o = SearchOptions {
+                    limit: 7,
+                    offset: page * 7,
+                    sort,
+                    collapse_threads,
+                };
+                let r = s.search("zebra", &o).expect("test step");
+                assert_eq!(r.total, TIES as u64);
+                seen.extend(ids(&r).into_iter().map(str::to_string));
+            }
+            assert_eq!(seen, all, "sort {sort:?} collapse {collapse_threads}");
+        }
+    }
+    let r = s
+        .search(
+            "zebra",
+            &SearchOptions {
+                offset: 100,
+                ..opts(10)
+            },
+        )
+        .expect("test step");
+    assert!(r.hits.is_empty());
+    assert_eq!(r.total, TIES as u64);
+}
+
+#[test]
+fn snippets_are_escaped_html() {
+    let (_dir, s) = built("snippets");
+    let r = s.search("flux list:misc", &opts(5)).expect("test step");
+    assert_eq!(ids(&r), ["m6"]);
+    let snip = &r.hits[0].snippet;
+    assert!(snip.contains("&lt;script&gt;"), "{snip}");
+    assert!(snip.contains("<b>flux</b>"), "{snip}");
+    assert!(!snip.contains("<script>"), "{snip}");
+
+    // A subject-only match still gets the start of the text, escaped.
+    let r = s.search("s:\"year end\"", &opts(5)).expect("test step");
+    assert!(
+        r.hits[0].snippet.starts_with("&lt;script&gt;"),
+        "{}",
+        r.hits[0].snippet
+    );
+
+    // Negated words are not highlighted; the signature is not indexed or shown.
+    let r = s
+        .search("upgrading -quokka from:alice", &opts(5))
+        .expect("test step");
+    assert!(r.hits.iter().all(|h| !h.snippet.contains("quokka")));
+    let r = s.search("upgrading", &opts(5)).expect("test step");
+    assert!(r
+        .hits
+        .iter()
+        .any(|h| h.snippet.contains("<b>upgrading</b>")));
+}
+
+#[test]
+fn writer_upserts_commits_and_records_the_watermark() {
+    let dir = TempDir::new("writer");
+    assert_eq!(IndexWriter::watermark(dir.path()).expect("test step"), None);
+    let s = Searcher::open(dir.path()).expect("test step");
+    assert_eq!(s.search("", &opts(5)).expect("test step").total, 0);
+
+    let mut w = IndexWriter::open(dir.path()).expect("test step");
+    // One writer at a time, and no rebuild under an open writer.
+    assert!(IndexWriter::open(dir.path()).is_err());
+    assert!(rebuild(dir.path(), Vec::new(), 0).is_err());
+
+    let docs = corpus();
+    w.upsert(&docs[..3]).expect("test step");
+    w.commit(3).expect("test step");
+    assert_eq!(
+        IndexWriter::watermark(dir.path()).expect("test step"),
+        Some(3)
+    );
+    s.refresh().expect("test step");
+    assert_eq!(s.search("", &opts(5)).expect("test step").total, 3);
+
+    // Replacing a message by id: the old words go away, the count stays.
+    let mut changed = docs[0].clone();
+    changed.body = "rewritten body about kangaroos".to_string();
+    w.upsert(&[changed, docs[3].clone()]).expect("test step");
+    w.delete(&["<m2@example.org>"]).expect("test step");
+    w.commit(u64::MAX).expect("test step");
+    assert_eq!(
+        IndexWriter::watermark(dir.path()).expect("test step"),
+        Some(u64::MAX)
+    );
+    s.refresh().expect("test step");
+    assert_eq!(s.search("", &opts(5)).expect("test step").total, 3);
+    assert_eq!(
+        ids(&s.search("kangaroos", &opts(5)).expect("test step")),
+        ["m1"]
+    );
+    assert_eq!(s.search("capacitor", &opts(5)).expect("test step").total, 0);
+
+    // Uncommitted work is not visible and can be dropped.
+    w.upsert(&docs[4..5]).expect("test step");
+    w.rollback().expect("test step");
+    drop(w);
+    assert_eq!(
+        IndexWriter::watermark(dir.path()).expect("test step"),
+        Some(u64::MAX)
+    );
+
+    // After the writer is gone a rebuild may run, and it sets its own watermark.
+    assert_eq!(
+        rebuild(dir.path(), corpus(), 7).expect("test step"),
+        (6 + TIES) as u64
+    );
+    assert_eq!(
+        IndexWriter::watermark(dir.path()).expect("test step"),
+        Some(7)
+    );
+    let mut w = IndexWriter::open(dir.path()).expect("test step");
+    w.commit(8).expect("test step");
+    assert_eq!(
+        IndexWriter::watermark(dir.path()).expect("test step"),
+        Some(8)
+    );
+    assert_eq!(
+        s.search("", &opts(5)).expect("test step").total,
+        (6 + TIES) as u64
+    );
+}
+
+#[test]
+fn rebuild_while_searching_keeps_answering() {
+    let (dir, s) = built("rebuild");
+    let s = Arc::new(s);
+    assert_eq!(s.search("quota", &opts(5)).expect("test step").total, 1);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let searches = {
+        let (s, stop) = (Arc::clone(&s), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) || n == 0 {
+                let r = s.search("quota OR wombat", &opts(5)).expect("test step");
+                assert_eq!(r.total, 1, "{:?}", r.notices);
+                n += 1;
+            }
+            n
+        })
+    };
+    for round in 0..3 {
+        let mut docs = corpus();
+        // The new generation: "quota" gone from m4, "wombat" added elsewhere.
+        docs[3].body = "no q-word here".to_string();
+        docs[3].subject = "fix".to_string();
+        docs[0].body = format!("wombat {round}");
+        rebuild(dir.path(), docs, 10 + round).expect("test step");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(searches.join().expect("test step") > 0);
+
+    let r = s.search("wombat", &opts(5)).expect("test step");
+    assert_eq!(ids(&r), ["m1"]);
+    assert_eq!(s.search("quota", &opts(5)).expect("test step").total, 0);
+    assert_eq!(
+        IndexWriter::watermark(dir.path()).expect("test step"),
+        Some(12)
+    );
+    // Only the live generation and the one before it are kept.
+    let gens = std::fs::read_dir(dir.path().join("v1"))
+        .expect("test step")
+        .filter(|e| {
+            e.as_ref()
+                .expect("test step")
+                .file_name()
+                .to_string_lossy()
+                .starts_with('g')
+        })
+        .count();
+    assert_eq!(gens, 2);
+}
+
+#[test]
+fn a_second_searcher_sees_new_generations() {
+    let dir = TempDir::new("second");
+    let a = Searcher::open(dir.path()).expect("test step");
+    rebuild(dir.path(), corpus(), 1).expect("test step");
+    let b = Searcher::open(dir.path()).expect("test step");
+    assert_eq!(a.search("quota", &opts(5)).expect("test step").total, 1);
+    assert_eq!(b.search("quota", &opts(5)).expect("test step").total, 1);
+}

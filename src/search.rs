@@ -1,0 +1,140 @@
+//! Search as people see it: the index's hits joined with the archive's summaries (subject,
+//! sender, lists, thread size), and `thread:<message-id>` resolved to the index's thread
+//! numbers. The CLI, the web server and saved-search digests all search through here.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::index::{Facets, SearchOptions, Searcher, Sort};
+use crate::message::MessageId;
+use crate::store::Store;
+
+/// One page of results. The first fields are the `archivist search --json` contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchPage {
+    /// Matching messages (threads when collapsed).
+    pub total: u64,
+    /// The page.
+    pub hits: Vec<SearchHit>,
+    /// Counts over the whole result set.
+    pub facets: Facets,
+    /// What the query parser skipped or guessed.
+    pub notices: Vec<String>,
+    /// The order used.
+    pub sort: Sort,
+}
+
+/// One result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    /// Message-ID without brackets.
+    pub message_id: String,
+    /// Decoded subject.
+    pub subject: String,
+    /// Sender label (name, else address).
+    pub from: String,
+    /// Sender address, when known.
+    pub from_addr: Option<String>,
+    /// RFC 3339 date.
+    pub date: Option<String>,
+    /// Every list the message reached.
+    pub lists: Vec<String>,
+    /// Messages in its thread.
+    pub thread_size: u64,
+    /// Matching messages in its thread (1 unless collapsed).
+    pub thread_hits: u32,
+    /// HTML: escaped text with matches in `<b>`.
+    pub snippet: String,
+    /// Relevance score (0 when sorted by date).
+    pub score: f32,
+}
+
+/// Runs a query and fills in each hit from the archive.
+pub fn search(
+    store: &Store,
+    searcher: &Searcher,
+    query: &str,
+    options: &SearchOptions,
+) -> Result<SearchPage> {
+    let mut notices = Vec::new();
+    let query = resolve_threads(store, query, &mut notices)?;
+    let results = searcher.search(&query, options)?;
+    let ids: Vec<&str> = results.hits.iter().map(|h| h.message_id.as_str()).collect();
+    let summaries: HashMap<String, crate::store::Summary> = store
+        .summaries(&ids)?
+        .into_iter()
+        .map(|s| (s.message_id.as_str().to_string(), s))
+        .collect();
+    let hits = results
+        .hits
+        .into_iter()
+        .map(|h| {
+            let summary = summaries.get(&h.message_id);
+            SearchHit {
+                subject: summary.map(|s| s.subject.clone()).unwrap_or_default(),
+                from: summary
+                    .map(|s| s.from.label().to_string())
+                    .unwrap_or_default(),
+                from_addr: summary.and_then(|s| s.from.addr.clone()),
+                date: summary
+                    .and_then(|s| s.date)
+                    .or(Some(h.date))
+                    .map(crate::ingest::rfc3339),
+                lists: summary.map(|s| s.lists.clone()).unwrap_or_default(),
+                thread_size: summary.map_or(1, |s| s.thread_size),
+                thread_hits: h.thread_hits,
+                snippet: h.snippet,
+                score: h.score,
+                message_id: h.message_id,
+            }
+        })
+        .collect();
+    notices.extend(results.notices);
+    Ok(SearchPage {
+        total: results.total,
+        hits,
+        facets: results.facets,
+        notices,
+        sort: results.sort,
+    })
+}
+
+/// Rewrites `thread:<message-id>` into the index's `thread:<number>`. An unknown message makes
+/// the term match nothing, with a notice.
+fn resolve_threads(store: &Store, query: &str, notices: &mut Vec<String>) -> Result<String> {
+    let mut out = String::with_capacity(query.len());
+    for (i, word) in query.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let (neg, rest) = match word.strip_prefix('-') {
+            Some(r) => ("-", r),
+            None => ("", word),
+        };
+        let Some(value) = rest.strip_prefix("thread:") else {
+            out.push_str(word);
+            continue;
+        };
+        let trimmed = value.trim_matches('"');
+        if trimmed.is_empty() || trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(word);
+            continue;
+        }
+        let number = match MessageId::parse(trimmed) {
+            Some(id) => store.thread_number(&id)?,
+            None => None,
+        };
+        match number {
+            Some(n) => out.push_str(&format!("{neg}thread:{n}")),
+            None => {
+                notices.push(format!(
+                    "no message {trimmed:?} in the archive, so thread: matches nothing"
+                ));
+                out.push_str(&format!("{neg}thread:0"));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,264 @@
+//! Search through the real binary: known answers on the kernel corpus and on fixtures,
+//! lenient parsing of malformed queries, reindex while searching, catch-up after a crash.
+
+use serde_json::Value;
+
+use crate::support::{corpus, mboxrd, message, num, simple, Archive};
+
+fn search(a: &Archive, args: &[&str]) -> Value {
+    let mut all = vec!["search", "--json"];
+    all.extend_from_slice(args);
+    let out = a.run(&all);
+    assert!(
+        out.status.success(),
+        "search {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("search JSON")
+}
+
+fn count(a: &Archive, sql: &str) -> u64 {
+    a.sql()
+        .query_row(sql, [], |r| r.get::<_, i64>(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}")) as u64
+}
+
+#[test]
+fn known_answers_on_the_kernel_corpus() {
+    let Some(dir) = corpus() else { return };
+    let a = Archive::new();
+    a.import(&[&dir.join("vger-public-inbox").display().to_string()]);
+
+    // list: filters exactly, and a cross-posted message is one hit however many lists.
+    for list in ["linux-nfs", "selinux"] {
+        let page = search(&a, &["--limit", "0", &format!("list:{list}")]);
+        let want = count(
+            &a,
+            &format!(
+                "SELECT COUNT(*) FROM memberships ms JOIN lists l ON l.id = ms.list WHERE l.name = '{list}'"
+            ),
+        );
+        assert_eq!(num(&page, "total"), want, "list:{list}");
+    }
+    let crossed: String = a
+        .sql()
+        .query_row(
+            "SELECT m.message_id FROM messages m JOIN memberships ms ON ms.message = m.id
+             GROUP BY m.id HAVING COUNT(*) = 4 ORDER BY m.message_id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a message in all four lists");
+    let page = search(&a, &[&format!("msgid:{crossed}")]);
+    assert_eq!(num(&page, "total"), 1);
+    assert_eq!(page["hits"][0]["lists"].as_array().map(Vec::len), Some(4));
+
+    // from: filters exactly.
+    let sender: String = a
+        .sql()
+        .query_row(
+            "SELECT from_addr FROM messages WHERE from_addr IS NOT NULL
+             GROUP BY from_addr ORDER BY COUNT(*) DESC, from_addr LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a frequent sender");
+    let page = search(&a, &["--limit", "0", &format!("from:{sender}")]);
+    let want = count(
+        &a,
+        &format!("SELECT COUNT(*) FROM messages WHERE lower(from_addr) = lower('{sender}')"),
+    );
+    assert_eq!(num(&page, "total"), want, "from:{sender}");
+
+    // Date ranges are inclusive whole UTC days.
+    let page = search(&a, &["--limit", "0", "date:2021-06-01..2021-06-15"]);
+    let want = count(
+        &a,
+        "SELECT COUNT(*) FROM messages WHERE date >= 1622505600 AND date < 1623801600",
+    );
+    assert_eq!(num(&page, "total"), want);
+    let page = search(&a, &["--limit", "0", "date:2024-10"]);
+    let want = count(
+        &a,
+        "SELECT COUNT(*) FROM messages WHERE date >= 1727740800 AND date < 1730419200",
+    );
+    assert_eq!(num(&page, "total"), want);
+
+    // A distinctive phrase finds its message first.
+    let subject: String = a
+        .sql()
+        .query_row(
+            "SELECT subject FROM messages WHERE subject LIKE '%[PATCH%' AND length(subject) > 40
+             ORDER BY message_id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a patch subject");
+    // Four consecutive words of the subject after its [PATCH ...] tag.
+    let after_tag = subject.rsplit(']').next().unwrap_or_default();
+    let words: Vec<&str> = after_tag
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(4)
+        .collect();
+    let phrase = format!("s:\"{}\"", words.join(" "));
+    let page = search(&a, &[&phrase]);
+    assert!(num(&page, "total") >= 1, "{phrase}");
+    let first = page["hits"][0]["subject"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    for w in &words {
+        assert!(first.contains(&w.to_lowercase()), "{phrase} -> {first}");
+    }
+    // Facets cover the whole result set.
+    let page = search(&a, &["--limit", "1", "list:linux-integrity"]);
+    let lists = page["facets"]["lists"].as_array().expect("list facet");
+    assert!(lists.iter().any(|f| f["value"] == "linux-integrity"));
+}
+
+#[test]
+fn stemming_non_english_words_and_malformed_queries() {
+    let a = Archive::new();
+    let msgs = vec![
+        simple(
+            "upgrade@x",
+            "[nova] placement",
+            1,
+            &[],
+            "We will upgrade the placement service.\n",
+        ),
+        simple(
+            "german@x",
+            "Größe",
+            2,
+            &[],
+            "Die Größe der Datenbank wächst.\n",
+        ),
+        simple(
+            "russian@x",
+            "привет",
+            3,
+            &[],
+            "привет всем, обновление готово\n",
+        ),
+        message(
+            &[
+                ("Message-ID", "<hostile@x>"),
+                ("Subject", "<script>alert(1)</script>"),
+                ("Date", "Mon, 1 May 2023 10:09:00 +0000"),
+            ],
+            "hostile <b>markup</b> & friends\n",
+        ),
+    ];
+    let file = a.dir.path().join("words.mbox");
+    std::fs::write(&file, mboxrd(&msgs)).expect("write");
+    a.import_paths(&[&file], &["--list", "dev"]);
+    let ids = |page: &Value| -> Vec<String> {
+        page["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .map(|h| h["message_id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&search(&a, &["upgrading"])), vec!["upgrade@x"]);
+    assert_eq!(ids(&search(&a, &["Größe"])), vec!["german@x"]);
+    assert_eq!(ids(&search(&a, &["привет"])), vec!["russian@x"]);
+    assert_eq!(ids(&search(&a, &["tag:nova"])), vec!["upgrade@x"]);
+    let hostile = search(&a, &["markup"]);
+    let snippet = hostile["hits"][0]["snippet"].as_str().unwrap_or_default();
+    assert!(
+        !snippet.contains("<b>markup</b> &"),
+        "snippet HTML is escaped: {snippet}"
+    );
+    assert!(
+        snippet.contains("&lt;b&gt;") || snippet.contains("&amp;"),
+        "{snippet}"
+    );
+
+    let parens = "(".repeat(10_000);
+    for bad in ["\"unclosed", "AND OR", "date:2023-13-45", parens.as_str()] {
+        let page = search(&a, &[bad]);
+        let notices = page["notices"].as_array().map(Vec::len).unwrap_or(0);
+        assert!(notices > 0, "{bad:.20}: expected a notice, got {page}");
+    }
+    // thread:<message-id> is resolved through the archive.
+    let page = search(&a, &["thread:upgrade@x"]);
+    assert_eq!(ids(&page), vec!["upgrade@x"]);
+    let page = search(&a, &["thread:nobody@x"]);
+    assert_eq!(num(&page, "total"), 0);
+}
+
+#[test]
+fn reindex_while_searching_and_catch_up_after_a_crash() {
+    let a = Archive::new();
+    let batch = |tag: &str, n: u32| -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                simple(
+                    &format!("{tag}{i}@x"),
+                    &format!("{tag} topic"),
+                    i % 60,
+                    &[],
+                    &format!("{tag} body {i}\n"),
+                )
+            })
+            .collect()
+    };
+    let first = a.dir.path().join("first.mbox");
+    std::fs::write(&first, mboxrd(&batch("alpha", 300))).expect("write");
+    a.import_paths(&[&first], &["--list", "dev"]);
+    assert_eq!(num(&search(&a, &["--limit", "0", "alpha"]), "total"), 300);
+
+    // Searches keep answering while the index is rebuilt beside them.
+    let bin = env!("CARGO_BIN_EXE_archivist");
+    let data = a.data_dir();
+    let mut reindex = std::process::Command::new(bin)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("reindex")
+        .spawn()
+        .expect("spawn reindex");
+    for _ in 0..10 {
+        assert_eq!(num(&search(&a, &["--limit", "0", "alpha"]), "total"), 300);
+    }
+    assert!(reindex.wait().expect("reindex").success());
+    assert_eq!(num(&search(&a, &["--limit", "0", "alpha"]), "total"), 300);
+
+    // Simulate a crash between the SQLite commit and the index commit: import more, then put
+    // the older index back. The next import (with nothing new to read) catches up.
+    let index = data.join("index");
+    let saved = a.dir.path().join("index-before");
+    copy_dir(&index, &saved);
+    let second = a.dir.path().join("second.mbox");
+    std::fs::write(&second, mboxrd(&batch("beta", 200))).expect("write");
+    a.import_paths(&[&second], &["--list", "dev"]);
+    std::fs::remove_dir_all(&index).expect("remove index");
+    copy_dir(&saved, &index);
+    assert_eq!(
+        num(&search(&a, &["--limit", "0", "beta"]), "total"),
+        0,
+        "index is behind"
+    );
+    let again = a.import_paths(&[&first], &["--list", "dev"]);
+    assert_eq!(num(&again, "messages_new"), 0);
+    assert_eq!(num(&search(&a, &["--limit", "0", "beta"]), "total"), 200);
+    assert_eq!(num(&search(&a, &["--limit", "0", "alpha"]), "total"), 300);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
+    while let Some((src, dst)) = stack.pop() {
+        std::fs::create_dir_all(&dst).expect("mkdir");
+        for entry in std::fs::read_dir(&src).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let target = dst.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                stack.push((entry.path(), target));
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+}
