@@ -14,3 +14,4 @@ pub mod sample;
 pub mod search;
 pub mod store;
 pub mod thread;
+pub mod web;

@@ -18,8 +18,11 @@ impl MessageId {
     /// Returns `None` for an empty or oversized id, or one with control characters.
     pub fn parse(raw: &str) -> Option<MessageId> {
         let trimmed = raw.trim();
-        let inner = match (trimmed.find('<'), trimmed.rfind('>')) {
-            (Some(start), Some(end)) if start < end => &trimmed[start + 1..end],
+        // `<id>` as in headers, or a bare id as in URLs and on the command line. A bare id may
+        // itself hold `<` and `>` (hostile ids do), so only a leading `<` means brackets.
+        let inner = match (trimmed.strip_prefix('<'), trimmed.rfind('>')) {
+            (Some(_), Some(end)) if end > 0 => &trimmed[1..end],
+            (Some(rest), None) => rest,
             _ => trimmed,
         };
         let id: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
@@ -144,6 +147,14 @@ mod tests {
             ("", None),
             ("   ", None),
             ("<a\u{0}b@x>", None),
+            (
+                "\"><script>x</script>@evil",
+                Some("\"><script>x</script>@evil"),
+            ),
+            (
+                "<\"><script>x</script>@evil>",
+                Some("\"><script>x</script>@evil"),
+            ),
         ];
         for (input, expected) in cases {
             let got = MessageId::parse(input);

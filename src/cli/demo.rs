@@ -9,9 +9,13 @@ use super::{import, stats};
 use crate::config::Config;
 use crate::sample::{self, SampleSpec};
 
-/// `archivist demo`
+/// `archivist demo [--no-serve]`
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Import and print the statistics, but do not start the web server.
+    #[arg(long)]
+    pub no_serve: bool,
+}
 
 /// `archivist sample --out DIR`
 #[derive(Debug, clap::Args)]
@@ -30,8 +34,9 @@ pub struct SampleArgs {
     pub seed: u64,
 }
 
-/// Generates the sample archive under the data directory, imports it, prints the stats.
-pub fn run(config: &Config, _args: DemoArgs) -> Result<()> {
+/// Generates the sample archive under the data directory, imports it, prints the stats and
+/// serves it.
+pub fn run(config: &Config, args: DemoArgs) -> Result<()> {
     let dir = config.data_dir.join("sample");
     let files = sample::write_sample(&dir, &SampleSpec::demo())
         .with_context(|| format!("cannot write the sample archive to {}", dir.display()))?;
@@ -49,7 +54,15 @@ pub fn run(config: &Config, _args: DemoArgs) -> Result<()> {
             paths: vec![dir],
         },
     )?;
-    stats::run(config, stats::StatsArgs { json: false })
+    stats::run(config, stats::StatsArgs { json: false })?;
+    if args.no_serve {
+        return Ok(());
+    }
+    println!(
+        "open http://{}/ in a browser (Ctrl-C to stop)",
+        config.server.bind
+    );
+    crate::web::serve(&config.data_dir, &config.server.bind)
 }
 
 /// Writes a sample archive of the requested size.

@@ -34,6 +34,8 @@ pub struct Args {
 pub enum Command {
     /// Import mbox archives (mboxrd, mboxo, Pipermail .txt, .eml, any of them gzip'd).
     Import(import::ImportArgs),
+    /// Serve the archive over HTTP: pages, search, feeds and the JSON API.
+    Serve(ServeArgs),
     /// Search the archive (see the query language in ARCHITECTURE.md / the web help page).
     Search(search::SearchArgs),
     /// Rebuild the search index from the archive and swap it in atomically.
@@ -50,6 +52,14 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Write a generated sample archive (for demos and benchmarks) without importing it.
     Sample(demo::SampleArgs),
+}
+
+/// `archivist serve [--bind ADDR]`
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: `server.bind` in the config, 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
 }
 
 /// `archivist config`
@@ -75,6 +85,10 @@ pub fn run(args: Args) -> Result<()> {
         Command::Import(a) => import::run(&config, a),
         Command::Stats(a) => stats::run(&config, a),
         Command::Search(a) => search::run(&config, a),
+        Command::Serve(a) => {
+            let bind = a.bind.unwrap_or_else(|| config.server.bind.clone());
+            crate::web::serve(&config.data_dir, &bind)
+        }
         Command::Reindex(a) => search::reindex(&config, a),
         Command::Problems(a) => stats::problems(&config, a),
         Command::Raw(a) => stats::raw(&config, a),

@@ -73,7 +73,14 @@ pub fn parse(
         ..Parsed::default()
     };
 
-    out.message_id = msg.message_id().and_then(MessageId::parse);
+    // mail-parser stops a msg-id at its first `>`; a hostile id such as
+    // `<"><script>...</script>@x>` would then be cut short and collide with others. Our own
+    // reading (first `<` to last `>`) keeps it whole; both agree on ordinary ids.
+    out.message_id = msg
+        .header_raw("Message-ID")
+        .filter(|raw| raw.trim_start().starts_with('<'))
+        .and_then(MessageId::parse)
+        .or_else(|| msg.message_id().and_then(MessageId::parse));
     if msg.message_id().is_none() && msg.header_raw("Message-ID").is_some() {
         out.notes.push("unusable Message-ID header".into());
     }

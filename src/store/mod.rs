@@ -4,8 +4,10 @@
 
 mod content;
 mod migrate;
+mod read;
 
 pub use content::pack_content;
+pub use read::{FullMessage, ListOverview, ThreadSummary};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -216,6 +218,26 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens an existing archive read-only, for the web server: it never writes, and reads
+    /// while an import writes in another process (WAL).
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open archive database {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        anyhow::ensure!(
+            version == migrate::MIGRATIONS.len() as i64,
+            "the archive {} has schema version {version}, this archivist expects {}: run an import or upgrade",
+            path.display(),
+            migrate::MIGRATIONS.len()
+        );
+        Ok(Store { conn })
+    }
+
     /// Opens (creating if needed) the archive at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path)

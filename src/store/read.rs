@@ -1,0 +1,310 @@
+//! Read-side queries for the web server and feeds: list overviews, threads by activity,
+//! whole threads and single messages. Row ids stay in here; callers get Message-IDs.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use rusqlite::{params, OptionalExtension};
+
+use super::{content, MessageId, Store};
+use crate::message::{Address, Attachment};
+
+/// A list on the home page.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListOverview {
+    /// Name.
+    pub name: String,
+    /// Messages in it (a cross-post counts in each list).
+    pub messages: u64,
+    /// Date of its newest message.
+    pub latest: Option<i64>,
+}
+
+/// A thread as listed on home and list pages.
+#[derive(Debug, Clone)]
+pub struct ThreadSummary {
+    /// The thread's first message: its id names the thread in URLs.
+    pub root_id: MessageId,
+    /// Subject of the first message.
+    pub subject: String,
+    /// Sender of the first message.
+    pub from: Address,
+    /// Messages in the thread (within the selection).
+    pub messages: u64,
+    /// First and last activity (within the selection).
+    pub first: Option<i64>,
+    /// Last activity.
+    pub last: Option<i64>,
+}
+
+/// A message's date and raw bytes, for mbox export.
+pub type DatedRaw = (Option<i64>, Vec<u8>);
+
+/// A message with everything its page shows.
+#[derive(Debug, Clone)]
+pub struct FullMessage {
+    /// Public id.
+    pub id: MessageId,
+    /// Decoded subject.
+    pub subject: String,
+    /// Sender.
+    pub from: Address,
+    /// Unix seconds.
+    pub date: Option<i64>,
+    /// Lists, sorted.
+    pub lists: Vec<String>,
+    /// To and Cc.
+    pub recipients: Vec<Address>,
+    /// References then In-Reply-To.
+    pub refs: Vec<String>,
+    /// Extracted text.
+    pub body: String,
+    /// Where the lists' footers start in `body`, if any.
+    pub footer_at: Option<usize>,
+    /// Attachments.
+    pub attachments: Vec<Attachment>,
+    /// The text came from HTML.
+    pub html_only: bool,
+    /// Carries a patch.
+    pub has_patch: bool,
+    /// Raw size.
+    pub size: u64,
+    /// Thread number (for the index's `thread:` and grouping).
+    pub thread: i64,
+}
+
+impl Store {
+    /// Every list with its message count and latest activity, by name.
+    pub fn lists_overview(&self) -> Result<Vec<ListOverview>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT l.name, COUNT(ms.message), MAX(m.date) FROM lists l
+             LEFT JOIN memberships ms ON ms.list = l.id
+             LEFT JOIN messages m ON m.id = ms.message
+             GROUP BY l.id ORDER BY l.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ListOverview {
+                name: r.get(0)?,
+                messages: r.get::<_, i64>(1)? as u64,
+                latest: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether a list exists.
+    pub fn list_exists(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM lists WHERE name = ?1", [name], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Threads by last activity, newest first: all lists or one, optionally only activity in
+    /// `[from, to)`. Returns the page and the total number of threads.
+    pub fn threads_by_activity(
+        &self,
+        list: Option<&str>,
+        range: Option<(i64, i64)>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<ThreadSummary>, u64)> {
+        let (from, to) = range.unwrap_or((i64::MIN, i64::MAX));
+        let filter = "FROM messages m
+             WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM memberships ms JOIN lists l ON l.id = ms.list
+                                          WHERE ms.message = m.id AND l.name = ?1))
+               AND COALESCE(m.date, 0) >= ?2 AND COALESCE(m.date, 0) < ?3";
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT COUNT(DISTINCT m.thread_id) {filter}"),
+            params![list, from, to],
+            |r| r.get(0),
+        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT m.thread_id, COUNT(*), MIN(m.date), MAX(m.date) {filter}
+             GROUP BY m.thread_id ORDER BY MAX(COALESCE(m.date, 0)) DESC, m.thread_id DESC
+             LIMIT ?4 OFFSET ?5"
+        ))?;
+        let groups: Vec<(i64, i64, Option<i64>, Option<i64>)> = stmt
+            .query_map(params![list, from, to, limit as i64, offset as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut root = self.conn.prepare_cached(
+            "SELECT message_id, subject, from_name, from_addr FROM messages
+             WHERE thread_id = ?1 ORDER BY COALESCE(date, 0), id LIMIT 1",
+        )?;
+        let mut out = Vec::with_capacity(groups.len());
+        for (thread, count, first, last) in groups {
+            let (id, subject, name, addr): (String, String, Option<String>, Option<String>) = root
+                .query_row([thread], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+            out.push(ThreadSummary {
+                root_id: MessageId::from_trusted(id),
+                subject,
+                from: Address { name, addr },
+                messages: count as u64,
+                first,
+                last,
+            });
+        }
+        Ok((out, total as u64))
+    }
+
+    /// One message.
+    pub fn message(&self, id: &MessageId) -> Result<Option<FullMessage>> {
+        let row: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM messages WHERE message_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match row {
+            Some(row) => Ok(self.full_messages("m.id = ?1", row)?.into_iter().next()),
+            None => Ok(None),
+        }
+    }
+
+    /// Every message of the thread that holds `id`, in date order; `None` if `id` is unknown.
+    pub fn thread_messages(&self, id: &MessageId) -> Result<Option<Vec<FullMessage>>> {
+        let thread: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT thread_id FROM messages WHERE message_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match thread {
+            Some(t) => Ok(Some(self.full_messages("m.thread_id = ?1", t)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The raw bytes of every message in the thread holding `id`, in date order, with their
+    /// dates, for mbox export.
+    pub fn thread_raw(&self, id: &MessageId) -> Result<Option<Vec<DatedRaw>>> {
+        let thread: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT thread_id FROM messages WHERE message_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(thread) = thread else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT date, content FROM messages WHERE thread_id = ?1 ORDER BY COALESCE(date, 0), id",
+        )?;
+        let rows: Vec<(Option<i64>, Vec<u8>)> = stmt
+            .query_map([thread], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (date, packed) in rows {
+            out.push((date, content::unpack(&packed)?.0));
+        }
+        Ok(Some(out))
+    }
+
+    fn full_messages(&self, condition: &str, value: i64) -> Result<Vec<FullMessage>> {
+        let footers = self.all_footers()?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT m.id, m.message_id, m.subject, m.from_name, m.from_addr, m.date, m.recipients,
+                    m.refs, m.content, m.html_only, m.has_patch, m.size, m.thread_id,
+                    (SELECT group_concat(list, ',') FROM memberships WHERE message = m.id)
+             FROM messages m WHERE {condition} ORDER BY COALESCE(m.date, 0), m.id"
+        ))?;
+        let mut rows = stmt.query([value])?;
+        let mut out = Vec::new();
+        let mut row_ids = Vec::new();
+        while let Some(r) = rows.next()? {
+            let packed: Vec<u8> = r.get(8)?;
+            let (_, body) = content::unpack(&packed)?;
+            let recipients: Vec<[Option<String>; 2]> =
+                serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default();
+            let refs: Vec<String> =
+                serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default();
+            let mut lists = Vec::new();
+            let mut list_footers = Vec::new();
+            let ids: String = r.get::<_, Option<String>>(13)?.unwrap_or_default();
+            for list in ids.split(',').filter_map(|x| x.parse::<i64>().ok()) {
+                if let Some((name, f)) = footers.get(&list) {
+                    lists.push(name.clone());
+                    list_footers.extend(f.iter().cloned());
+                }
+            }
+            lists.sort();
+            let footer_at = crate::dedup::footer_start(&body, &list_footers);
+            row_ids.push(r.get::<_, i64>(0)?);
+            out.push(FullMessage {
+                id: MessageId::from_trusted(r.get(1)?),
+                subject: r.get(2)?,
+                from: Address {
+                    name: r.get(3)?,
+                    addr: r.get(4)?,
+                },
+                date: r.get(5)?,
+                lists,
+                recipients: recipients
+                    .into_iter()
+                    .map(|[name, addr]| Address { name, addr })
+                    .collect(),
+                refs,
+                body,
+                footer_at,
+                attachments: Vec::new(),
+                html_only: r.get(9)?,
+                has_patch: r.get(10)?,
+                size: r.get::<_, i64>(11)? as u64,
+                thread: r.get(12)?,
+            });
+        }
+        let mut attachments: HashMap<i64, Vec<Attachment>> = HashMap::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT filename, content_type, size FROM attachments WHERE message = ?1 ORDER BY position",
+        )?;
+        for row in &row_ids {
+            let list: Vec<Attachment> = stmt
+                .query_map([row], |r| {
+                    Ok(Attachment {
+                        filename: r.get(0)?,
+                        content_type: r.get(1)?,
+                        size: r.get::<_, i64>(2)? as u64,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            attachments.insert(*row, list);
+        }
+        for (message, row) in out.iter_mut().zip(&row_ids) {
+            message.attachments = attachments.remove(row).unwrap_or_default();
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Months with activity in a list, newest first: (year, month, messages).
+    pub fn list_months(&self, list: &str) -> Result<Vec<(i32, u32, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT CAST(strftime('%Y', m.date, 'unixepoch') AS INTEGER),
+                    CAST(strftime('%m', m.date, 'unixepoch') AS INTEGER), COUNT(*)
+             FROM messages m JOIN memberships ms ON ms.message = m.id
+             JOIN lists l ON l.id = ms.list
+             WHERE l.name = ?1 AND m.date IS NOT NULL
+             GROUP BY 1, 2 ORDER BY 1 DESC, 2 DESC",
+        )?;
+        let rows = stmt.query_map([list], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as i32,
+                r.get::<_, i64>(1)? as u32,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

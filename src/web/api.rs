@@ -1,0 +1,171 @@
+//! The JSON API under `/api/v1/`, and its OpenAPI document. Shapes are contracts: add
+//! fields, never rename or drop them.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::pages::{page_number, parse_id, run_search, search_params, SearchQuery};
+use super::render::iso_date;
+use super::{cached, State, WebError};
+use crate::store::FullMessage;
+
+type Api = Result<HttpResponse, ApiError>;
+
+fn json_response(req: &HttpRequest, value: &Value) -> HttpResponse {
+    cached(
+        req,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+fn message_json(m: &FullMessage) -> Value {
+    json!({
+        "message_id": m.id.as_str(),
+        "subject": m.subject,
+        "from": {"name": m.from.name, "address": m.from.addr},
+        "date": iso_date(m.date),
+        "lists": m.lists,
+        "references": m.refs,
+        "attachments": m.attachments.iter().map(|a| json!({
+            "filename": a.filename, "content_type": a.content_type, "size": a.size
+        })).collect::<Vec<_>>(),
+        "has_patch": m.has_patch,
+        "body": m.body,
+        "raw_url": format!("/m/{}/raw", super::render::id_path(m.id.as_str())),
+    })
+}
+
+/// `GET /api/v1/lists`
+pub async fn lists(state: web::Data<State>, req: HttpRequest) -> Api {
+    let lists = state.with_store(|s| s.lists_overview())?;
+    let value = json!({"lists": lists.iter().map(|l| json!({
+        "name": l.name, "messages": l.messages, "latest": iso_date(l.latest)
+    })).collect::<Vec<_>>()});
+    Ok(json_response(&req, &value))
+}
+
+/// `?page=`
+#[derive(Debug, Deserialize)]
+pub struct PageParam {
+    page: Option<String>,
+}
+
+/// `GET /api/v1/lists/{list}/threads?page=N`
+pub async fn list_threads(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<PageParam>,
+) -> Api {
+    let list = path.into_inner();
+    let page = page_number(query.page.as_deref())?;
+    let per_page = 50;
+    let found = state.with_store(|s| {
+        if !s.list_exists(&list)? {
+            return Ok(None);
+        }
+        Ok(Some(s.threads_by_activity(
+            Some(&list),
+            None,
+            per_page,
+            (page - 1) * per_page,
+        )?))
+    })?;
+    let (threads, total) = found.ok_or_else(|| WebError::NotFound {
+        message: format!("no list named {list:?}"),
+        search: None,
+    })?;
+    let value = json!({
+        "list": list, "page": page, "total": total,
+        "threads": threads.iter().map(|t| json!({
+            "root_message_id": t.root_id.as_str(), "subject": t.subject,
+            "from": t.from.label(), "messages": t.messages,
+            "first": iso_date(t.first), "last": iso_date(t.last),
+        })).collect::<Vec<_>>(),
+    });
+    Ok(json_response(&req, &value))
+}
+
+/// `GET /api/v1/threads/{message-id}`: the thread holding that message.
+pub async fn thread(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Api {
+    let id = parse_id(&path.into_inner())?;
+    let messages = state
+        .with_store(|s| s.thread_messages(&id))?
+        .ok_or_else(|| WebError::NotFound {
+            message: format!("no message <{id}>"),
+            search: None,
+        })?;
+    let value = json!({
+        "message_id": id.as_str(),
+        "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
+    });
+    Ok(json_response(&req, &value))
+}
+
+/// `GET /api/v1/messages/{message-id}`
+pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Api {
+    let id = parse_id(&path.into_inner())?;
+    let m = state
+        .with_store(|s| s.message(&id))?
+        .ok_or_else(|| WebError::NotFound {
+            message: format!("no message <{id}>"),
+            search: None,
+        })?;
+    Ok(json_response(&req, &message_json(&m)))
+}
+
+/// `GET /api/v1/search?q=&sort=&page=&collapse=`: the same object as `archivist search --json`.
+pub async fn search(
+    state: web::Data<State>,
+    req: HttpRequest,
+    query: web::Query<SearchQuery>,
+) -> Api {
+    let p = search_params(
+        query.q.as_deref(),
+        query.sort.as_deref(),
+        query.page.as_deref(),
+        query.collapse.as_deref(),
+        20,
+    )?;
+    let page = run_search(&state, &p)?;
+    let value = serde_json::to_value(&page).map_err(|e| WebError::Internal(e.into()))?;
+    Ok(json_response(&req, &value))
+}
+
+/// `GET /api/v1/openapi.json`
+pub async fn openapi(req: HttpRequest) -> HttpResponse {
+    cached(&req, "application/json", OPENAPI.as_bytes().to_vec())
+}
+
+const OPENAPI: &str = r##"{
+  "openapi": "3.0.3",
+  "info": {"title": "Archivist", "version": "1", "description": "Read-only API of a mailing-list archive. Message-IDs are given without angle brackets and percent-encoded in paths."},
+  "paths": {
+    "/api/v1/lists": {"get": {"summary": "Lists with message counts and latest activity", "responses": {"200": {"description": "lists", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Lists"}}}}}}},
+    "/api/v1/lists/{list}/threads": {"get": {"summary": "A list's threads by last activity", "parameters": [
+        {"name": "list", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+      "responses": {"200": {"description": "threads"}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
+    "/api/v1/threads/{message_id}": {"get": {"summary": "The thread holding a message", "parameters": [{"name": "message_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+      "responses": {"200": {"description": "thread"}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
+    "/api/v1/messages/{message_id}": {"get": {"summary": "One message", "parameters": [{"name": "message_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+      "responses": {"200": {"description": "message", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
+    "/api/v1/search": {"get": {"summary": "Search (see /help for the query language)", "parameters": [
+        {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 16384}},
+        {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["relevance", "date"]}},
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+        {"name": "collapse", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}}],
+      "responses": {"200": {"description": "results", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Search"}}}}, "400": {"$ref": "#/components/responses/Error"}}}}
+  },
+  "components": {
+    "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}},
+    "schemas": {
+      "Lists": {"type": "object", "properties": {"lists": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "messages": {"type": "integer"}, "latest": {"type": "string"}}}}}},
+      "Message": {"type": "object", "properties": {"message_id": {"type": "string"}, "subject": {"type": "string"}, "date": {"type": "string"}, "lists": {"type": "array", "items": {"type": "string"}}, "body": {"type": "string"}}},
+      "Search": {"type": "object", "properties": {"total": {"type": "integer"}, "hits": {"type": "array", "items": {"type": "object", "properties": {"message_id": {"type": "string"}, "subject": {"type": "string"}, "from": {"type": "string"}, "date": {"type": "string", "nullable": true}, "lists": {"type": "array", "items": {"type": "string"}}, "snippet": {"type": "string"}}}}, "facets": {"type": "object"}, "notices": {"type": "array", "items": {"type": "string"}}}}
+    }
+  }
+}"##;

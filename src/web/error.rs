@@ -1,0 +1,102 @@
+//! The one map from errors to HTTP statuses. Bad input is a 400 or 404 with a page that says
+//! what was wrong; only a failure of the server itself (a broken database) is a 500.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// No such message, thread or list. `search` suggests a search for what was asked.
+    #[error("{message}")]
+    NotFound {
+        /// Explanation.
+        message: String,
+        /// A search to offer.
+        search: Option<String>,
+    },
+    /// A parameter could not be understood.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The server failed (not the request's fault).
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The same errors, answered as JSON for `/api/`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ApiError(pub WebError);
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        ApiError(WebError::Internal(err))
+    }
+}
+
+impl From<WebError> for ApiError {
+    fn from(err: WebError) -> Self {
+        ApiError(err)
+    }
+}
+
+impl WebError {
+    fn status(&self) -> StatusCode {
+        match self {
+            WebError::NotFound { .. } => StatusCode::NOT_FOUND,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            WebError::Internal(err) => {
+                eprintln!("archivist serve: {err:#}");
+                "The archive could not answer this request. The error was logged.".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status();
+        let heading = match status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::BAD_REQUEST => "Bad request",
+            _ => "Server error",
+        };
+        let search = match self {
+            WebError::NotFound { search, .. } => search.clone(),
+            _ => None,
+        };
+        let body = super::render::render(
+            "error.html",
+            serde_json::json!({
+                "title": heading, "heading": heading,
+                "message": self.public_message(), "search": search,
+            }),
+        )
+        .unwrap_or_else(|_| heading.to_string());
+        HttpResponse::build(status)
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .body(body)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.0.status())
+            .json(serde_json::json!({ "error": self.0.public_message() }))
+    }
+}

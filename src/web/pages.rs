@@ -1,0 +1,647 @@
+//! The HTML pages: home, list (by activity and by month), thread (nested and flat), message,
+//! raw, thread mbox, search and its help. Every value reaches the page through an
+//! autoescaping template; bodies through `text`, which escapes them itself.
+
+use std::io::Write;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::render::{anchor, id_path, iso_date, query_value, render, short_date};
+use super::{cached, text, State, WebError};
+use crate::index::{SearchOptions, Sort};
+use crate::message::MessageId;
+use crate::store::{FullMessage, ThreadSummary};
+
+/// Threads per list page.
+const THREADS_PER_PAGE: usize = 50;
+/// Hits per search page.
+const HITS_PER_PAGE: usize = 20;
+/// The deepest page anyone may ask for: deep paging is a crawler's game.
+const MAX_PAGE: usize = 500;
+/// The longest query accepted (the parser itself copes with anything).
+pub const MAX_QUERY: usize = 16 * 1024;
+
+type Page = Result<HttpResponse, WebError>;
+
+fn html(req: &HttpRequest, body: String) -> HttpResponse {
+    cached(req, "text/html; charset=utf-8", body.into_bytes())
+}
+
+/// `?page=N` (1-based).
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    page: Option<String>,
+}
+
+pub(crate) fn page_number(raw: Option<&str>) -> Result<usize, WebError> {
+    match raw {
+        None | Some("") => Ok(1),
+        Some(p) => match p.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(WebError::BadRequest(format!(
+                "page must be a number from 1 to {MAX_PAGE}, not {p:?}"
+            ))),
+        },
+    }
+}
+
+pub(crate) fn parse_id(raw: &str) -> Result<MessageId, WebError> {
+    MessageId::parse(raw).ok_or_else(|| {
+        WebError::BadRequest(format!("{:?} is not a Message-ID", truncate(raw, 200)))
+    })
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn not_found_message(id: &MessageId) -> WebError {
+    WebError::NotFound {
+        message: format!(
+            "No message <{}> is in this archive. It may not have been imported, or the link is wrong.",
+            truncate(id.as_str(), 300)
+        ),
+        search: Some(format!("msgid:{}", truncate(id.as_str(), 300))),
+    }
+}
+
+fn thread_rows(threads: &[ThreadSummary]) -> Vec<Value> {
+    threads
+        .iter()
+        .map(|t| {
+            json!({
+                "root_path": id_path(t.root_id.as_str()),
+                "subject": t.subject,
+                "from": t.from.label(),
+                "messages": t.messages,
+                "last": short_date(t.last),
+            })
+        })
+        .collect()
+}
+
+fn pages_nav(base: &str, page: usize, total: u64, per_page: usize) -> Value {
+    let count = (total as usize).div_ceil(per_page).max(1);
+    let link = |p: usize| format!("{base}?page={p}");
+    json!({
+        "page": page,
+        "count": count,
+        "prev": (page > 1).then(|| link(page - 1)),
+        "next": (page < count).then(|| link(page + 1)),
+    })
+}
+
+/// `/`
+pub async fn home(state: web::Data<State>, req: HttpRequest) -> Page {
+    let (lists, threads) = state.with_store(|s| {
+        let lists = s.lists_overview()?;
+        let (threads, _) = s.threads_by_activity(None, None, 30, 0)?;
+        Ok((lists, threads))
+    })?;
+    let lists: Vec<Value> = lists
+        .iter()
+        .map(|l| json!({"name": l.name, "messages": l.messages, "latest": short_date(l.latest)}))
+        .collect();
+    Ok(html(
+        &req,
+        render(
+            "home.html",
+            json!({"title": "Mailing lists", "lists": lists, "threads": thread_rows(&threads)}),
+        )?,
+    ))
+}
+
+/// `/help`
+pub async fn help(req: HttpRequest) -> Page {
+    Ok(html(
+        &req,
+        render("help.html", json!({"title": "How to search"}))?,
+    ))
+}
+
+/// `/{list}`: the canonical list URL ends with a slash.
+pub async fn list_redirect(state: web::Data<State>, path: web::Path<String>) -> Page {
+    let list = path.into_inner();
+    if !state.with_store(|s| s.list_exists(&list))? {
+        return Err(list_not_found(&list));
+    }
+    Ok(HttpResponse::MovedPermanently()
+        .insert_header((header::LOCATION, format!("/{}/", query_value(&list))))
+        .finish())
+}
+
+fn list_not_found(list: &str) -> WebError {
+    WebError::NotFound {
+        message: format!(
+            "There is no list named {:?} in this archive.",
+            truncate(list, 100)
+        ),
+        search: None,
+    }
+}
+
+/// `/{list}/`
+pub async fn list(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Page {
+    let list = path.into_inner();
+    let page = page_number(query.page.as_deref())?;
+    list_page(&state, &req, &list, None, page)
+}
+
+/// `/{list}/{year}/{month}/`
+pub async fn list_month(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    query: web::Query<PageQuery>,
+) -> Page {
+    let (list, year, month) = path.into_inner();
+    let year: i32 = year
+        .parse()
+        .ok()
+        .filter(|y| (1970..=9999).contains(y))
+        .ok_or_else(|| WebError::BadRequest(format!("{year:?} is not a year")))?;
+    let month: u32 = month
+        .parse()
+        .ok()
+        .filter(|m| (1..=12).contains(m))
+        .ok_or_else(|| WebError::BadRequest(format!("{month:?} is not a month (01-12)")))?;
+    let page = page_number(query.page.as_deref())?;
+    list_page(&state, &req, &list, Some((year, month)), page)
+}
+
+fn month_range(year: i32, month: u32) -> (i64, i64) {
+    let start = crate::ingest::mbox::days_from_civil(i64::from(year), month, 1) * 86_400;
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    let end = crate::ingest::mbox::days_from_civil(i64::from(ny), nm, 1) * 86_400;
+    (start, end)
+}
+
+fn list_page(
+    state: &State,
+    req: &HttpRequest,
+    list: &str,
+    month: Option<(i32, u32)>,
+    page: usize,
+) -> Page {
+    let range = month.map(|(y, m)| month_range(y, m));
+    let (exists, threads, total, months) = state.with_store(|s| {
+        if !s.list_exists(list)? {
+            return Ok((false, Vec::new(), 0, Vec::new()));
+        }
+        let (threads, total) = s.threads_by_activity(
+            Some(list),
+            range,
+            THREADS_PER_PAGE,
+            (page - 1) * THREADS_PER_PAGE,
+        )?;
+        Ok((true, threads, total, s.list_months(list)?))
+    })?;
+    if !exists {
+        return Err(list_not_found(list));
+    }
+    let base = match month {
+        Some((y, m)) => format!("/{}/{y:04}/{m:02}/", query_value(list)),
+        None => format!("/{}/", query_value(list)),
+    };
+    let months: Vec<Value> = months
+        .iter()
+        .map(|(y, m, _)| {
+            json!({"year": format!("{y:04}"), "month": format!("{m:02}"),
+                   "label": format!("{y:04}-{m:02}"), "current": month == Some((*y, *m))})
+        })
+        .collect();
+    let month_label = month.map(|(y, m)| format!("{y:04}-{m:02}"));
+    Ok(html(
+        req,
+        render(
+            "list.html",
+            json!({
+                "title": match &month_label { Some(l) => format!("{list} {l}"), None => list.to_string() },
+                "list": list, "month_label": month_label, "months": months,
+                "total": total, "threads": thread_rows(&threads),
+                "pages": pages_nav(&base, page, total, THREADS_PER_PAGE),
+            }),
+        )?,
+    ))
+}
+
+/// The view of one message for the templates.
+pub(crate) fn message_view(m: &FullMessage, parent: Option<String>, next: Option<String>) -> Value {
+    let (first, also) = match m.lists.split_first() {
+        Some((first, rest)) => (vec![first.clone()], rest.to_vec()),
+        None => (Vec::new(), Vec::new()),
+    };
+    let attachments: Vec<Value> = m
+        .attachments
+        .iter()
+        .map(|a| json!({"filename": a.filename, "content_type": a.content_type, "size": a.size}))
+        .collect();
+    json!({
+        "id": m.id.as_str(),
+        "path": id_path(m.id.as_str()),
+        "anchor": anchor(m.id.as_str()),
+        "subject": m.subject,
+        "from": m.from.label(),
+        "from_addr": m.from.addr,
+        "date": short_date(m.date),
+        "date_iso": iso_date(m.date),
+        "lists": first,
+        "also": also,
+        "attachments": attachments,
+        "blocks": text::blocks(&m.body, m.footer_at),
+        "parent": parent,
+        "next": next,
+    })
+}
+
+/// `/m/{id}`
+pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Page {
+    let id = parse_id(&path.into_inner())?;
+    let (found, thread_count) = state.with_store(|s| {
+        let m = s.message(&id)?;
+        let count = match &m {
+            Some(_) => s.thread_of(&id)?.len(),
+            None => 0,
+        };
+        Ok((m, count))
+    })?;
+    let m = found.ok_or_else(|| not_found_message(&id))?;
+    let body = render(
+        "message.html",
+        json!({"title": m.subject, "m": message_view(&m, None, None), "thread_count": thread_count}),
+    )?;
+    let mut response = html(&req, body);
+    if let Some(date) = m
+        .date
+        .and_then(|d| time::OffsetDateTime::from_unix_timestamp(d).ok())
+    {
+        if let Ok(value) = date.format(&time::format_description::well_known::Rfc2822) {
+            if let Ok(v) = header::HeaderValue::from_str(&value.replace("+0000", "GMT")) {
+                response.headers_mut().insert(header::LAST_MODIFIED, v);
+            }
+        }
+    }
+    Ok(response)
+}
+
+/// `/m/{id}/raw`: the stored bytes, exactly as received.
+pub async fn raw(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Page {
+    let id = parse_id(&path.into_inner())?;
+    let bytes = state
+        .with_store(|s| s.raw_message(&id))?
+        .ok_or_else(|| not_found_message(&id))?;
+    Ok(cached(&req, "text/plain", bytes))
+}
+
+/// `?view=flat`
+#[derive(Debug, Deserialize)]
+pub struct ThreadQuery {
+    view: Option<String>,
+}
+
+/// `/t/{id}` and `/t/{id}.mbox.gz`
+pub async fn thread(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ThreadQuery>,
+) -> Page {
+    let raw_id = path.into_inner();
+    if let Some(id) = raw_id.strip_suffix(".mbox.gz") {
+        return thread_mbox(&state, &parse_id(id)?);
+    }
+    let flat = match query.view.as_deref() {
+        None | Some("nested") => false,
+        Some("flat") => true,
+        Some(other) => {
+            return Err(WebError::BadRequest(format!(
+                "view must be nested or flat, not {:?}",
+                truncate(other, 50)
+            )))
+        }
+    };
+    let id = parse_id(&raw_id)?;
+    let messages = state
+        .with_store(|s| s.thread_messages(&id))?
+        .ok_or_else(|| not_found_message(&id))?;
+    let tree = crate::thread::tree(
+        &messages
+            .iter()
+            .map(|m| crate::thread::TreeInput {
+                message_id: m.id.as_str().to_string(),
+                refs: m.refs.clone(),
+                date: m.date.unwrap_or(0),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let by_id: std::collections::HashMap<&str, &FullMessage> =
+        messages.iter().map(|m| (m.id.as_str(), m)).collect();
+    // Messages in display order: the tree's pre-order (nested) or by date (flat).
+    let ordered: Vec<&FullMessage> = if flat {
+        messages.iter().collect()
+    } else {
+        tree.iter()
+            .filter(|n| !n.is_ghost)
+            .filter_map(|n| by_id.get(n.message_id.as_str()).copied())
+            .collect()
+    };
+    let parent_of = |id: &str| -> Option<String> {
+        let node = tree.iter().find(|n| n.message_id == id)?;
+        let parent = tree.get(node.parent?)?;
+        (!parent.is_ghost).then(|| anchor(&parent.message_id))
+    };
+    let views: Vec<Value> = ordered
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let next = ordered.get(i + 1).map(|n| anchor(n.id.as_str()));
+            message_view(m, parent_of(m.id.as_str()), next)
+        })
+        .collect();
+    let outline: Vec<Value> = tree
+        .iter()
+        .map(|n| {
+            let m = by_id.get(n.message_id.as_str());
+            json!({
+                "ghost": n.is_ghost || m.is_none(),
+                "indent": n.depth.min(12),
+                "anchor": anchor(&n.message_id),
+                "subject": m.map(|m| m.subject.clone()),
+                "from": m.map(|m| m.from.label().to_string()),
+                "date": m.map(|m| short_date(m.date)),
+            })
+        })
+        .collect();
+    let participants: std::collections::BTreeSet<&str> =
+        messages.iter().map(|m| m.from.label()).collect();
+    let root = ordered.first().copied().or(messages.first());
+    let subject = root.map(|m| m.subject.clone()).unwrap_or_default();
+    let body = render(
+        "thread.html",
+        json!({
+            "title": subject, "subject": subject,
+            "root_path": id_path(id.as_str()),
+            "count": messages.len(), "participants": participants.len(),
+            "flat": flat, "tree": outline, "messages": views,
+        }),
+    )?;
+    Ok(html(&req, body))
+}
+
+fn thread_mbox(state: &State, id: &MessageId) -> Page {
+    let messages = state
+        .with_store(|s| s.thread_raw(id))?
+        .ok_or_else(|| not_found_message(id))?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let write = |gz: &mut flate2::write::GzEncoder<Vec<u8>>| -> std::io::Result<()> {
+        for (date, raw) in &messages {
+            writeln!(gz, "From archivist {}", asctime(*date))?;
+            // mboxrd: every line matching ^>*From gains one more '>'.
+            for line in raw.split_inclusive(|&b| b == b'\n') {
+                let depth = line.iter().take_while(|&&b| b == b'>').count();
+                if line[depth..].starts_with(b"From ") {
+                    gz.write_all(b">")?;
+                }
+                gz.write_all(line)?;
+            }
+            if !raw.ends_with(b"\n") {
+                gz.write_all(b"\n")?;
+            }
+            gz.write_all(b"\n")?;
+        }
+        Ok(())
+    };
+    write(&mut gz).map_err(|e| WebError::Internal(e.into()))?;
+    let bytes = gz.finish().map_err(|e| WebError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/gzip"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"thread.mbox.gz\"",
+        ))
+        .body(bytes))
+}
+
+fn asctime(ts: Option<i64>) -> String {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let d = ts
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[d.weekday().number_days_from_monday() as usize],
+        MONTHS[usize::from(u8::from(d.month()) - 1)],
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        d.year()
+    )
+}
+
+/// `/search` parameters.
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    pub(crate) q: Option<String>,
+    pub(crate) sort: Option<String>,
+    pub(crate) page: Option<String>,
+    pub(crate) collapse: Option<String>,
+}
+
+/// Parsed search parameters, shared by the page, the feed and the API.
+pub(crate) struct SearchParams {
+    pub query: String,
+    pub options: SearchOptions,
+    pub page: usize,
+    pub collapse: bool,
+    pub sort: Sort,
+}
+
+pub(crate) fn search_params(
+    q: Option<&str>,
+    sort: Option<&str>,
+    page: Option<&str>,
+    collapse: Option<&str>,
+    per_page: usize,
+) -> Result<SearchParams, WebError> {
+    let query = q.unwrap_or_default().to_string();
+    if query.len() > MAX_QUERY {
+        return Err(WebError::BadRequest(format!(
+            "the query is {} bytes long; at most {MAX_QUERY} are accepted",
+            query.len()
+        )));
+    }
+    let sort = match sort {
+        None | Some("") | Some("relevance") => Sort::Relevance,
+        Some("date") => Sort::Date,
+        Some(other) => {
+            return Err(WebError::BadRequest(format!(
+                "sort must be relevance or date, not {:?}",
+                truncate(other, 50)
+            )))
+        }
+    };
+    let collapse = match collapse {
+        None | Some("") | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(other) => {
+            return Err(WebError::BadRequest(format!(
+                "collapse must be 0 or 1, not {:?}",
+                truncate(other, 50)
+            )))
+        }
+    };
+    let page = page_number(page)?;
+    Ok(SearchParams {
+        options: SearchOptions {
+            limit: per_page,
+            offset: (page - 1) * per_page,
+            sort,
+            collapse_threads: collapse,
+        },
+        query,
+        page,
+        collapse,
+        sort,
+    })
+}
+
+fn search_href(query: &str, sort: Sort, collapse: bool, page: usize) -> String {
+    let mut href = format!("/search?q={}", query_value(query));
+    if sort == Sort::Date {
+        href.push_str("&sort=date");
+    }
+    if collapse {
+        href.push_str("&collapse=1");
+    }
+    if page > 1 {
+        href.push_str(&format!("&page={page}"));
+    }
+    href
+}
+
+/// Runs a search for a page, feed or API call; `None` when there is no index yet.
+pub(crate) fn run_search(
+    state: &State,
+    params: &SearchParams,
+) -> Result<crate::search::SearchPage, WebError> {
+    let Some(searcher) = state.searcher()? else {
+        return Ok(crate::search::SearchPage {
+            total: 0,
+            hits: Vec::new(),
+            facets: Default::default(),
+            notices: vec!["The search index has not been built yet: run an import.".into()],
+            sort: params.sort,
+        });
+    };
+    state.with_store(|s| crate::search::search(s, &searcher, &params.query, &params.options))
+}
+
+/// `/search`
+pub async fn search(
+    state: web::Data<State>,
+    req: HttpRequest,
+    query: web::Query<SearchQuery>,
+) -> Page {
+    let p = search_params(
+        query.q.as_deref(),
+        query.sort.as_deref(),
+        query.page.as_deref(),
+        query.collapse.as_deref(),
+        HITS_PER_PAGE,
+    )?;
+    if p.query.trim().is_empty() {
+        return Ok(html(
+            &req,
+            render("search.html", json!({"title": "Search", "query": ""}))?,
+        ));
+    }
+    let results = run_search(&state, &p)?;
+    let hits: Vec<Value> = results
+        .hits
+        .iter()
+        .map(|h| {
+            json!({
+                "path": id_path(&h.message_id), "subject": h.subject, "from": h.from,
+                "date": h.date.as_deref().map(|d| d.replace('T', " ").trim_end_matches('Z').to_string()),
+                "lists": h.lists, "thread_hits": h.thread_hits, "thread_size": h.thread_size,
+                "snippet": h.snippet,
+            })
+        })
+        .collect();
+    let refine = |prefix: &str, value: &str| -> String {
+        let term = if value.contains(char::is_whitespace) {
+            format!("{prefix}\"{value}\"")
+        } else {
+            format!("{prefix}{value}")
+        };
+        search_href(&format!("{} {term}", p.query), p.sort, p.collapse, 1)
+    };
+    let facet = |title: &str, prefix: &str, values: &[crate::index::FacetCount]| -> Value {
+        let values: Vec<Value> = values
+            .iter()
+            .map(|f| json!({"value": f.value, "count": f.count, "href": refine(prefix, &f.value)}))
+            .collect();
+        json!({"title": title, "values": values})
+    };
+    let facets = vec![
+        facet("Lists", "list:", &results.facets.lists),
+        facet("Years", "date:", &results.facets.years),
+        facet("Tags", "tag:", &results.facets.tags),
+        facet("Senders", "from:", &results.facets.senders),
+    ];
+    let more = (p.page * HITS_PER_PAGE) < results.total as usize && p.page < MAX_PAGE;
+    let pages = json!({
+        "page": p.page,
+        "prev": (p.page > 1).then(|| search_href(&p.query, p.sort, p.collapse, p.page - 1)),
+        "next": more.then(|| search_href(&p.query, p.sort, p.collapse, p.page + 1)),
+    });
+    let sort_name = if results.sort == Sort::Date {
+        "date"
+    } else {
+        "relevance"
+    };
+    let body = render(
+        "search.html",
+        json!({
+            "title": format!("{} — search", truncate(&p.query, 80)),
+            "query": p.query, "total": results.total, "hits": hits, "facets": facets,
+            "notices": results.notices, "collapse": p.collapse, "sort": sort_name,
+            "pages": pages,
+            "links": {
+                "relevance": search_href(&p.query, Sort::Relevance, p.collapse, 1),
+                "date": search_href(&p.query, Sort::Date, p.collapse, 1),
+                "collapse": search_href(&p.query, p.sort, true, 1),
+                "uncollapse": search_href(&p.query, p.sort, false, 1),
+            },
+        }),
+    )?;
+    Ok(html(&req, body))
+}
+
+/// Anything else.
+pub async fn not_found(req: HttpRequest) -> Page {
+    Err(WebError::NotFound {
+        message: format!("Nothing lives at {}.", truncate(req.path(), 300)),
+        search: None,
+    })
+}

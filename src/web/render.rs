@@ -1,0 +1,120 @@
+//! The page templates (embedded at build time, autoescaped) and the small formatting helpers
+//! views share: dates, Message-ID path segments, anchors.
+
+use std::sync::OnceLock;
+
+use minijinja::Environment;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../templates/web/base.html")),
+    ("home.html", include_str!("../../templates/web/home.html")),
+    (
+        "threads.html",
+        include_str!("../../templates/web/threads.html"),
+    ),
+    ("list.html", include_str!("../../templates/web/list.html")),
+    (
+        "message_body.html",
+        include_str!("../../templates/web/message_body.html"),
+    ),
+    (
+        "message.html",
+        include_str!("../../templates/web/message.html"),
+    ),
+    (
+        "thread.html",
+        include_str!("../../templates/web/thread.html"),
+    ),
+    (
+        "search.html",
+        include_str!("../../templates/web/search.html"),
+    ),
+    ("help.html", include_str!("../../templates/web/help.html")),
+    ("error.html", include_str!("../../templates/web/error.html")),
+];
+
+/// The stylesheet, served at `/static/style.css`.
+pub const STYLE: &str = include_str!("../../static/style.css");
+
+/// The template environment, built once. Templates are compiled into the binary, so the
+/// server needs no files at run time.
+pub fn templates() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            // A broken template is a build bug; the test suite renders every one.
+            if let Err(err) = env.add_template(name, source) {
+                eprintln!("archivist: template {name} does not compile: {err}");
+            }
+        }
+        env
+    })
+}
+
+/// Renders a template with a serializable context.
+pub fn render(name: &str, ctx: impl serde::Serialize) -> anyhow::Result<String> {
+    let template = templates().get_template(name)?;
+    Ok(template.render(ctx)?)
+}
+
+/// Characters escaped in a Message-ID used as one URL path segment.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']')
+    .add(b'\'')
+    .add(b';')
+    .add(b'+')
+    .add(b'&')
+    .add(b'=');
+
+/// A Message-ID as a URL path segment.
+pub fn id_path(id: &str) -> String {
+    utf8_percent_encode(id, SEGMENT).to_string()
+}
+
+/// A query-string value.
+pub fn query_value(value: &str) -> String {
+    utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A stable HTML anchor for a message: its id may hold any character.
+pub fn anchor(id: &str) -> String {
+    format!("m{}", &blake3::hash(id.as_bytes()).to_hex()[..12])
+}
+
+/// `2023-05-01 09:12` (UTC) for pages.
+pub fn short_date(ts: Option<i64>) -> String {
+    ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(|d| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}",
+                d.year(),
+                u8::from(d.month()),
+                d.day(),
+                d.hour(),
+                d.minute()
+            )
+        })
+        .unwrap_or_else(|| "undated".into())
+}
+
+/// RFC 3339 for `<time datetime>` and feeds.
+pub fn iso_date(ts: Option<i64>) -> String {
+    ts.map(crate::ingest::rfc3339).unwrap_or_default()
+}

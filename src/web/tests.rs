@@ -1,0 +1,404 @@
+//! Handler tests through actix's test service: every route, its 400/404 paths, escaping of
+//! hostile mail, conditional requests, and golden snapshots of rendered pages.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{test, web, App};
+
+use super::{configure, security_headers, State, CSP};
+
+const HOSTILE_ID: &str = "\"><script>alert(1)</script>@evil.example";
+
+fn fixture() -> Vec<u8> {
+    let big_subject = format!("Huge {}", "x".repeat(1_000_000));
+    let messages: Vec<String> = vec![
+        "From: Alice <alice@example.org>\nTo: dev@lists.example.org\nSubject: [nova] placement upgrade plan\nDate: Mon, 1 May 2023 10:00:00 +0000\nMessage-ID: <root@example.org>\nList-Id: <dev.lists.example.org>\n\nWe should upgrade placement first.\nSee https://review.example.org/c/1 for details.\n\n-- \nAlice\n".to_string(),
+        "From: Bob <bob@example.org>\nTo: dev@lists.example.org\nSubject: Re: [nova] placement upgrade plan\nDate: Mon, 1 May 2023 11:00:00 +0000\nMessage-ID: <reply/with%odd#chars?@example.org>\nIn-Reply-To: <root@example.org>\nReferences: <root@example.org>\n\n> We should upgrade placement first.\nAgreed, placement goes first.\n".to_string(),
+        format!("From: Mallory <mallory@evil.example>\nSubject: <script>window.__pwned=1</script>\nDate: Tue, 2 May 2023 10:00:00 +0000\nMessage-ID: <{HOSTILE_ID}>\nContent-Type: text/html\n\n<p onmouseover=\"x()\">hi</p><script>window.__pwned=1</script><a href=\"javascript:alert(1)\">click</a><img src=\"http://tracker.example/p.png\">\n"),
+        format!("From: Long <long@example.org>\nSubject: {big_subject}\nDate: Wed, 3 May 2023 10:00:00 +0000\nMessage-ID: <huge@example.org>\n\nbody\n"),
+    ];
+    let mut out = Vec::new();
+    for m in messages {
+        out.extend_from_slice(b"From x@y Mon May  1 09:12:44 2023\n");
+        out.extend_from_slice(m.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    out
+}
+
+fn archive() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let file = dir.path().join("dev").join("2023-05.mbox");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&file, fixture()).expect("write");
+    let mut store = crate::store::Store::open(&data.join("archive.sqlite3")).expect("store");
+    let mut indexer = crate::indexer::Indexer::open(&data).expect("index");
+    let options = crate::ingest::Options {
+        list: None,
+        batch_size: 100,
+        max_message_bytes: 1 << 24,
+        compression_level: 1,
+        parse_threads: 1,
+    };
+    let report = crate::ingest::import(
+        &mut store,
+        Some(&mut indexer),
+        &[file],
+        &options,
+        false,
+        &|_, _| {},
+    )
+    .expect("import");
+    assert_eq!(report.messages_new, 4);
+    dir
+}
+
+macro_rules! app {
+    ($dir:expr) => {
+        test::init_service(
+            App::new()
+                .app_data(web::Data::new(State::new(&$dir.path().join("data"))))
+                .wrap(security_headers())
+                .configure(configure),
+        )
+        .await
+    };
+}
+
+/// GET a URI: (status, body as text, headers).
+macro_rules! get {
+    ($app:expr, $uri:expr) => {{
+        let resp = test::call_service(&$app, test::TestRequest::get().uri($uri).to_request()).await;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = test::read_body(resp).await;
+        (status, String::from_utf8_lossy(&body).into_owned(), headers)
+    }};
+}
+
+fn path(id: &str) -> String {
+    super::render::id_path(id)
+}
+
+#[actix_web::test]
+async fn every_route_answers_and_bad_input_is_4xx() {
+    let dir = archive();
+    let app = app!(dir);
+    let reply = path("reply/with%odd#chars?@example.org");
+    let cases: Vec<(String, StatusCode, &str)> = vec![
+        ("/".into(), StatusCode::OK, "placement upgrade plan"),
+        (
+            "/static/style.css".into(),
+            StatusCode::OK,
+            "prefers-color-scheme",
+        ),
+        ("/help".into(), StatusCode::OK, "How to search"),
+        (
+            "/search?q=placement".into(),
+            StatusCode::OK,
+            "<b>placement</b>",
+        ),
+        ("/search?q=".into(), StatusCode::OK, "Type a query"),
+        (
+            "/search?q=%22unclosed".into(),
+            StatusCode::OK,
+            "class=\"notice\"",
+        ),
+        (
+            "/search?q=placement&sort=date&collapse=1".into(),
+            StatusCode::OK,
+            "matching",
+        ),
+        (
+            "/search?q=x&sort=bogus".into(),
+            StatusCode::BAD_REQUEST,
+            "sort must be",
+        ),
+        (
+            "/search?q=x&page=0".into(),
+            StatusCode::BAD_REQUEST,
+            "page must be",
+        ),
+        (
+            "/search?q=x&collapse=maybe".into(),
+            StatusCode::BAD_REQUEST,
+            "collapse must be",
+        ),
+        (
+            format!("/search?q={}", "a".repeat(20_000)),
+            StatusCode::BAD_REQUEST,
+            "at most",
+        ),
+        ("/search/atom?q=placement".into(), StatusCode::OK, "<feed"),
+        (
+            "/m/root@example.org".into(),
+            StatusCode::OK,
+            "We should upgrade placement",
+        ),
+        (
+            format!("/m/{reply}"),
+            StatusCode::OK,
+            "Agreed, placement goes first",
+        ),
+        (
+            "/m/root@example.org/raw".into(),
+            StatusCode::OK,
+            "Message-ID: <root@example.org>",
+        ),
+        (
+            "/m/nobody@example.org".into(),
+            StatusCode::NOT_FOUND,
+            "msgid%3Anobody%40example.org",
+        ),
+        (
+            "/m/%3C%3E".into(),
+            StatusCode::BAD_REQUEST,
+            "not a Message-ID",
+        ),
+        (
+            "/m/nobody@example.org/raw".into(),
+            StatusCode::NOT_FOUND,
+            "No message",
+        ),
+        ("/t/root@example.org".into(), StatusCode::OK, "2 messages"),
+        (format!("/t/{reply}"), StatusCode::OK, "2 messages"),
+        (
+            "/t/root@example.org?view=flat".into(),
+            StatusCode::OK,
+            "nested view",
+        ),
+        (
+            "/t/root@example.org?view=sideways".into(),
+            StatusCode::BAD_REQUEST,
+            "view must be",
+        ),
+        (
+            "/t/nobody@example.org".into(),
+            StatusCode::NOT_FOUND,
+            "No message",
+        ),
+        ("/t/root@example.org/atom".into(), StatusCode::OK, "<entry>"),
+        ("/dev/".into(), StatusCode::OK, "placement upgrade plan"),
+        ("/dev/2023/05/".into(), StatusCode::OK, "2023-05"),
+        (
+            "/dev/2023/13/".into(),
+            StatusCode::BAD_REQUEST,
+            "not a month",
+        ),
+        (
+            "/dev/year/05/".into(),
+            StatusCode::BAD_REQUEST,
+            "not a year",
+        ),
+        (
+            "/dev/?page=zero".into(),
+            StatusCode::BAD_REQUEST,
+            "page must be",
+        ),
+        ("/dev/atom".into(), StatusCode::OK, "<feed"),
+        ("/nolist/".into(), StatusCode::NOT_FOUND, "no list named"),
+        (
+            "/nolist/atom".into(),
+            StatusCode::NOT_FOUND,
+            "no list named",
+        ),
+        ("/a/b/c/d/e".into(), StatusCode::NOT_FOUND, "Nothing lives"),
+        ("/api/v1/lists".into(), StatusCode::OK, "\"name\":\"dev\""),
+        (
+            "/api/v1/lists/dev/threads".into(),
+            StatusCode::OK,
+            "root_message_id",
+        ),
+        (
+            "/api/v1/lists/nope/threads".into(),
+            StatusCode::NOT_FOUND,
+            "\"error\"",
+        ),
+        (
+            "/api/v1/lists/dev/threads?page=-1".into(),
+            StatusCode::BAD_REQUEST,
+            "\"error\"",
+        ),
+        (
+            "/api/v1/threads/root@example.org".into(),
+            StatusCode::OK,
+            "\"messages\"",
+        ),
+        (
+            "/api/v1/threads/nope@x".into(),
+            StatusCode::NOT_FOUND,
+            "\"error\"",
+        ),
+        (
+            "/api/v1/messages/root@example.org".into(),
+            StatusCode::OK,
+            "\"subject\"",
+        ),
+        (
+            "/api/v1/messages/nope@x".into(),
+            StatusCode::NOT_FOUND,
+            "\"error\"",
+        ),
+        (
+            "/api/v1/search?q=placement".into(),
+            StatusCode::OK,
+            "\"total\"",
+        ),
+        (
+            "/api/v1/search?q=x&sort=no".into(),
+            StatusCode::BAD_REQUEST,
+            "\"error\"",
+        ),
+        ("/api/v1/openapi.json".into(), StatusCode::OK, "\"openapi\""),
+    ];
+    for (uri, status, needle) in &cases {
+        let (got, body, headers) = get!(app, uri);
+        assert_eq!(got, *status, "{uri:.80}: {body:.300}");
+        assert!(
+            body.contains(needle),
+            "{uri:.80} lacks {needle:?}: {body:.300}"
+        );
+        assert_eq!(
+            headers
+                .get(header::CONTENT_SECURITY_POLICY)
+                .and_then(|v| v.to_str().ok()),
+            Some(CSP),
+            "{uri:.80}"
+        );
+    }
+    let (_, dev, _) = get!(app, "/dev");
+    assert!(dev.is_empty());
+    let (status, _, headers) = get!(app, "/dev");
+    assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        headers.get(header::LOCATION).and_then(|v| v.to_str().ok()),
+        Some("/dev/")
+    );
+    let (_, spec, _) = get!(app, "/api/v1/openapi.json");
+    serde_json::from_str::<serde_json::Value>(&spec).expect("OpenAPI document is JSON");
+    let (status, mbox, headers) = get!(app, "/t/root@example.org.mbox.gz");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some("application/gzip")
+    );
+    assert!(!mbox.is_empty());
+}
+
+#[actix_web::test]
+async fn hostile_mail_renders_harmlessly() {
+    let dir = archive();
+    let app = app!(dir);
+    let hostile = path(HOSTILE_ID);
+    for uri in [
+        format!("/m/{hostile}"),
+        format!("/t/{hostile}"),
+        "/".to_string(),
+        "/dev/".to_string(),
+    ] {
+        let (status, body, _) = get!(app, &uri);
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{uri}: {}",
+            &body[body.find("<h1>").unwrap_or(0)..]
+        );
+        assert!(!body.contains("<script>"), "{uri}: raw script tag");
+        assert!(!body.contains("onmouseover=\""), "{uri}: event handler");
+        assert!(
+            !body.contains("href=\"javascript:"),
+            "{uri}: javascript link"
+        );
+        assert!(
+            !body.contains("<img src=\"http://tracker"),
+            "{uri}: remote image"
+        );
+    }
+    let (_, body, _) = get!(app, &format!("/m/{hostile}"));
+    assert!(
+        body.contains("&lt;script&gt;window.__pwned=1&lt;"),
+        "subject escaped"
+    );
+    let (status, body, _) = get!(app, "/search?q=pwned");
+    assert_eq!(status, StatusCode::OK);
+    assert!(!body.contains("<script>"));
+    // The 1 MB subject renders (escaped) without trouble.
+    let (status, body, _) = get!(app, "/m/huge@example.org");
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.len() > 1_000_000);
+    // The raw bytes are served as plain text, never as HTML.
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri(&format!("/m/{hostile}/raw"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(
+        resp.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some("text/plain")
+    );
+    assert_eq!(
+        resp.headers()
+            .get(header::X_CONTENT_TYPE_OPTIONS)
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
+}
+
+#[actix_web::test]
+async fn etags_give_304s() {
+    let dir = archive();
+    let app = app!(dir);
+    let (_, _, headers) = get!(app, "/m/root@example.org");
+    let etag = headers.get(header::ETAG).expect("etag").clone();
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/m/root@example.org")
+            .insert_header((header::IF_NONE_MATCH, etag))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert!(headers.get(header::LAST_MODIFIED).is_some());
+}
+
+/// Golden snapshots: a mismatch writes `<name>.actual` beside the expectation.
+#[actix_web::test]
+async fn rendered_pages_match_their_snapshots() {
+    let dir = archive();
+    let app = app!(dir);
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/web");
+    std::fs::create_dir_all(&golden).expect("golden dir");
+    let pages = [
+        ("message.html", format!("/m/{}", path("root@example.org"))),
+        ("hostile.html", format!("/m/{}", path(HOSTILE_ID))),
+        ("thread.html", "/t/root@example.org".to_string()),
+        ("search.html", "/search?q=placement".to_string()),
+    ];
+    let mut mismatches = Vec::new();
+    for (name, uri) in pages {
+        let (_, body, _) = get!(app, &uri);
+        let expected_path = golden.join(name);
+        match std::fs::read_to_string(&expected_path) {
+            Ok(expected) if expected == body => {}
+            Ok(_) | Err(_) if std::env::var("UPDATE_GOLDEN").is_ok() => {
+                std::fs::write(&expected_path, &body).expect("write golden");
+            }
+            _ => {
+                std::fs::write(golden.join(format!("{name}.actual")), &body).expect("write actual");
+                mismatches.push(name);
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "pages differ from tests/golden/web (see *.actual; UPDATE_GOLDEN=1 accepts): {mismatches:?}"
+    );
+}

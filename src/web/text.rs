@@ -1,0 +1,174 @@
+//! Message bodies as safe HTML: every byte escaped, quoted blocks folded, signatures and list
+//! footers dimmed, URLs linked with `rel="nofollow noopener noreferrer"`. Pure functions; the
+//! mail's own HTML is never rendered (its text form is shown), so no markup from a sender
+//! reaches the page.
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes text and turns `http(s)://` URLs into links that send no referrer and pass no
+/// ranking. Only http and https are linked: `javascript:` and friends stay text.
+pub fn linkify(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(pos) = find_url(rest) {
+        out.push_str(&escape(&rest[..pos]));
+        let url_len = rest[pos..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | '`'))
+            .unwrap_or(rest.len() - pos);
+        let mut url = &rest[pos..pos + url_len];
+        // Trailing punctuation belongs to the sentence, not the URL.
+        while let Some(last) = url.chars().last() {
+            if matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']') {
+                url = &url[..url.len() - last.len_utf8()];
+            } else {
+                break;
+            }
+        }
+        if url.len() <= "https://".len() {
+            out.push_str(&escape(url));
+        } else {
+            let e = escape(url);
+            out.push_str(&format!(
+                "<a href=\"{e}\" rel=\"nofollow noopener noreferrer\">{e}</a>"
+            ));
+        }
+        rest = &rest[pos + url.len()..];
+    }
+    out.push_str(&escape(rest));
+    out
+}
+
+fn find_url(text: &str) -> Option<usize> {
+    let http = text.find("http://");
+    let https = text.find("https://");
+    match (http, https) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What a block of a message body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The author's own text.
+    Text,
+    /// Lines quoted from earlier mail (`>`), folded on the page.
+    Quote,
+    /// The author's signature (after `-- `), dimmed.
+    Signature,
+    /// The list's footer, dimmed.
+    Footer,
+}
+
+/// A run of lines of one kind, already rendered to safe HTML.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Block {
+    /// Kind.
+    pub kind: Kind,
+    /// Safe HTML.
+    pub html: String,
+    /// Lines in the block (to label folded quotes).
+    pub lines: usize,
+}
+
+/// Splits a body into blocks. `footer_at` is where the list footer starts, if known.
+pub fn blocks(body: &str, footer_at: Option<usize>) -> Vec<Block> {
+    let cut = footer_at.filter(|&f| f <= body.len() && body.is_char_boundary(f));
+    let (main, footer) = match cut {
+        Some(f) => (&body[..f], Some(&body[f..])),
+        None => (body, None),
+    };
+    let mut out: Vec<(Kind, Vec<&str>)> = Vec::new();
+    let mut in_signature = false;
+    for line in main.lines() {
+        // The signature separator is exactly "-- " (RFC 3676 4.3).
+        if line == "-- " {
+            in_signature = true;
+        }
+        let kind = if in_signature {
+            Kind::Signature
+        } else if line.starts_with('>') {
+            Kind::Quote
+        } else {
+            Kind::Text
+        };
+        match out.last_mut() {
+            Some((k, lines)) if *k == kind => lines.push(line),
+            _ => out.push((kind, vec![line])),
+        }
+    }
+    if let Some(f) = footer {
+        let lines: Vec<&str> = f.lines().collect();
+        if !lines.is_empty() {
+            out.push((Kind::Footer, lines));
+        }
+    }
+    out.into_iter()
+        .map(|(kind, lines)| Block {
+            kind,
+            lines: lines.len(),
+            html: linkify(&lines.join("\n")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_links() {
+        let cases = [
+            ("a < b & \"c\"", "a &lt; b &amp; &quot;c&quot;"),
+            (
+                "see https://x.org/a?b=1&c=2.",
+                "see <a href=\"https://x.org/a?b=1&amp;c=2\" rel=\"nofollow noopener noreferrer\">https://x.org/a?b=1&amp;c=2</a>.",
+            ),
+            ("javascript:alert(1)", "javascript:alert(1)"),
+            (
+                "<https://x.org/\"onmouseover=alert(1)>",
+                "&lt;<a href=\"https://x.org/\" rel=\"nofollow noopener noreferrer\">https://x.org/</a>&quot;onmouseover=alert(1)&gt;",
+            ),
+            ("http://", "http://"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(linkify(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn blocks_split_quotes_signature_and_footer() {
+        let body = "Hi,\n> quoted\n> more\nanswer\n-- \nAlice\n____\nlist footer\n";
+        let footer_at = body.find("____");
+        let kinds: Vec<(Kind, usize)> = blocks(body, footer_at)
+            .iter()
+            .map(|b| (b.kind, b.lines))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Kind::Text, 1),
+                (Kind::Quote, 2),
+                (Kind::Text, 1),
+                (Kind::Signature, 2),
+                (Kind::Footer, 2)
+            ]
+        );
+        assert!(blocks("<script>", None)[0].html.contains("&lt;script&gt;"));
+    }
+}
