@@ -7,14 +7,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
+use tantivy::index::IndexSettings;
 use tantivy::Index;
 
+use super::analysis;
 use super::schema::{self, Fields, SCHEMA_DIR};
 
 const CURRENT: &str = "CURRENT";
 const GEN_PREFIX: &str = "g";
 
-/// `<base>/v1`.
+/// `<base>/v1` (see [`SCHEMA_DIR`]).
 pub(crate) fn schema_dir(base: &Path) -> PathBuf {
     base.join(SCHEMA_DIR)
 }
@@ -93,17 +95,42 @@ pub(crate) fn new_generation(base: &Path) -> Result<(String, PathBuf)> {
 /// Creates an empty index in a fresh directory.
 pub(crate) fn create_index(path: &Path) -> Result<Index> {
     let (schema, _) = schema::build();
-    Index::create_in_dir(path, schema)
-        .with_context(|| format!("cannot create an index in {}", path.display()))
+    let settings = IndexSettings {
+        // Stored documents are read one by one for snippets; small blocks mean less to
+        // decompress per hit (a typical message body is 1-2 KB).
+        docstore_blocksize: 4096,
+        ..IndexSettings::default()
+    };
+    let index = Index::builder()
+        .schema(schema)
+        .settings(settings)
+        .create_in_dir(path)
+        .with_context(|| format!("cannot create an index in {}", path.display()))?;
+    analysis::register(&index);
+    Ok(index)
 }
 
-/// Opens a generation's index and checks its schema.
-pub(crate) fn open_index(base: &Path, generation: &str) -> Result<(Index, Fields)> {
+/// Opens a generation's index; `None` when it was built with another schema.
+pub(crate) fn open_index_if_current(
+    base: &Path,
+    generation: &str,
+) -> Result<Option<(Index, Fields)>> {
     let path = gen_dir(base, generation);
     let index = Index::open_in_dir(&path)
         .with_context(|| format!("cannot open the index in {}", path.display()))?;
-    let fields = schema::fields_of(&index.schema())?;
-    Ok((index, fields))
+    analysis::register(&index);
+    Ok(schema::fields_of(&index.schema()).map(|fields| (index, fields)))
+}
+
+/// Opens a generation's index, which must carry the current schema.
+pub(crate) fn open_index(base: &Path, generation: &str) -> Result<(Index, Fields)> {
+    open_index_if_current(base, generation)?.with_context(|| {
+        format!(
+            "the index in {} was built with an older schema; rebuild it (or let the indexer \
+             open it, which starts it over)",
+            gen_dir(base, generation).display()
+        )
+    })
 }
 
 /// A name for a pointer file being written, unique across processes and threads.

@@ -7,9 +7,14 @@
 //! The caller passes a base directory; the index lives in `<base>/v1/` (the schema version).
 //! Inside, generations `g00000001/`, `g00000002/`, ... each hold a complete tantivy index and
 //! the file `CURRENT` names the live one. [`rebuild`] builds the next generation and replaces
-//! `CURRENT` by an atomic rename; a [`Searcher`] notices on its next search and reopens. Each
-//! commit records a caller-chosen *watermark* (say, the last SQLite row indexed), read back by
-//! [`IndexWriter::watermark`] so an indexer can catch up after a crash.
+//! `CURRENT` by an atomic rename; a [`Searcher`] notices on its next search and reopens (the
+//! generation before the live one is kept until the next rebuild, for searchers in other
+//! processes). Each commit records a caller-chosen *watermark* (say, the last SQLite row
+//! indexed), read back by [`IndexWriter::watermark`] so an indexer can catch up after a crash.
+//! A generation left by an earlier draft of the schema is replaced by an empty one when a writer
+//! opens it (no watermark, so the indexer starts over); until then searchers report it.
+//! One writer at a time: [`IndexWriter`] holds tantivy's writer lock on the live generation, and
+//! [`rebuild`] takes the same lock, so either fails fast instead of racing the other.
 //!
 //! # Query language
 //!
@@ -30,7 +35,24 @@
 //! - Parsing never fails: what cannot be understood is skipped and explained in
 //!   [`SearchResults::notices`]. A query with nothing searchable matches everything, newest
 //!   first.
+//!
+//! # How a search runs
+//!
+//! One pass over every match reads only fast fields: date, thread, year and the ordinals of
+//! the sender, list-set and tag-set columns (facet counts), plus the BM25 score times a mild
+//! recency factor. Ranking then selects the page (ties broken by message id, read from an
+//! 8-byte prefix column and, only on equal prefixes, the full id), and only the page's
+//! documents are loaded, for their snippets. Facet ordinals become names through dictionaries
+//! interned once per segment.
+//!
+//! Module map: `schema` (fields, body splitting, subject tags), `analysis` (memoised `en_stem`),
+//! `query` (the parser), `compile` (parser output to tantivy queries), `collect` (the pass over
+//! matches, facets, ranking), `search` ([`Searcher`], snippets), `writer` ([`IndexWriter`],
+//! [`rebuild`]), `layout` (generations and the `CURRENT` pointer).
 
+mod analysis;
+mod collect;
+mod compile;
 mod layout;
 mod query;
 mod schema;

@@ -89,13 +89,13 @@ enum Kw {
 impl Kw {
     fn parse(prefix: &str) -> Option<Kw> {
         Some(match prefix.to_ascii_lowercase().as_str() {
-            "from" | "f" => Kw::From,
+            "from" => Kw::From,
             "to" => Kw::To,
             "subject" | "s" => Kw::Subject,
             "body" | "b" => Kw::Body,
             "list" | "l" => Kw::List,
             "tag" => Kw::Tag,
-            "msgid" | "id" => Kw::MsgId,
+            "msgid" => Kw::MsgId,
             "thread" => Kw::Thread,
             "has" => Kw::Has,
             "date" => Kw::Date,

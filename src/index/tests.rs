@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use super::schema::SCHEMA_DIR;
 use super::*;
 
 /// A directory under the system temp dir, removed on drop.
@@ -602,7 +603,7 @@ fn rebuild_while_searching_keeps_answering() {
         Some(12)
     );
     // Only the live generation and the one before it are kept.
-    let gens = std::fs::read_dir(dir.path().join("v1"))
+    let gens = std::fs::read_dir(dir.path().join(SCHEMA_DIR))
         .expect("test step")
         .filter(|e| {
             e.as_ref()
@@ -623,4 +624,129 @@ fn a_second_searcher_sees_new_generations() {
     let b = Searcher::open(dir.path()).expect("test step");
     assert_eq!(a.search("quota", &opts(5)).expect("test step").total, 1);
     assert_eq!(b.search("quota", &opts(5)).expect("test step").total, 1);
+}
+
+#[test]
+fn long_messages_snippets_and_odd_values() {
+    let dir = TempDir::new("long");
+    let filler = "lorem ipsum dolor sit amet ".repeat(800); // about 21 KB
+    let mut deep = corpus()[0].clone();
+    deep.message_id = "<deep@example.org>".to_string();
+    deep.thread = 50;
+    deep.body = format!("{filler}\nthe hippopotamus escaped\n{filler}");
+    let mut past_cap = deep.clone();
+    past_cap.message_id = "<pastcap@example.org>".to_string();
+    past_cap.thread = 51;
+    past_cap.body = format!("{filler}{filler}\nthe rhinoceros escaped");
+    let mut odd = corpus()[1].clone();
+    odd.message_id = "<odd@example.org>".to_string();
+    odd.thread = 52;
+    odd.lists = vec![" Weird\u{1f}List ".to_string(), "weirdlist".to_string()];
+    odd.from_name = None;
+    odd.from_addr = None;
+    rebuild(dir.path(), vec![deep, past_cap, odd], 1).expect("rebuild");
+    let s = Searcher::open(dir.path()).expect("open");
+
+    let r = s.search("hippopotamus", &opts(5)).expect("search");
+    assert_eq!(ids(&r), ["deep"]);
+    assert!(
+        r.hits[0].snippet.contains("<b>hippopotamus</b>"),
+        "{}",
+        r.hits[0].snippet
+    );
+    // Indexed in full, stored only in part: found, with the start of the text as snippet.
+    let r = s.search("rhinoceros", &opts(5)).expect("search");
+    assert_eq!(ids(&r), ["pastcap"]);
+    assert!(r.hits[0].snippet.starts_with("lorem ipsum"));
+
+    // Control characters are dropped from list names, and duplicates merge.
+    let r = s.search("list:weirdlist", &opts(5)).expect("search");
+    assert_eq!(ids(&r), ["odd"]);
+    assert_eq!(
+        r.facets.lists,
+        [FacetCount {
+            value: "weirdlist".to_string(),
+            count: 1
+        }]
+    );
+    // No sender: no sender facet entry.
+    assert!(r.facets.senders.is_empty());
+}
+
+#[test]
+fn collapsed_thread_picks_its_best_message_by_id_on_ties() {
+    let dir = TempDir::new("threadties");
+    let mut docs = Vec::new();
+    for id in ["c", "a", "b"] {
+        let mut d = corpus()[5].clone();
+        d.message_id = format!("<{id}@example.org>");
+        d.thread = 9;
+        docs.push(d);
+    }
+    rebuild(dir.path(), docs, 1).expect("rebuild");
+    let s = Searcher::open(dir.path()).expect("open");
+    for sort in [Sort::Relevance, Sort::Date] {
+        let o = SearchOptions {
+            collapse_threads: true,
+            sort,
+            ..opts(5)
+        };
+        let r = s.search("flux", &o).expect("search");
+        assert_eq!(ids(&r), ["a"]);
+        assert_eq!(r.hits[0].thread_hits, 3);
+    }
+}
+
+#[test]
+fn commits_become_visible_without_refresh() {
+    let dir = TempDir::new("autoreload");
+    let s = Searcher::open(dir.path()).expect("open");
+    assert_eq!(s.search("quota", &opts(5)).expect("search").total, 0);
+    let mut w = IndexWriter::open(dir.path()).expect("writer");
+    w.upsert(&corpus()[3..4]).expect("upsert");
+    w.commit(1).expect("commit");
+    // The reader reloads on its own shortly after a commit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if s.search("quota", &opts(5)).expect("search").total == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "commit never became visible"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_index_with_an_older_schema_is_started_over_by_the_writer() {
+    let dir = TempDir::new("stale");
+    // An index as an earlier draft left it: another schema, a watermark.
+    let v1 = dir.path().join(SCHEMA_DIR);
+    let stale = v1.join("g00000001");
+    std::fs::create_dir_all(&stale).expect("mkdir");
+    let mut b = tantivy::schema::Schema::builder();
+    let title = b.add_text_field("title", tantivy::schema::TEXT);
+    let index = tantivy::Index::create_in_dir(&stale, b.build()).expect("create");
+    let mut w: tantivy::IndexWriter = index.writer(15_000_000).expect("writer");
+    w.add_document(tantivy::doc!(title => "old")).expect("add");
+    let mut prepared = w.prepare_commit().expect("prepare");
+    prepared.set_payload("{\"watermark\":99}");
+    prepared.commit().expect("commit");
+    drop(w);
+    std::fs::write(v1.join("CURRENT"), "g00000001\n").expect("pointer");
+
+    let err = Searcher::open(dir.path())
+        .err()
+        .expect("a stale index is reported");
+    assert!(format!("{err:#}").contains("older schema"), "{err:#}");
+
+    let mut w = IndexWriter::open(dir.path()).expect("writer starts over");
+    assert_eq!(IndexWriter::watermark(dir.path()).expect("watermark"), None);
+    assert!(!stale.exists());
+    w.upsert(&corpus()[..2]).expect("upsert");
+    w.commit(2).expect("commit");
+    let s = Searcher::open(dir.path()).expect("open");
+    assert_eq!(s.search("", &opts(5)).expect("search").total, 2);
 }

@@ -99,7 +99,10 @@ impl IndexWriter {
         // checking the pointer again under the lock catches that.
         for _ in 0..3 {
             let generation = layout::ensure_index(base)?;
-            let (index, fields) = layout::open_index(base, &generation)?;
+            let Some((index, fields)) = layout::open_index_if_current(base, &generation)? else {
+                start_over(base, &generation)?;
+                continue;
+            };
             let dir = layout::gen_dir(base, &generation);
             let writer = open_tantivy_writer(&index, config, &dir)?;
             if layout::read_current(base)?.as_deref() == Some(generation.as_str()) {
@@ -155,15 +158,44 @@ impl IndexWriter {
         Ok(())
     }
 
-    /// The watermark of the live index's last commit; `None` if there is no index or it was
-    /// never committed with one. Needs no writer, so a starting indexer can ask first.
+    /// The watermark of the live index's last commit; `None` if there is no index (or only one
+    /// of an older schema) or it was never committed with one. Needs no writer, so a starting
+    /// indexer can ask first.
     pub fn watermark(base: &Path) -> Result<Option<u64>> {
         let Some(generation) = layout::read_current(base)? else {
             return Ok(None);
         };
-        let (index, _) = layout::open_index(base, &generation)?;
-        read_watermark(&index)
+        // An index of an older schema is as good as none: its watermark would skip documents
+        // the current schema never saw.
+        match layout::open_index_if_current(base, &generation)? {
+            Some((index, _)) => read_watermark(&index),
+            None => Ok(None),
+        }
     }
+}
+
+/// Replaces a generation built with another schema by an empty one. It has no watermark, so
+/// the indexer feeds it from the start; a rebuild does the same faster.
+fn start_over(base: &Path, stale: &str) -> Result<()> {
+    let stale_path = layout::gen_dir(base, stale);
+    let dir = MmapDirectory::open(&stale_path)
+        .with_context(|| format!("cannot open {}", stale_path.display()))?;
+    let lock = dir.acquire_lock(&INDEX_WRITER_LOCK).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot replace the outdated index: a writer is open on {} ({e})",
+            stale_path.display()
+        )
+    })?;
+    if layout::read_current(base)?.as_deref() != Some(stale) {
+        // Someone replaced it meanwhile.
+        return Ok(());
+    }
+    let (generation, path) = layout::new_generation(base)?;
+    layout::create_index(&path)?;
+    layout::publish(base, &generation)?;
+    drop(lock);
+    // Nothing can read the outdated generation, so it need not be kept.
+    layout::remove_stale(base, &generation, &generation)
 }
 
 /// Deletes a half-built generation unless the rebuild got to publish it.
@@ -219,7 +251,8 @@ pub fn rebuild_with(
         path: Some(path.clone()),
     };
     let index = layout::create_index(&path)?;
-    let fields = super::schema::fields_of(&index.schema())?;
+    let fields = super::schema::fields_of(&index.schema())
+        .context("a freshly created index has an unexpected schema")?;
     let mut writer = open_tantivy_writer(&index, config, &path)?;
     let mut count = 0u64;
     for doc in docs {

@@ -181,7 +181,7 @@ pub struct IndexSource {
     pub from_name: Option<String>,
     /// Sender address.
     pub from_addr: Option<String>,
-    /// To and Cc, as "Name <addr>" strings.
+    /// To and Cc, as `Name <addr>` strings.
     pub recipients: Vec<String>,
     /// Lists, sorted.
     pub lists: Vec<String>,

@@ -1,0 +1,629 @@
+//! One pass over all matches that reads only fast fields (ranking keys, facet ordinals), then
+//! facet totals through interned per-generation dictionaries, and ranking with a stable
+//! message-id tie-break.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use anyhow::{Context, Result};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::index::SegmentId;
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+
+use super::schema::{col, SET_SEPARATOR};
+use super::{FacetCount, Facets, Sort};
+
+/// Relevance is multiplied by `1 + RECENCY_WEIGHT * 2^(-age / half-life)`, age counted back
+/// from the newest message in the index (not the wall clock, so results do not drift): a mild
+/// push that mostly orders near-equal scores.
+const RECENCY_WEIGHT: f32 = 0.1;
+const RECENCY_HALF_LIFE_DAYS: f32 = 365.0;
+/// Sender facet length.
+const TOP_SENDERS: usize = 10;
+
+fn recency_factor(newest: i64, date: i64) -> f32 {
+    let age_days = (newest.saturating_sub(date)).max(0) as f32 / 86_400.0;
+    1.0 + RECENCY_WEIGHT * (-age_days / RECENCY_HALF_LIFE_DAYS).exp2()
+}
+
+/// One matching document, as the collector saw it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    score: Score,
+    date: i64,
+    thread: u64,
+    doc: DocId,
+}
+
+/// Counts per term ordinal of one single-valued string fast field in one segment.
+struct OrdCounts {
+    column: Option<StrColumn>,
+    counts: Vec<u32>,
+}
+
+impl OrdCounts {
+    fn new(column: Option<StrColumn>) -> Self {
+        let n = column.as_ref().map_or(0, |c| c.num_terms());
+        OrdCounts {
+            column,
+            counts: vec![0; n],
+        }
+    }
+
+    /// Counts the values of a batch of documents.
+    fn add(&mut self, docs: &[DocId], buf: &mut [Option<u64>; BATCH]) {
+        let Some(c) = &self.column else {
+            return;
+        };
+        let buf = &mut buf[..docs.len()];
+        c.ords().first_vals(docs, buf);
+        for ord in buf.iter().flatten() {
+            if let Some(slot) = self.counts.get_mut(*ord as usize) {
+                *slot += 1;
+            }
+        }
+    }
+}
+
+/// Documents are handled in batches: one call per column and batch instead of one per
+/// document keeps the per-match cost low on large result sets.
+const BATCH: usize = 64;
+
+/// What one segment contributed.
+pub(crate) struct SegmentFruit {
+    segment: SegmentOrdinal,
+    entries: Vec<Entry>,
+    lists: Vec<u32>,
+    tags: Vec<u32>,
+    senders: Vec<u32>,
+    year_min: i64,
+    years: Vec<u32>,
+}
+
+/// Reads each match's ranking keys and facet ordinals from fast fields; never touches the
+/// document store or a term dictionary.
+pub(crate) struct MatchCollector {
+    /// Whether to rank by score (otherwise scores are not even computed).
+    pub scoring: bool,
+    /// Date of the newest message, for the recency factor.
+    pub newest: i64,
+}
+
+pub(crate) struct MatchSegmentCollector {
+    scoring: bool,
+    newest: i64,
+    date: Option<Column<i64>>,
+    thread: Option<Column<u64>>,
+    year: Option<Column<i64>>,
+    lists: OrdCounts,
+    tags: OrdCounts,
+    senders: OrdCounts,
+    year_min: i64,
+    years: Vec<u32>,
+    segment: SegmentOrdinal,
+    entries: Vec<Entry>,
+    pending_docs: Vec<DocId>,
+    pending_scores: Vec<Score>,
+}
+
+impl Collector for MatchCollector {
+    type Fruit = Vec<SegmentFruit>;
+    type Child = MatchSegmentCollector;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<MatchSegmentCollector> {
+        let ff = reader.fast_fields();
+        let year: Option<Column<i64>> = ff.column_opt(col::YEAR)?;
+        let (year_min, year_span) = match &year {
+            // Years come from validated dates, so the span is at most a few thousand.
+            Some(y) => (
+                y.min_value(),
+                (y.max_value() - y.min_value()).clamp(0, 20_000) + 1,
+            ),
+            None => (0, 0),
+        };
+        Ok(MatchSegmentCollector {
+            scoring: self.scoring,
+            newest: self.newest,
+            date: ff.column_opt(col::DATE)?,
+            thread: ff.column_opt(col::THREAD)?,
+            year,
+            lists: OrdCounts::new(ff.str(col::LIST_SET)?),
+            tags: OrdCounts::new(ff.str(col::TAG_SET)?),
+            senders: OrdCounts::new(ff.str(col::SENDER)?),
+            year_min,
+            years: vec![0; year_span as usize],
+            segment,
+            entries: Vec::new(),
+            pending_docs: Vec::with_capacity(BATCH),
+            pending_scores: Vec::with_capacity(BATCH),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.scoring
+    }
+
+    fn merge_fruits(&self, fruits: Vec<SegmentFruit>) -> tantivy::Result<Vec<SegmentFruit>> {
+        Ok(fruits)
+    }
+}
+
+impl MatchSegmentCollector {
+    /// Records a batch of at most `BATCH` documents; `scores` is empty when not scoring.
+    fn flush_batch(&mut self, docs: &[DocId], scores: &[Score]) {
+        let n = docs.len();
+        let mut dates = [None; BATCH];
+        let mut threads = [None; BATCH];
+        let mut years = [None; BATCH];
+        if let Some(c) = &self.date {
+            c.first_vals(docs, &mut dates[..n]);
+        }
+        if let Some(c) = &self.thread {
+            c.first_vals(docs, &mut threads[..n]);
+        }
+        if let Some(c) = &self.year {
+            c.first_vals(docs, &mut years[..n]);
+        }
+        for i in 0..n {
+            let date = dates[i].unwrap_or(0);
+            let score = match scores.get(i) {
+                Some(s) if self.scoring => s * recency_factor(self.newest, date),
+                _ => 0.0,
+            };
+            self.entries.push(Entry {
+                score,
+                date,
+                thread: threads[i].unwrap_or(0),
+                doc: docs[i],
+            });
+            if let Some(year) = years[i] {
+                if let Some(slot) = self.years.get_mut((year - self.year_min) as usize) {
+                    *slot += 1;
+                }
+            }
+        }
+        let mut ords = [None; BATCH];
+        self.lists.add(docs, &mut ords);
+        self.tags.add(docs, &mut ords);
+        self.senders.add(docs, &mut ords);
+    }
+
+    fn flush_pending(&mut self) {
+        let docs = std::mem::take(&mut self.pending_docs);
+        let scores = std::mem::take(&mut self.pending_scores);
+        self.flush_batch(&docs, &scores);
+        self.pending_docs = docs;
+        self.pending_docs.clear();
+        self.pending_scores = scores;
+        self.pending_scores.clear();
+    }
+}
+
+impl SegmentCollector for MatchSegmentCollector {
+    type Fruit = SegmentFruit;
+
+    #[inline]
+    fn collect(&mut self, doc: DocId, score: Score) {
+        self.pending_docs.push(doc);
+        self.pending_scores.push(score);
+        if self.pending_docs.len() == BATCH {
+            self.flush_pending();
+        }
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        for chunk in docs.chunks(BATCH) {
+            self.flush_batch(chunk, &[]);
+        }
+    }
+
+    fn harvest(mut self) -> SegmentFruit {
+        if !self.pending_docs.is_empty() {
+            self.flush_pending();
+        }
+        SegmentFruit {
+            segment: self.segment,
+            entries: self.entries,
+            lists: self.lists.counts,
+            tags: self.tags.counts,
+            senders: self.senders.counts,
+            year_min: self.year_min,
+            years: self.years,
+        }
+    }
+}
+
+/// Strings numbered in order of first sight.
+#[derive(Default)]
+struct Interner {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn id(&mut self, name: &[u8]) -> u32 {
+        let name = String::from_utf8_lossy(name);
+        if let Some(&id) = self.ids.get(name.as_ref()) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.ids.insert(name.into_owned(), id);
+        id
+    }
+}
+
+/// For one segment: term ordinal to the interned ids of its members, per facet field (a
+/// sender value has one member, a list or tag set any number; the empty value none).
+struct SegmentMaps {
+    lists: Vec<Vec<u32>>,
+    tags: Vec<Vec<u32>>,
+    senders: Vec<Vec<u32>>,
+}
+
+#[derive(Default)]
+struct Dicts {
+    lists: Interner,
+    tags: Interner,
+    senders: Interner,
+    segments: HashMap<SegmentId, Arc<SegmentMaps>>,
+}
+
+fn ord_map(
+    column: Option<StrColumn>,
+    interner: &mut Interner,
+    split: bool,
+) -> Result<Vec<Vec<u32>>> {
+    let Some(column) = column else {
+        return Ok(Vec::new());
+    };
+    let mut map = Vec::with_capacity(column.num_terms());
+    let mut stream = column
+        .dictionary()
+        .stream()
+        .context("cannot read a facet dictionary")?;
+    let sep = SET_SEPARATOR;
+    while stream.advance() {
+        let value = stream.key();
+        let members: Vec<u32> = if value.is_empty() {
+            Vec::new()
+        } else if split {
+            value
+                .split(|&b| b == sep)
+                .filter(|m| !m.is_empty())
+                .map(|m| interner.id(m))
+                .collect()
+        } else {
+            vec![interner.id(value)]
+        };
+        map.push(members);
+    }
+    Ok(map)
+}
+
+/// Facet values of one index generation, interned. A segment's dictionaries are read once,
+/// when a search first meets the segment (segments never change); every later search turns
+/// its per-ordinal counts into totals with array lookups, without touching a term dictionary.
+#[derive(Default)]
+pub(crate) struct FacetDicts(RwLock<Dicts>);
+
+impl FacetDicts {
+    /// The maps of every segment of `searcher`, by segment ordinal.
+    fn maps(&self, searcher: &tantivy::Searcher) -> Result<Vec<Arc<SegmentMaps>>> {
+        let readers = searcher.segment_readers();
+        {
+            let dicts = self.0.read().unwrap_or_else(PoisonError::into_inner);
+            let known: Option<Vec<_>> = readers
+                .iter()
+                .map(|r| dicts.segments.get(&r.segment_id()).cloned())
+                .collect();
+            if let Some(maps) = known {
+                return Ok(maps);
+            }
+        }
+        let mut dicts = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        // Forget merged-away segments.
+        dicts
+            .segments
+            .retain(|id, _| readers.iter().any(|r| r.segment_id() == *id));
+        let mut maps = Vec::with_capacity(readers.len());
+        for r in readers {
+            if let Some(m) = dicts.segments.get(&r.segment_id()) {
+                maps.push(Arc::clone(m));
+                continue;
+            }
+            let ff = r.fast_fields();
+            let d = &mut *dicts;
+            let m = Arc::new(SegmentMaps {
+                lists: ord_map(ff.str(col::LIST_SET)?, &mut d.lists, true)?,
+                tags: ord_map(ff.str(col::TAG_SET)?, &mut d.tags, true)?,
+                senders: ord_map(ff.str(col::SENDER)?, &mut d.senders, false)?,
+            });
+            d.segments.insert(r.segment_id(), Arc::clone(&m));
+            maps.push(m);
+        }
+        Ok(maps)
+    }
+
+    /// Facet totals over all matches.
+    pub(crate) fn facets(
+        &self,
+        searcher: &tantivy::Searcher,
+        fruits: &[SegmentFruit],
+    ) -> Result<Facets> {
+        let maps = self.maps(searcher)?;
+        let dicts = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        // Totals by interned id; only the values returned are cloned, and for senders only the
+        // top few are ordered.
+        let total = |names: &Interner,
+                     counts_of: fn(&SegmentFruit) -> &[u32],
+                     map_of: fn(&SegmentMaps) -> &[Vec<u32>],
+                     limit: usize| {
+            let mut totals = vec![0u64; names.names.len()];
+            for f in fruits {
+                let Some(map) = maps.get(f.segment as usize) else {
+                    continue;
+                };
+                for (&n, ids) in counts_of(f).iter().zip(map_of(map)) {
+                    if n == 0 {
+                        continue;
+                    }
+                    for &id in ids {
+                        if let Some(t) = totals.get_mut(id as usize) {
+                            *t += u64::from(n);
+                        }
+                    }
+                }
+            }
+            let mut found: Vec<(u64, usize)> = totals
+                .into_iter()
+                .enumerate()
+                .filter(|&(_, n)| n > 0)
+                .map(|(id, n)| (n, id))
+                .collect();
+            let name = |id: usize| names.names.get(id).map_or("", String::as_str);
+            let order = |a: &(u64, usize), b: &(u64, usize)| {
+                b.0.cmp(&a.0).then_with(|| name(a.1).cmp(name(b.1)))
+            };
+            if found.len() > limit {
+                found.select_nth_unstable_by(limit - 1, order);
+                found.truncate(limit);
+            }
+            found.sort_unstable_by(order);
+            found
+                .into_iter()
+                .map(|(count, id)| FacetCount {
+                    value: name(id).to_string(),
+                    count,
+                })
+                .collect::<Vec<_>>()
+        };
+        let lists = total(&dicts.lists, |f| &f.lists, |m| &m.lists, usize::MAX);
+        let tags = total(&dicts.tags, |f| &f.tags, |m| &m.tags, usize::MAX);
+        let senders = total(&dicts.senders, |f| &f.senders, |m| &m.senders, TOP_SENDERS);
+        let mut years: BTreeMap<i64, u64> = BTreeMap::new();
+        for f in fruits {
+            for (year, &n) in (f.year_min..).zip(&f.years) {
+                if n > 0 {
+                    *years.entry(year).or_default() += u64::from(n);
+                }
+            }
+        }
+        Ok(Facets {
+            lists,
+            years: years
+                .into_iter()
+                .rev()
+                .map(|(y, count)| FacetCount {
+                    value: y.to_string(),
+                    count,
+                })
+                .collect(),
+            tags,
+            senders,
+        })
+    }
+}
+
+/// A ranking candidate: a message, or a thread's best message with its count.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cand {
+    pub score: Score,
+    pub date: i64,
+    pub thread: u64,
+    pub segment: SegmentOrdinal,
+    pub doc: DocId,
+    /// Matching messages this candidate stands for (1 unless collapsed).
+    pub hits: u32,
+    /// First bytes of the message id, filled in only when ranking needs them.
+    idkey: u64,
+}
+
+/// Better candidates first, before the message-id tie-break.
+fn cmp_key(sort: Sort, a: &Cand, b: &Cand) -> Ordering {
+    match sort {
+        Sort::Relevance => b.score.total_cmp(&a.score).then(b.date.cmp(&a.date)),
+        Sort::Date => b.date.cmp(&a.date),
+    }
+}
+
+/// Message ids for tie-breaks: the 8-byte prefix column orders almost every pair, and the
+/// full id (from the string column's dictionary) settles the rest.
+pub(crate) struct Ids {
+    columns: Vec<(Option<Column<u64>>, Option<StrColumn>)>,
+}
+
+impl Ids {
+    pub(crate) fn new(searcher: &tantivy::Searcher) -> Result<Ids> {
+        let columns = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| {
+                let ff = r.fast_fields();
+                Ok((ff.column_opt(col::MSGID_KEY)?, ff.str(col::MSGID)?))
+            })
+            .collect::<tantivy::Result<_>>()
+            .context("cannot open the message id columns")?;
+        Ok(Ids { columns })
+    }
+
+    fn key(&self, c: &Cand) -> u64 {
+        self.columns
+            .get(c.segment as usize)
+            .and_then(|(k, _)| k.as_ref())
+            .and_then(|k| k.first(c.doc))
+            .unwrap_or(0)
+    }
+
+    fn full(&self, c: &Cand) -> Result<String> {
+        let mut s = String::new();
+        if let Some((_, Some(col))) = self.columns.get(c.segment as usize) {
+            if let Some(ord) = col.ords().first(c.doc) {
+                col.ord_to_str(ord, &mut s)
+                    .context("cannot read a message id")?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Total order on message ids of two candidates.
+    fn cmp(&self, a: &Cand, b: &Cand) -> Result<Ordering> {
+        match self.key(a).cmp(&self.key(b)) {
+            Ordering::Equal => Ok(self.full(a)?.cmp(&self.full(b)?)),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Candidates from every segment's matches, one per message.
+pub(crate) fn messages(fruits: &[SegmentFruit]) -> Vec<Cand> {
+    let n = fruits.iter().map(|f| f.entries.len()).sum();
+    let mut cands = Vec::with_capacity(n);
+    for f in fruits {
+        cands.extend(f.entries.iter().map(|e| Cand {
+            score: e.score,
+            date: e.date,
+            thread: e.thread,
+            segment: f.segment,
+            doc: e.doc,
+            hits: 1,
+            idkey: 0,
+        }));
+    }
+    cands
+}
+
+/// A fast hasher for thread ids (integers from the caller's threading, not chosen by users).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let x = (n ^ (n >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        self.0 = x ^ (x >> 32);
+    }
+}
+
+/// Folds messages into threads: each thread's best message (by key, then message id) and how
+/// many of its messages matched.
+pub(crate) fn threads(fruits: &[SegmentFruit], sort: Sort, ids: &Ids) -> Result<Vec<Cand>> {
+    let mut best: HashMap<u64, Cand, BuildHasherDefault<IdHasher>> = HashMap::default();
+    for c in messages(fruits) {
+        match best.get_mut(&c.thread) {
+            None => {
+                best.insert(c.thread, c);
+            }
+            Some(b) => {
+                let hits = b.hits + 1;
+                let better = match cmp_key(sort, &c, b) {
+                    Ordering::Less => true,
+                    Ordering::Greater => false,
+                    Ordering::Equal => ids.cmp(&c, b)? == Ordering::Less,
+                };
+                if better {
+                    *b = c;
+                }
+                b.hits = hits;
+            }
+        }
+    }
+    Ok(best.into_values().collect())
+}
+
+/// The best `k` candidates in full order: key, then message id ascending. Only candidates
+/// that can reach the top `k` are looked at closely: those better than the k-th, and those
+/// tied with it.
+pub(crate) fn top_k(mut cands: Vec<Cand>, k: usize, sort: Sort, ids: &Ids) -> Result<Vec<Cand>> {
+    if k == 0 || cands.is_empty() {
+        return Ok(Vec::new());
+    }
+    if cands.len() > k {
+        cands.select_nth_unstable_by(k - 1, |a, b| cmp_key(sort, a, b));
+        let pivot = cands[k - 1];
+        let tied: Vec<Cand> = cands
+            .drain(k..)
+            .filter(|c| cmp_key(sort, c, &pivot) == Ordering::Equal)
+            .collect();
+        cands.extend(tied);
+    }
+    for c in &mut cands {
+        c.idkey = ids.key(c);
+    }
+    cands.sort_by(|a, b| cmp_key(sort, a, b).then(a.idkey.cmp(&b.idkey)));
+    // Rare: equal keys and equal id prefixes; order those runs by full id.
+    let mut start = 0;
+    while start < cands.len() {
+        let mut end = start + 1;
+        while end < cands.len()
+            && cmp_key(sort, &cands[start], &cands[end]) == Ordering::Equal
+            && cands[start].idkey == cands[end].idkey
+        {
+            end += 1;
+        }
+        if end - start > 1 {
+            let mut run: Vec<(String, Cand)> = cands[start..end]
+                .iter()
+                .map(|c| Ok((ids.full(c)?, *c)))
+                .collect::<Result<_>>()?;
+            run.sort_by(|a, b| a.0.cmp(&b.0));
+            for (slot, (_, c)) in cands[start..end].iter_mut().zip(run) {
+                *slot = c;
+            }
+        }
+        start = end;
+    }
+    cands.truncate(k);
+    Ok(cands)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recency_is_mild_and_monotonic() {
+        let now = 1_700_000_000;
+        let day = 86_400;
+        assert!((recency_factor(now, now) - 1.1).abs() < 1e-6);
+        assert!((recency_factor(now, now - 365 * day) - 1.05).abs() < 1e-3);
+        assert!(recency_factor(now, now - 10 * day) > recency_factor(now, now - 20 * day));
+        assert!(recency_factor(now, 0) >= 1.0);
+        // Messages "from the future" count as newest, not more.
+        assert_eq!(recency_factor(now, now + day), recency_factor(now, now));
+    }
+}

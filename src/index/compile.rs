@@ -1,0 +1,238 @@
+//! Compiles parsed queries into tantivy queries: words become per-field term or phrase
+//! queries (stemmed and plain twins), filters become zero-score clauses.
+
+use std::ops::Bound;
+
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, PhraseQuery,
+    Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption, Term};
+use tantivy::tokenizer::{TextAnalyzer, TokenStream as _};
+use tantivy::Score;
+
+use super::query::{Build, Leaf, Notices, Scope};
+use super::schema::Fields;
+
+/// Query-time weights. The subject says what a message is about; quoted text is someone
+/// else's words, so it counts for less than the author's own.
+const SUBJECT_BOOST: Score = 3.0;
+const QUOTED_BOOST: Score = 0.3;
+const RECIPIENT_BOOST: Score = 0.5;
+
+/// A query plus the own-text terms worth highlighting (those of non-negated clauses).
+pub(crate) struct Compiled {
+    pub query: Box<dyn Query>,
+    pub highlight: Vec<Term>,
+}
+
+/// Compiles parser leaves into tantivy queries.
+pub(crate) struct Compiler {
+    pub fields: Fields,
+    pub stemmed: TextAnalyzer,
+    pub plain: TextAnalyzer,
+}
+
+/// Tokens of `text` with their positions (a dropped over-long word leaves a gap).
+fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut stream = analyzer.token_stream(text);
+    while stream.advance() {
+        let t = stream.token();
+        out.push((t.position, t.text.clone()));
+    }
+    out
+}
+
+/// A word is one term; several (a phrase, or a word with inner punctuation such as
+/// `jane.doe@example.org`) must appear in order.
+fn words_query(field: Field, words: &[(usize, String)]) -> Option<Box<dyn Query>> {
+    match words {
+        [] => None,
+        [(_, w)] => Some(Box::new(TermQuery::new(
+            Term::from_field_text(field, w),
+            IndexRecordOption::WithFreqs,
+        ))),
+        _ => {
+            let first = words[0].0;
+            let terms = words
+                .iter()
+                .map(|(pos, w)| (pos.saturating_sub(first), Term::from_field_text(field, w)))
+                .collect();
+            Some(Box::new(PhraseQuery::new_with_offset(terms)))
+        }
+    }
+}
+
+/// A filter: matches like its query but adds nothing to the score, so `list:` or a date range
+/// never reorders results.
+fn filter(q: Box<dyn Query>) -> Box<dyn Query> {
+    Box::new(ConstScoreQuery::new(q, 0.0))
+}
+
+pub(crate) fn match_all() -> Box<dyn Query> {
+    filter(Box::new(AllQuery))
+}
+
+impl Compiler {
+    fn text(&mut self, scope: Scope, text: &str, notices: &mut Notices) -> Option<Compiled> {
+        let f = self.fields;
+        // (stemmed field, plain field, boost); the plain twin finds words the English stemmer
+        // would mangle, and the max of the two keeps English words from counting twice.
+        let groups: &[(Option<Field>, Field, Score)] = match scope {
+            Scope::Any => &[
+                (Some(f.subject), f.subject_plain, SUBJECT_BOOST),
+                (Some(f.own), f.own_plain, 1.0),
+                (Some(f.quoted), f.quoted_plain, QUOTED_BOOST),
+                (None, f.from, 1.0),
+                (None, f.to, RECIPIENT_BOOST),
+            ],
+            Scope::Subject => &[(Some(f.subject), f.subject_plain, SUBJECT_BOOST)],
+            Scope::Body => &[
+                (Some(f.own), f.own_plain, 1.0),
+                (Some(f.quoted), f.quoted_plain, QUOTED_BOOST),
+            ],
+            Scope::From => &[(None, f.from, 1.0)],
+            Scope::To => &[(None, f.to, 1.0)],
+        };
+        let stemmed = tokens(&mut self.stemmed, text);
+        let plain = tokens(&mut self.plain, text);
+        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut highlight = Vec::new();
+        for &(stem_field, plain_field, boost) in groups {
+            let mut alternatives = Vec::new();
+            if let Some(sf) = stem_field {
+                if let Some(q) = words_query(sf, &stemmed) {
+                    alternatives.push(q);
+                }
+                if sf == f.own {
+                    highlight.extend(stemmed.iter().map(|(_, w)| Term::from_field_text(f.own, w)));
+                }
+            }
+            // The plain twin is asked only for a single word the stemmer changes: it holds no
+            // positions (a phrase is left to the stemmed field), and when the stem is the word
+            // itself the stemmed field already matches every document the twin would.
+            let twin_adds = stem_field.is_none() || (plain.len() == 1 && stemmed != plain);
+            if twin_adds {
+                if let Some(q) = words_query(plain_field, &plain) {
+                    alternatives.push(q);
+                }
+            }
+            let q: Box<dyn Query> = match alternatives.len() {
+                0 => continue,
+                1 => alternatives.remove(0),
+                _ => Box::new(DisjunctionMaxQuery::new(alternatives)),
+            };
+            let q = if boost == 1.0 {
+                q
+            } else {
+                Box::new(BoostQuery::new(q, boost))
+            };
+            should.push((Occur::Should, q));
+        }
+        if should.is_empty() {
+            notices.push(format!("Ignored \"{text}\": it has no searchable words."));
+            return None;
+        }
+        let query = if should.len() == 1 {
+            should.remove(0).1
+        } else {
+            Box::new(BooleanQuery::new(should))
+        };
+        Some(Compiled { query, highlight })
+    }
+}
+
+impl Build for Compiler {
+    type Out = Compiled;
+
+    fn leaf(&mut self, leaf: Leaf, notices: &mut Notices) -> Option<Compiled> {
+        let f = self.fields;
+        let exact = |field: Field, value: &str| -> Box<dyn Query> {
+            filter(Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            )))
+        };
+        let query: Box<dyn Query> = match leaf {
+            Leaf::Text { scope, text, .. } => return self.text(scope, &text, notices),
+            Leaf::List(l) => exact(f.lists, &l),
+            Leaf::Tag(t) => exact(f.tags, &t),
+            Leaf::MsgId(m) => exact(f.msgid, &m),
+            Leaf::Thread(t) => filter(Box::new(TermQuery::new(
+                Term::from_field_u64(f.thread, t),
+                IndexRecordOption::Basic,
+            ))),
+            Leaf::HasAttachment | Leaf::HasPatch => {
+                let field = if leaf == Leaf::HasPatch {
+                    f.has_patch
+                } else {
+                    f.has_attachment
+                };
+                filter(Box::new(TermQuery::new(
+                    Term::from_field_bool(field, true),
+                    IndexRecordOption::Basic,
+                )))
+            }
+            Leaf::Date { start, end } => {
+                let lower = start.map_or(Bound::Unbounded, |s| {
+                    Bound::Included(Term::from_field_i64(f.date, s))
+                });
+                let upper = end.map_or(Bound::Unbounded, |e| {
+                    Bound::Excluded(Term::from_field_i64(f.date, e))
+                });
+                if start.is_none() && end.is_none() {
+                    match_all()
+                } else {
+                    filter(Box::new(RangeQuery::new(lower, upper)))
+                }
+            }
+        };
+        Some(Compiled {
+            query,
+            highlight: Vec::new(),
+        })
+    }
+
+    fn and(&mut self, clauses: Vec<(bool, Compiled)>) -> Compiled {
+        let mut subs: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(clauses.len() + 1);
+        let mut highlight = Vec::new();
+        for (neg, c) in clauses {
+            if neg {
+                subs.push((Occur::MustNot, c.query));
+            } else {
+                highlight.extend(c.highlight);
+                subs.push((Occur::Must, c.query));
+            }
+        }
+        // tantivy matches nothing for a query made only of exclusions.
+        if !subs.iter().any(|(o, _)| *o == Occur::Must) {
+            subs.push((Occur::Must, match_all()));
+        }
+        Compiled {
+            query: Box::new(BooleanQuery::new(subs)),
+            highlight,
+        }
+    }
+
+    fn or(&mut self, clauses: Vec<(bool, Compiled)>) -> Compiled {
+        let mut subs: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(clauses.len());
+        let mut highlight = Vec::new();
+        for (neg, c) in clauses {
+            if neg {
+                let not: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, match_all()),
+                    (Occur::MustNot, c.query),
+                ]));
+                subs.push((Occur::Should, not));
+            } else {
+                highlight.extend(c.highlight);
+                subs.push((Occur::Should, c.query));
+            }
+        }
+        Compiled {
+            query: Box::new(BooleanQuery::new(subs)),
+            highlight,
+        }
+    }
+}
