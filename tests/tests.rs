@@ -3,6 +3,7 @@
 mod adversarial;
 mod corpus;
 mod crash;
+mod digest;
 mod import;
 mod search;
 mod support;

@@ -3,9 +3,13 @@
 //! one transaction. Row ids stay in here; callers see [`MessageRef`] handles and Message-IDs.
 
 mod content;
+mod digest;
 mod migrate;
 
 pub use content::pack_content;
+pub use digest::{
+    ActiveThread, Delivery, DeliveryState, Participant, Subscriber, WeekMessage, WeekRun,
+};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -179,7 +183,7 @@ pub struct IndexSource {
     pub from_name: Option<String>,
     /// Sender address.
     pub from_addr: Option<String>,
-    /// To and Cc, as "Name <addr>" strings.
+    /// To and Cc, as `Name <addr>` strings.
     pub recipients: Vec<String>,
     /// Lists, sorted.
     pub lists: Vec<String>,
