@@ -96,6 +96,18 @@ pub struct PreviewArgs {
     /// Signals used for grouping, comma-separated (for measuring what each contributes).
     #[arg(long, hide = true, value_parser = parse_signals)]
     pub signals: Option<Signals>,
+    /// Average-linkage cut-off for grouping (for tuning).
+    #[arg(long, hide = true)]
+    pub threshold: Option<f32>,
+    /// Fraction of the threshold at which a lone thread joins a topic (for tuning).
+    #[arg(long, hide = true)]
+    pub attach: Option<f32>,
+    /// Content similarity needed before people and lists count (for tuning).
+    #[arg(long, hide = true)]
+    pub min_content: Option<f32>,
+    /// Weights of tags, words, identifiers, paths, people, lists, history (for tuning).
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub weights: Option<Vec<f32>>,
     /// Print how long loading and grouping took to stderr.
     #[arg(long, hide = true)]
     pub timings: bool,
@@ -364,6 +376,20 @@ fn preview(config: &Config, args: PreviewArgs) -> Result<()> {
     let mut options = build_options(config);
     if let Some(signals) = args.signals {
         options.params.signals = signals;
+    }
+    if let Some(t) = args.threshold {
+        options.params.threshold = t;
+    }
+    if let Some(m) = args.min_content {
+        options.params.min_content = m;
+    }
+    if let Some(a) = args.attach {
+        options.params.attach = a;
+    }
+    if let Some(w) = &args.weights {
+        for (slot, value) in options.params.weights.iter_mut().zip(w) {
+            *slot = *value;
+        }
     }
     let started = Instant::now();
     let digest = digest::build(&store, args.week, &args.lists, &options)

@@ -45,7 +45,7 @@ pub fn prose(own_text: &str) -> String {
 }
 
 /// Short closing lines: "Thanks,", "Best regards", "Cheers!".
-fn is_closing(line: &str) -> bool {
+pub(crate) fn is_closing(line: &str) -> bool {
     const CLOSINGS: &[&str] = &[
         "thanks",
         "thank you",

@@ -277,6 +277,7 @@ fn topic_threads(threads: &[ActiveThread]) -> Vec<TopicThread<'_>> {
                 .iter()
                 .map(|m| TopicMessage {
                     author: &m.author.key,
+                    author_name: &m.author.name,
                     text: &m.own_text,
                 })
                 .collect(),

@@ -159,6 +159,22 @@ pub fn clean(s: &str) -> String {
     replaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Escapes the characters that matter in a double-quoted HTML attribute or in text.
+fn escape_attribute(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// "Ann, Bob, Cy and 4 others".
 fn people(names: &[String]) -> String {
     let shown: Vec<String> = names.iter().take(4).map(|n| clean(n)).collect();
@@ -223,6 +239,11 @@ impl Renderer {
             }
         });
         env.add_filter("plural", |n: i64| if n == 1 { "" } else { "s" });
+        // URLs are ours (validated base URL, percent-encoded ids and tokens); in an attribute
+        // they need only the HTML metacharacters escaped, not `/` as autoescape does.
+        env.add_filter("url", |u: String| {
+            minijinja::Value::from_safe_string(escape_attribute(&u))
+        });
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .with_context(|| format!("template {name} does not parse"))?;
@@ -363,5 +384,13 @@ mod tests {
     #[test]
     fn clean_removes_line_breaks() {
         assert_eq!(clean("a\r\nBcc: x\u{0}y  z"), "a Bcc: x y z");
+    }
+
+    #[test]
+    fn attribute_escaping() {
+        assert_eq!(
+            escape_attribute("https://x/a?b=1&c=\"'<>"),
+            "https://x/a?b=1&amp;c=&quot;&#39;&lt;&gt;"
+        );
     }
 }

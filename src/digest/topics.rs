@@ -40,6 +40,8 @@ pub struct TopicThread<'a> {
 pub struct TopicMessage<'a> {
     /// Who wrote it (any stable key, e.g. a lowercased address; never shown).
     pub author: &'a str,
+    /// Their display name: its words are people, not topics, wherever they appear in text.
+    pub author_name: &'a str,
     /// The author's own text (quotes, signature and footers removed).
     pub text: &'a str,
 }
@@ -53,6 +55,10 @@ pub struct PriorTopic {
     pub centroid: Vec<(String, f32)>,
     /// Keys of its threads.
     pub threads: Vec<String>,
+    /// Whether its label is a tag or directory name (kept while the topic continues) rather
+    /// than a list of terms (kept only while they still describe it).
+    #[serde(default)]
+    pub strong: bool,
 }
 
 /// Which signals to use: all of them normally; fewer to measure what each contributes.
@@ -125,16 +131,27 @@ pub struct Params {
     pub signals: Signals,
     /// Average-linkage similarity below which clusters are not joined.
     pub threshold: f32,
-    /// Features kept per thread (the heaviest), so long patches do not drown their prose.
+    /// Features kept per thread and kind (the heaviest).
     pub max_features: usize,
+    /// Weight of each kind of feature: tags, words, identifiers, paths, people, lists, history.
+    pub weights: [f32; 7],
+    /// Content similarity (tags, words, identifiers, paths, history) two threads need before
+    /// people and lists count at all.
+    pub min_content: f32,
+    /// A thread left alone joins the most similar topic when its average similarity reaches
+    /// this fraction of `threshold`.
+    pub attach: f32,
 }
 
 impl Default for Params {
     fn default() -> Self {
         Params {
             signals: Signals::ALL,
-            threshold: 0.12,
+            threshold: 0.3,
             max_features: 120,
+            weights: [3.0, 1.0, 1.5, 2.0, 1.2, 0.8, 2.0],
+            attach: 0.8,
+            min_content: 0.0,
         }
     }
 }
@@ -161,6 +178,12 @@ pub struct Topic {
     pub continued: bool,
     /// Centroid for the next week's prior.
     centroid: Vec<(String, f32)>,
+    /// The common tag or directory name, if any.
+    strong: Option<String>,
+    /// Label candidates, lowercased.
+    candidates: Vec<String>,
+    /// Whether the label is a strong one carried over from the prior.
+    inherited_strong: bool,
 }
 
 impl Grouping {
@@ -176,6 +199,7 @@ impl Grouping {
                     .iter()
                     .filter_map(|&i| threads.get(i).map(|th| th.key.to_string()))
                     .collect(),
+                strong: t.strong.is_some() || t.inherited_strong,
             })
             .collect()
     }
@@ -219,18 +243,6 @@ impl Kind {
             Some("l:") => Kind::List,
             Some("h:") => Kind::Prior,
             _ => Kind::Word,
-        }
-    }
-
-    fn weight(self) -> f32 {
-        match self {
-            Kind::Tag => 3.0,
-            Kind::Word => 1.0,
-            Kind::Ident => 1.5,
-            Kind::Path => 2.0,
-            Kind::Person => 1.2,
-            Kind::List => 0.8,
-            Kind::Prior => 2.0,
         }
     }
 
@@ -672,6 +684,35 @@ const STOPWORDS: &[&str] = &[
     "friday",
     "saturday",
     "sunday",
+    "mon",
+    "tue",
+    "wed",
+    "thu",
+    "fri",
+    "sat",
+    "sun",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "oct",
+    "nov",
+    "dec",
+    "january",
+    "february",
+    "march",
+    "april",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 
 /// Body lines that are trailers or pasted headers: people and commit subjects, not content.
@@ -780,130 +821,331 @@ fn subject_prefixes(subject: &str) -> (Vec<String>, &str) {
     (out, rest)
 }
 
-/// Whether a token looks like an identifier rather than a word.
+/// Whether a token looks like an identifier rather than a word: it starts like a C
+/// identifier and has an underscore, inner capitals (`CamelCase`) or a call's parenthesis.
 fn identifier_kind(token: &str, followed_by_paren: bool) -> bool {
-    let has_letter = token.bytes().any(|b| b.is_ascii_alphabetic());
-    if !has_letter {
+    let b = token.as_bytes();
+    let starts_ok = b
+        .first()
+        .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_');
+    if !starts_ok
+        || !token.is_ascii()
+        || !b.iter().any(u8::is_ascii_alphabetic)
+        || is_hex_like(token)
+    {
         return false;
     }
     if token.contains('_') || followed_by_paren {
         return true;
     }
     // CamelCase: a lowercase letter followed by an uppercase one.
-    let b = token.as_bytes();
     b.windows(2)
         .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())
 }
 
-/// Adds a path's features: each directory prefix of depth two or more, the file itself and
-/// its stem as an identifier.
-fn add_path(counts: &mut Counts, signals: Signals, path: &str, n: f32) {
-    let path = path.trim_matches(|c: char| c == '/' || c == '.' || c == ',' || c == ':');
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    if parts.is_empty() || parts.iter().any(|p| *p == ".." || p.len() > 64) {
-        return;
-    }
-    if signals.paths {
-        let mut prefix = String::new();
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                prefix.push('/');
-            }
-            prefix.push_str(part);
-            if i >= 1 || parts.len() == 1 {
-                counts.add(Kind::Path, &prefix.to_ascii_lowercase(), n);
-            }
-        }
-    }
-    if signals.identifiers {
-        if let Some(file) = parts.last() {
-            let stem = file.split('.').next().unwrap_or(file);
-            if stem.len() >= 3 && stem.bytes().any(|b| b.is_ascii_alphabetic()) {
-                counts.add(Kind::Ident, &stem.to_ascii_lowercase(), n);
-            }
-        }
-    }
+/// `0x1f0`, `deadbeef`, `a1b2c3d4e5`: addresses, offsets and hashes, not names.
+fn is_hex_like(token: &str) -> bool {
+    let t = token
+        .strip_prefix("0x")
+        .or_else(|| token.strip_prefix("0X"))
+        .unwrap_or(token);
+    let hex = !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit());
+    hex && (token.len() != t.len() || t.bytes().any(|b| b.is_ascii_digit()) && t.len() >= 7)
 }
 
-/// Whether a token is a path worth a feature: slashes between name-like parts, not a URL, not
-/// a date or a fraction.
-fn looks_like_path(token: &str) -> bool {
-    token.contains('/')
-        && !token.contains("://")
-        && !token.contains('@')
-        && token
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .filter(|p| p.bytes().any(|b| b.is_ascii_alphabetic()))
-            .count()
-            >= 2
+/// Lines that are machine output (stack traces, kernel logs, hex dumps): they name functions
+/// of every subsystem at once and say nothing about the topic.
+fn is_machine_output(line: &str) -> bool {
+    let t = line.trim_start();
+    if line.contains("+0x") || t.starts_with("RIP:") || t.starts_with("Call Trace") {
+        return true;
+    }
+    // "[  123.456789] ..." kernel log time stamps.
+    if let Some(rest) = t.strip_prefix('[') {
+        let inside: String = rest.chars().take_while(|&c| c != ']').collect();
+        if !inside.is_empty()
+            && inside
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == ' ')
+        {
+            return true;
+        }
+    }
+    false
 }
 
-/// Feeds one message's own text into `counts`: prose words and identifiers, paths, and for a
-/// patch the files it touches and the identifiers of its changed lines.
-fn add_text(counts: &mut Counts, signals: Signals, text: &str, surface: &mut SurfaceForms) {
-    #[derive(PartialEq)]
-    enum Zone {
-        Prose,
-        Diffstat,
-        Diff,
-    }
-    let mut zone = Zone::Prose;
-    // Bound the work per message: a 5 MB patch says no more about its topic than its first
-    // 200 KB.
-    let mut budget: usize = 200_000;
-    for line in text.lines() {
-        if budget < line.len() {
-            break;
+/// Words of people's names and address local parts (`chuck.lever` gives `chuck`, `lever`):
+/// greetings and sign-offs name people, who are a signal of their own.
+pub(crate) fn name_words(name: &str) -> impl Iterator<Item = String> + '_ {
+    let local = name.split('@').next().unwrap_or(name);
+    local
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| w.chars().count() >= 3)
+        .map(str::to_lowercase)
+}
+
+/// Turns text into features. Holds what is shared across the week's threads: the signals in
+/// use, the words of people's names, and the surface forms for labels.
+struct Extractor<'a> {
+    signals: Signals,
+    names: &'a std::collections::HashSet<String>,
+    surface: SurfaceForms,
+}
+
+impl Extractor<'_> {
+    /// Adds a path's features: each directory prefix of depth two or more, the file itself and
+    /// its stem as an identifier.
+    fn add_path(&mut self, counts: &mut Counts, raw: &str, n: f32) {
+        let path = raw.trim_matches(|c: char| c == '/' || c == '.' || c == ',' || c == ':');
+        let path_is_dir = raw.trim_end_matches(['.', ',', ':']).ends_with('/');
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        if parts.is_empty() || parts.iter().any(|p| *p == ".." || p.len() > 64) {
+            return;
         }
-        budget -= line.len();
-        let trimmed = line.trim();
-        if let Some(rest) = line.strip_prefix("diff --git ") {
-            zone = Zone::Diff;
-            if let Some(a) = rest.split_whitespace().next() {
-                add_path(counts, signals, a.strip_prefix("a/").unwrap_or(a), 1.0);
+        if self.signals.paths {
+            // Directories end in `/` (`fs/nfsd/`), so labels can tell them from files.
+            let mut prefix = String::new();
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    prefix.push('/');
+                }
+                prefix.push_str(part);
+                let is_dir = i + 1 < parts.len() || path_is_dir;
+                if i >= 1 || parts.len() == 1 {
+                    let key = prefix.to_ascii_lowercase();
+                    if is_dir {
+                        counts.add(Kind::Path, &format!("{key}/"), n);
+                    } else {
+                        counts.add(Kind::Path, &key, n);
+                    }
+                }
             }
-            continue;
         }
-        if line.starts_with("--- a/") || line.starts_with("+++ b/") {
-            zone = Zone::Diff;
-            continue;
+        if self.signals.identifiers {
+            if let Some(file) = parts.last() {
+                let stem = file.split('.').next().unwrap_or(file);
+                if stem.len() >= 3 && identifier_like_stem(stem) {
+                    counts.add(Kind::Ident, &stem.to_ascii_lowercase(), n);
+                }
+            }
         }
-        if line == "---" && zone == Zone::Prose {
-            zone = Zone::Diffstat;
-            continue;
+    }
+
+    /// Feeds one message's own text into `counts`: prose words and identifiers, paths, and for
+    /// a patch the files it touches and the identifiers of its changed lines.
+    fn add_text(&mut self, counts: &mut Counts, text: &str) {
+        #[derive(PartialEq)]
+        enum Zone {
+            Prose,
+            Diffstat,
+            Diff,
+            /// After "Thanks," or "Regards": a signature, even without the `-- ` line.
+            Signature,
         }
-        match zone {
-            Zone::Diffstat => {
-                if let Some((path, stat)) = line.split_once('|') {
-                    if stat.trim_start().starts_with(|c: char| c.is_ascii_digit())
-                        || stat.contains("Bin")
+        let mut seen_prose = false;
+        let mut zone = Zone::Prose;
+        // Bound the work per message: a 5 MB patch says no more about its topic than its
+        // first 200 KB.
+        let mut budget: usize = 200_000;
+        for line in text.lines() {
+            if budget < line.len() {
+                break;
+            }
+            budget -= line.len();
+            let trimmed = line.trim();
+            if let Some(rest) = line.strip_prefix("diff --git ") {
+                zone = Zone::Diff;
+                if let Some(a) = rest.split_whitespace().next() {
+                    self.add_path(counts, a.strip_prefix("a/").unwrap_or(a), 1.0);
+                }
+                continue;
+            }
+            if line.starts_with("--- a/") || line.starts_with("+++ b/") {
+                zone = Zone::Diff;
+                continue;
+            }
+            if line == "---" && zone == Zone::Prose {
+                zone = Zone::Diffstat;
+                continue;
+            }
+            if is_machine_output(line) {
+                continue;
+            }
+            match zone {
+                Zone::Diffstat => {
+                    if let Some((path, stat)) = line.split_once('|') {
+                        if stat.trim_start().starts_with(|c: char| c.is_ascii_digit())
+                            || stat.contains("Bin")
+                        {
+                            self.add_path(counts, path.trim(), 1.0);
+                        }
+                    }
+                }
+                Zone::Diff => {
+                    if let Some(ctx) = line.strip_prefix("@@") {
+                        // The hunk header's context names the function being changed.
+                        if let Some((_, func)) = ctx.split_once("@@") {
+                            self.add_tokens(counts, func, true);
+                        }
+                    } else if line.starts_with('+') || line.starts_with('-') {
+                        self.add_tokens(counts, &line[1..], true);
+                    }
+                }
+                Zone::Signature => {}
+                Zone::Prose => {
+                    if seen_prose && super::excerpt::is_closing(trimmed) {
+                        zone = Zone::Signature;
+                        continue;
+                    }
+                    seen_prose |= !trimmed.is_empty();
+                    let lower = trimmed.to_ascii_lowercase();
+                    if TRAILERS.iter().any(|t| lower.starts_with(t))
+                        || lower.ends_with("wrote:")
+                        || lower.ends_with("écrit :")
+                        || lower.starts_with("on ") && lower.contains(" wrote")
                     {
-                        add_path(counts, signals, path.trim(), 1.0);
+                        continue;
                     }
+                    self.add_tokens(counts, trimmed, false);
                 }
             }
-            Zone::Diff => {
-                if let Some(ctx) = line.strip_prefix("@@") {
-                    // The hunk header's context names the function being changed.
-                    if let Some((_, func)) = ctx.split_once("@@") {
-                        add_tokens(counts, signals, func, true, surface);
-                    }
-                } else if line.starts_with('+') || line.starts_with('-') {
-                    add_tokens(counts, signals, &line[1..], true, surface);
-                }
+        }
+    }
+
+    /// Tokenises a line into words, identifiers and paths. `code` lines (changed lines of a
+    /// diff) contribute identifiers and paths only: C keywords and variable names say little.
+    fn add_tokens(&mut self, counts: &mut Counts, line: &str, code: bool) {
+        // Email addresses name people, who are a signal of their own.
+        let without_addresses;
+        let line = if line.contains('@') {
+            without_addresses = line
+                .split_whitespace()
+                .filter(|w| !w.contains('@'))
+                .collect::<Vec<_>>()
+                .join(" ");
+            without_addresses.as_str()
+        } else {
+            line
+        };
+        let bytes = line.as_bytes();
+        // Bytes of non-ASCII characters count as letters, so `Göttsche` stays one word; every
+        // run boundary is then an ASCII byte, hence a character boundary.
+        let is_tok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
+        let is_path = |b: u8| is_tok(b) || matches!(b, b'/' | b'.' | b'-');
+        let mut i = 0;
+        while i < bytes.len() {
+            if !is_tok(bytes[i]) && bytes[i] != b'/' {
+                i += 1;
+                continue;
             }
-            Zone::Prose => {
-                let lower = trimmed.to_ascii_lowercase();
-                if TRAILERS.iter().any(|t| lower.starts_with(t))
-                    || (lower.ends_with("wrote:") || lower.ends_with("écrit :"))
-                    || lower.starts_with("on ") && lower.contains(" wrote")
+            // Longest run of path characters, then decide what it is. The run is ASCII, so
+            // slicing at its ends never splits a character.
+            let start = i;
+            while i < bytes.len() && is_path(bytes[i]) {
+                i += 1;
+            }
+            let run = line[start..i].trim_end_matches(['.', '-']);
+            // A URL: skip its remainder too.
+            if i + 2 < bytes.len() && bytes[i] == b':' && bytes[i + 1] == b'/' {
+                while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                continue;
+            }
+            if looks_like_path(run) {
+                self.add_path(counts, run, 1.0);
+                continue;
+            }
+            // Split the run at path punctuation into tokens.
+            let mut offset = 0;
+            for piece in run.split(['/', '.', '-']) {
+                let piece_end = start + offset + piece.len();
+                offset += piece.len() + 1;
+                if piece.is_empty() || piece.len() > 64 {
+                    continue;
+                }
+                let paren = bytes.get(piece_end) == Some(&b'(');
+                if identifier_kind(piece, paren) {
+                    if self.signals.identifiers && piece.len() >= 3 {
+                        let trimmed = piece.trim_matches('_');
+                        let lower = trimmed.to_ascii_lowercase();
+                        if lower.len() >= 3 && !is_stopword(&lower) {
+                            self.surface.note(&format!("i:{lower}"), trimmed);
+                            counts.add(Kind::Ident, &lower, 1.0);
+                        }
+                    }
+                    continue;
+                }
+                if code || !self.signals.words {
+                    continue;
+                }
+                if piece.chars().count() < 3
+                    || !piece.chars().next().is_some_and(char::is_alphabetic)
                 {
                     continue;
                 }
-                add_tokens(counts, signals, trimmed, false, surface);
+                // Words with digits are versions, sizes and hashes unless short ("nfs4").
+                let digits = piece.bytes().filter(u8::is_ascii_digit).count();
+                if digits > 1 || is_hex_like(piece) {
+                    continue;
+                }
+                let lower = piece.to_lowercase();
+                if is_stopword(&lower) || self.names.contains(&lower) {
+                    continue;
+                }
+                let stemmed = stem(&lower);
+                if is_stopword(&stemmed) {
+                    continue;
+                }
+                self.surface.note(&format!("w:{stemmed}"), &lower);
+                counts.add(Kind::Word, &stemmed, 1.0);
             }
         }
+    }
+
+    /// The features of one thread, before weighting.
+    fn thread_counts(&mut self, thread: &TopicThread<'_>) -> Counts {
+        let signals = self.signals;
+        let mut counts = Counts::default();
+        let (bracket_tags, rest) = split_subject(thread.subject);
+        let (prefixes, rest) = subject_prefixes(rest);
+        let lists_lower: Vec<String> = thread.lists.iter().map(|l| l.to_lowercase()).collect();
+        let mut tags: Vec<String> = Vec::new();
+        for t in bracket_tags.into_iter().chain(prefixes) {
+            let generic = GENERIC_TAGS.contains(&t.as_str())
+                || lists_lower
+                    .iter()
+                    .any(|l| *l == t || l.split(['-', '.']).next() == Some(t.as_str()))
+                || t.split_whitespace().count() > 1;
+            if !generic && !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        if signals.tags {
+            for t in &tags {
+                counts.add(Kind::Tag, t, 1.0);
+            }
+            counts.tags = tags;
+        }
+        // The subject says what the thread is about more densely than any body: count it
+        // thrice.
+        let mut subject_counts = Counts::default();
+        self.add_tokens(&mut subject_counts, rest, false);
+        for (k, v) in subject_counts.counts {
+            *counts.counts.entry(k).or_insert(0.0) += 3.0 * v;
+        }
+        for m in &thread.messages {
+            self.add_text(&mut counts, m.text);
+            if signals.people && !m.author.is_empty() {
+                counts.add(Kind::Person, &m.author.to_lowercase(), 1.0);
+            }
+        }
+        if signals.lists {
+            for l in &lists_lower {
+                counts.add(Kind::List, l, 1.0);
+            }
+        }
+        counts
     }
 }
 
@@ -931,124 +1173,30 @@ impl SurfaceForms {
     }
 }
 
-/// Tokenises a line into words, identifiers and paths. `code` lines (changed lines of a diff)
-/// contribute identifiers and paths only: C keywords and variable names say little.
-fn add_tokens(
-    counts: &mut Counts,
-    signals: Signals,
-    line: &str,
-    code: bool,
-    surface: &mut SurfaceForms,
-) {
-    let bytes = line.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let is_tok = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-        let is_path = |b: u8| is_tok(b) || matches!(b, b'/' | b'.' | b'-');
-        if !is_tok(bytes[i]) && bytes[i] != b'/' {
-            i += 1;
-            continue;
-        }
-        // Longest run of path characters, then decide what it is.
-        let start = i;
-        while i < bytes.len() && is_path(bytes[i]) {
-            i += 1;
-        }
-        // Never split inside a multibyte character: the run is ASCII by construction.
-        let run = line[start..i].trim_end_matches(['.', '-']);
-        // A URL: skip its remainder too.
-        if i + 2 < bytes.len() && bytes[i] == b':' && bytes[i + 1] == b'/' {
-            while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            continue;
-        }
-        if looks_like_path(run) {
-            add_path(counts, signals, run, 1.0);
-            continue;
-        }
-        // Split the run at path punctuation into tokens.
-        for piece in run.split(['/', '.', '-']) {
-            if piece.is_empty() || piece.len() > 64 {
-                continue;
-            }
-            let end_in_line = start + run.find(piece).unwrap_or(0) + piece.len();
-            let paren = bytes.get(end_in_line) == Some(&b'(');
-            if identifier_kind(piece, paren) {
-                if signals.identifiers && piece.len() >= 3 {
-                    let lower = piece.to_ascii_lowercase();
-                    let trimmed = lower.trim_matches('_');
-                    if trimmed.len() >= 3 {
-                        surface.note(&format!("i:{trimmed}"), piece.trim_matches('_'));
-                        counts.add(Kind::Ident, trimmed, 1.0);
-                    }
-                }
-                continue;
-            }
-            if code || !signals.words {
-                continue;
-            }
-            if piece.len() < 3 || piece.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            if !piece.as_bytes()[0].is_ascii_alphabetic() {
-                continue;
-            }
-            let lower = piece.to_ascii_lowercase();
-            if is_stopword(&lower) {
-                continue;
-            }
-            let stemmed = stem(&lower);
-            if is_stopword(&stemmed) {
-                continue;
-            }
-            surface.note(&format!("w:{stemmed}"), &lower);
-            counts.add(Kind::Word, &stemmed, 1.0);
-        }
-    }
+/// A file stem worth an identifier feature: starts with a letter, not a number or a hash.
+fn identifier_like_stem(stem: &str) -> bool {
+    stem.as_bytes()[0].is_ascii_alphabetic() && !is_hex_like(stem)
 }
 
-/// The features of one thread, before weighting.
-fn thread_counts(thread: &TopicThread<'_>, signals: Signals, surface: &mut SurfaceForms) -> Counts {
-    let mut counts = Counts::default();
-    let (bracket_tags, rest) = split_subject(thread.subject);
-    let (prefixes, rest) = subject_prefixes(rest);
-    let lists_lower: Vec<String> = thread.lists.iter().map(|l| l.to_lowercase()).collect();
-    let mut tags: Vec<String> = Vec::new();
-    for t in bracket_tags.into_iter().chain(prefixes) {
-        let generic = GENERIC_TAGS.contains(&t.as_str())
-            || lists_lower
-                .iter()
-                .any(|l| *l == t || l.split(['-', '.']).next() == Some(t.as_str()))
-            || t.split_whitespace().count() > 1;
-        if !generic && !tags.contains(&t) {
-            tags.push(t);
-        }
+/// Whether a token is a path worth a feature: slashes between name-like parts (each starting
+/// with a letter, `_` or `.`), not a URL, an address, a date, a size or an offset pair.
+fn looks_like_path(token: &str) -> bool {
+    if !token.contains('/') || token.contains("://") || token.contains('@') {
+        return false;
     }
-    if signals.tags {
-        for t in &tags {
-            counts.add(Kind::Tag, t, 1.0);
-        }
-        counts.tags = tags;
+    let parts: Vec<&str> = token.split('/').filter(|p| !p.is_empty()).collect();
+    // "and/or", "read/write": prose, unless a part looks like a file or a name.
+    let plain = |p: &str| p.bytes().all(|b| b.is_ascii_lowercase());
+    if parts.len() == 2 && parts.iter().all(|p| plain(p)) && parts.iter().any(|p| is_stopword(p)) {
+        return false;
     }
-    // The subject says what the thread is about more densely than any body: count it thrice.
-    let mut subject_counts = Counts::default();
-    add_tokens(&mut subject_counts, signals, rest, false, surface);
-    for (k, v) in subject_counts.counts {
-        *counts.counts.entry(k).or_insert(0.0) += 3.0 * v;
-    }
-    for m in &thread.messages {
-        add_text(&mut counts, signals, m.text, surface);
-        if signals.people && !m.author.is_empty() {
-            counts.add(Kind::Person, &m.author.to_lowercase(), 1.0);
-        }
-    }
-    if signals.lists {
-        for l in &lists_lower {
-            counts.add(Kind::List, l, 1.0);
-        }
-    }
-    counts
+    parts.len() >= 2
+        && parts.iter().all(|p| {
+            p.as_bytes()
+                .first()
+                .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_' || c == b'.')
+                && !is_hex_like(p)
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1095,11 +1243,20 @@ pub fn group(threads: &[TopicThread<'_>], prior: &[PriorTopic], params: &Params)
     let n = threads.len();
     let signals = params.signals;
     let prior: &[PriorTopic] = if signals.history { prior } else { &[] };
-    let mut surface = SurfaceForms::default();
-    let mut all_counts: Vec<Counts> = threads
-        .iter()
-        .map(|t| thread_counts(t, signals, &mut surface))
-        .collect();
+    let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for t in threads {
+        for m in &t.messages {
+            names.extend(name_words(m.author));
+            names.extend(name_words(m.author_name));
+        }
+    }
+    let mut extractor = Extractor {
+        signals,
+        names: &names,
+        surface: SurfaceForms::default(),
+    };
+    let mut all_counts: Vec<Counts> = threads.iter().map(|t| extractor.thread_counts(t)).collect();
+    let surface = extractor.surface;
 
     // Continuing threads carry the label of last week's topic as a feature.
     let mut prior_of: HashMap<&str, usize> = HashMap::new();
@@ -1132,27 +1289,36 @@ pub fn group(threads: &[TopicThread<'_>], prior: &[PriorTopic], params: &Params)
     }
     let docs = n as f32;
     let idf = |d: u32| (1.0 + docs / d as f32).ln();
-    let weight_of = |id: u32, tf: f32, vocab: &Vocabulary| {
-        let kind = Kind::of_key(&vocab.keys[id as usize]);
-        (1.0 + tf.ln()) * idf(df[id as usize]) * kind.weight()
-    };
+    // Each kind of feature is weighted and normalised as a block, then the blocks are scaled
+    // by their kind's weight: a patch with hundreds of identifiers must not drown the paths it
+    // touches or the people who discuss it.
     let mut vectors: Vec<Vector> = raw
         .iter()
         .map(|v| {
-            let mut out: Vector = v
-                .iter()
+            let mut blocks: BTreeMap<Kind, Vector> = BTreeMap::new();
+            for &(id, tf) in v {
+                let kind = Kind::of_key(&vocab.keys[id as usize]);
                 // A feature of one thread links nothing, except a continuing thread's marker,
                 // which its topic's anchor also holds.
-                .filter(|&&(id, _)| {
-                    df[id as usize] >= 2 || Kind::of_key(&vocab.keys[id as usize]) == Kind::Prior
-                })
-                .map(|&(id, tf)| (id, weight_of(id, tf, &vocab)))
-                .collect();
-            if out.len() > params.max_features {
-                out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                out.truncate(params.max_features);
-                out.sort_by_key(|&(id, _)| id);
+                if df[id as usize] < 2 && kind != Kind::Prior {
+                    continue;
+                }
+                blocks
+                    .entry(kind)
+                    .or_default()
+                    .push((id, (1.0 + tf.ln()) * idf(df[id as usize])));
             }
+            let mut out: Vector = Vec::new();
+            for (kind, mut block) in blocks {
+                if block.len() > params.max_features {
+                    block.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    block.truncate(params.max_features);
+                }
+                normalise(&mut block);
+                let w = params.weights[kind as usize];
+                out.extend(block.into_iter().map(|(id, x)| (id, x * w)));
+            }
+            out.sort_by_key(|&(id, _)| id);
             normalise(&mut out);
             out
         })
@@ -1161,25 +1327,33 @@ pub fn group(threads: &[TopicThread<'_>], prior: &[PriorTopic], params: &Params)
     // Anchors: last week's topics as pseudo-threads over this week's vocabulary.
     let anchors_from = vectors.len();
     for (p, topic) in prior.iter().enumerate() {
+        // Built like a thread's vector: the centroid's content as one unit block, the marker
+        // of the topic as the history block, each scaled by its weight.
         let mut v: Vector = topic
             .centroid
             .iter()
             .filter_map(|(key, w)| vocab.ids.get(key).map(|&id| (id, *w)))
             .filter(|&(id, _)| (id as usize) < df.len())
             .collect();
-        let own = prior_label_key(p, &topic.label);
-        if let Some(&id) = vocab.ids.get(&format!("{}{own}", Kind::Prior.prefix())) {
-            v.push((id, weight_of(id, 1.0, &vocab)));
-        }
         v.sort_by_key(|&(id, _)| id);
         v.dedup_by_key(|(id, _)| *id);
+        normalise(&mut v);
+        let own = prior_label_key(p, &topic.label);
+        if let Some(&id) = vocab.ids.get(&format!("{}{own}", Kind::Prior.prefix())) {
+            v.push((id, params.weights[Kind::Prior as usize]));
+            v.sort_by_key(|&(id, _)| id);
+        }
         normalise(&mut v);
         vectors.push(v);
     }
 
     let total = vectors.len();
-    let sim = similarities(&vectors, total, vocab.keys.len());
-    let mut sim = sim;
+    let context: Vec<bool> = vocab
+        .keys
+        .iter()
+        .map(|k| matches!(Kind::of_key(k), Kind::Person | Kind::List))
+        .collect();
+    let mut sim = similarities(&vectors, total, &context, params.min_content);
     // Anchors never link to each other: two of last week's topics stay two.
     for a in anchors_from..total {
         for b in anchors_from..total {
@@ -1202,12 +1376,15 @@ pub fn group(threads: &[TopicThread<'_>], prior: &[PriorTopic], params: &Params)
     }
 
     let activity = |i: usize| threads[i].messages.len();
+    let mut clusters: Vec<(Vec<usize>, Option<usize>)> = members
+        .into_values()
+        .filter(|(l, _)| !l.is_empty())
+        .collect();
+    attach_singletons(&mut clusters, &vectors, params.attach * params.threshold);
+
     let mut topics: Vec<Topic> = Vec::new();
     let mut other: Vec<usize> = Vec::new();
-    for (_, (mut list, anchor)) in members {
-        if list.is_empty() {
-            continue;
-        }
+    for (mut list, anchor) in clusters {
         list.sort_by(|&a, &b| {
             activity(b)
                 .cmp(&activity(a))
@@ -1217,17 +1394,37 @@ pub fn group(threads: &[TopicThread<'_>], prior: &[PriorTopic], params: &Params)
             other.extend(list);
             continue;
         }
-        let (terms, centroid, tag) = describe(&list, &vectors, &vocab, &df, &surface, &all_counts);
+        let d = describe(&list, &vectors, &vocab, &df, &surface, &all_counts);
+        let fresh = d.strong.clone().unwrap_or_else(|| {
+            if d.terms.is_empty() {
+                subject_label(threads[list[0]].subject)
+            } else {
+                terms_label(&d.terms)
+            }
+        });
         let (label, continued) = match anchor {
-            Some(p) => (prior[p].label.clone(), true),
-            None => (tag.unwrap_or_else(|| terms_label(&terms)), false),
+            // A continuing topic keeps its label while the label still describes it; a topic
+            // that drifted away from its old name gets a new one (and keeps its identity).
+            Some(p)
+                if d.strong.is_none()
+                    && (prior[p].strong || still_describes(&prior[p].label, &d.candidates)) =>
+            {
+                (prior[p].label.clone(), true)
+            }
+            Some(p) if prior[p].label == fresh => (fresh, true),
+            Some(_) => (fresh, true),
+            None => (fresh, false),
         };
+        let inherited_strong = anchor.is_some_and(|p| prior[p].strong && prior[p].label == label);
         topics.push(Topic {
             label,
-            terms,
+            terms: d.terms,
             threads: list,
             continued,
-            centroid,
+            centroid: d.centroid,
+            strong: d.strong,
+            candidates: d.candidates,
+            inherited_strong,
         });
     }
 
@@ -1275,22 +1472,29 @@ fn prior_label_key(p: usize, label: &str) -> String {
 
 /// Cosine similarities of unit vectors as a dense row-major matrix, accumulated through an
 /// inverted index so the cost follows the shared features, not `n²` dot products.
-fn similarities(vectors: &[Vector], n: usize, features: usize) -> Vec<f32> {
-    let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); features];
+fn similarities(vectors: &[Vector], n: usize, context: &[bool], min_content: f32) -> Vec<f32> {
+    let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); context.len()];
     for (doc, v) in vectors.iter().enumerate() {
         for &(id, w) in v {
             postings[id as usize].push((doc as u32, w));
         }
     }
     let mut sim = vec![0.0f32; n * n];
-    for list in &postings {
+    let mut content = vec![0.0f32; n * n];
+    for (id, list) in postings.iter().enumerate() {
+        let target = if context[id] { &mut sim } else { &mut content };
         for (x, &(a, wa)) in list.iter().enumerate() {
             for &(b, wb) in &list[x + 1..] {
                 let s = wa * wb;
-                sim[a as usize * n + b as usize] += s;
-                sim[b as usize * n + a as usize] += s;
+                target[a as usize * n + b as usize] += s;
+                target[b as usize * n + a as usize] += s;
             }
         }
+    }
+    // Who takes part and where only strengthen a link that the content makes: two threads by
+    // the same maintainer about different things stay apart.
+    for (s, c) in sim.iter_mut().zip(&content) {
+        *s = if *c > min_content { *s + *c } else { 0.0 };
     }
     sim
 }
@@ -1388,7 +1592,7 @@ fn describe(
     df: &[u32],
     surface: &SurfaceForms,
     counts: &[Counts],
-) -> (Vec<String>, Vec<(String, f32)>, Option<String>) {
+) -> Description {
     let size = members.len() as f32;
     let mut sum: BTreeMap<u32, (f32, u32)> = BTreeMap::new();
     for &m in members {
@@ -1422,17 +1626,30 @@ fn describe(
         let score = coverage * distinct * kind.label_weight();
         let shown = match kind {
             Kind::Word | Kind::Ident => surface.best(key).unwrap_or(&key[2..]).to_string(),
-            _ => key[2..].to_string(),
+            _ => key[2..].trim_end_matches('/').to_string(),
         };
         scored.push((score, shown));
     }
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let candidates: Vec<String> = scored
+        .iter()
+        .take(15)
+        .map(|(_, t)| t.to_lowercase())
+        .collect();
     let mut terms: Vec<String> = Vec::new();
     for (_, term) in scored {
         let lower = term.to_lowercase();
         let overlaps = terms.iter().any(|t| {
             let t = t.to_lowercase();
-            t.contains(&lower) || lower.contains(&t)
+            // `AT_HANDLE_FID` and `AT_HANDLE_MNT_ID` say the same thing twice.
+            let common = t
+                .bytes()
+                .zip(lower.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            t.contains(&lower)
+                || lower.contains(&t)
+                || common >= 6 && common * 2 >= t.len().min(lower.len())
         });
         if !overlaps {
             terms.push(term);
@@ -1454,15 +1671,182 @@ fn describe(
         .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
         .filter(|(_, &c)| c * 2 >= members.len())
         .map(|(t, _)| t.to_string());
-    (terms, centroid, tag)
+    Description {
+        terms,
+        candidates,
+        centroid,
+        strong: tag.or_else(|| directory_label(members, counts)),
+    }
+}
+
+/// What [`describe`] says about a cluster.
+struct Description {
+    /// The five most distinctive terms, for people.
+    terms: Vec<String>,
+    /// The fifteen best label candidates, lowercased.
+    candidates: Vec<String>,
+    /// Centroid for the next week's prior.
+    centroid: Vec<(String, f32)>,
+    /// A common tag or directory name, when there is one.
+    strong: Option<String>,
+}
+
+/// Whether an earlier label still fits a cluster: one of its words is among the cluster's
+/// label candidates.
+fn still_describes(label: &str, candidates: &[String]) -> bool {
+    label
+        .split([',', ' ', '(', ')'])
+        .map(str::trim)
+        .filter(|w| w.len() >= 3)
+        .any(|w| {
+            let w = w.to_lowercase();
+            candidates.contains(&w)
+        })
+}
+
+/// Attaches each thread left alone to the cluster it is most similar to on average, when that
+/// similarity reaches `threshold`: a second, looser pass that keeps "Other threads" for what
+/// really fits nowhere. One pass, so the order of attachments cannot matter.
+fn attach_singletons(
+    clusters: &mut [(Vec<usize>, Option<usize>)],
+    vectors: &[Vector],
+    threshold: f32,
+) {
+    let groups: Vec<usize> = (0..clusters.len())
+        .filter(|&c| clusters[c].0.len() >= 2)
+        .collect();
+    // Sum of each group's unit vectors: the dot product with it, divided by the group's size,
+    // is the average cosine similarity.
+    let sums: Vec<HashMap<u32, f32>> = groups
+        .iter()
+        .map(|&c| {
+            let mut sum: HashMap<u32, f32> = HashMap::new();
+            for &m in &clusters[c].0 {
+                for &(id, w) in &vectors[m] {
+                    *sum.entry(id).or_insert(0.0) += w;
+                }
+            }
+            sum
+        })
+        .collect();
+    let mut moves: Vec<(usize, usize)> = Vec::new();
+    for (c, (list, anchor)) in clusters.iter().enumerate() {
+        if list.len() != 1 || anchor.is_some() {
+            continue;
+        }
+        let t = list[0];
+        let mut best: Option<(usize, f32)> = None;
+        for (g, sum) in groups.iter().zip(&sums) {
+            let dot: f32 = vectors[t]
+                .iter()
+                .filter_map(|(id, w)| sum.get(id).map(|s| s * w))
+                .sum();
+            let avg = dot / clusters[*g].0.len() as f32;
+            if avg >= threshold && best.is_none_or(|(_, b)| avg > b) {
+                best = Some((*g, avg));
+            }
+        }
+        if let Some((g, _)) = best {
+            moves.push((c, g));
+        }
+    }
+    for (from, to) in moves {
+        let moved = std::mem::take(&mut clusters[from].0);
+        clusters[to].0.extend(moved);
+    }
+}
+
+/// Directory names too general to name a topic.
+const GENERIC_DIRS: &[&str] = &[
+    "include",
+    "linux",
+    "uapi",
+    "src",
+    "lib",
+    "tools",
+    "testing",
+    "selftests",
+    "documentation",
+    "drivers",
+    "fs",
+    "net",
+    "arch",
+    "kernel",
+    "scripts",
+    "utils",
+    "tests",
+    "test",
+    "doc",
+    "docs",
+    "common",
+    "core",
+    "misc",
+    "usr",
+    "etc",
+    "var",
+    "tmp",
+    "home",
+    "dev",
+    "proc",
+    "sys",
+    "bin",
+    "man",
+    "po",
+    "build",
+    "debian",
+    "config",
+    "examples",
+    "samples",
+    "trace",
+    "events",
+];
+
+/// The name of the deepest directory that at least half of the cluster's threads touch or
+/// mention (`fs/nfsd` names the topic `nfsd`, `libselinux/src` names it `libselinux`), the
+/// way subsystems are named after their directories.
+fn directory_label(members: &[usize], counts: &[Counts]) -> Option<String> {
+    let mut coverage: BTreeMap<&str, usize> = BTreeMap::new();
+    for &m in members {
+        for key in counts[m].counts.keys() {
+            let Some(path) = key.strip_prefix(Kind::Path.prefix()) else {
+                continue;
+            };
+            // Directories only: a file is too narrow a name.
+            if let Some(dir) = path.strip_suffix('/') {
+                *coverage.entry(dir).or_insert(0) += 1;
+            }
+        }
+    }
+    let (path, _) = coverage
+        .iter()
+        .filter(|&(_, &c)| c * 2 >= members.len() && c >= 2)
+        .max_by(|a, b| {
+            let depth = |p: &str| p.matches('/').count();
+            depth(a.0)
+                .cmp(&depth(b.0))
+                .then(a.1.cmp(b.1))
+                .then_with(|| b.0.cmp(a.0))
+        })?;
+    path.rsplit('/')
+        .find(|part| !GENERIC_DIRS.contains(part) && part.len() >= 3)
+        .map(str::to_string)
 }
 
 /// A label from the most distinctive terms.
 fn terms_label(terms: &[String]) -> String {
-    if terms.is_empty() {
-        return "misc".to_string();
-    }
     terms.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// A label from a subject when the threads share no distinctive term: its first words, tags
+/// and reply prefixes removed.
+fn subject_label(subject: &str) -> String {
+    let (_, rest) = split_subject(subject);
+    let words: Vec<&str> = rest.split_whitespace().take(5).collect();
+    if words.is_empty() {
+        "misc".to_string()
+    } else {
+        words.join(" ")
+    }
 }
 
 /// Gives unanchored topics the label of an unused prior topic they resemble (cosine of
@@ -1521,8 +1905,13 @@ fn match_unanchored(topics: &mut [Topic], prior: &[PriorTopic]) {
         }
         topic_done[t] = true;
         prior_done[p] = true;
-        topics[t].label = prior[p].label.clone();
         topics[t].continued = true;
+        if topics[t].strong.is_none()
+            && (prior[p].strong || still_describes(&prior[p].label, &topics[t].candidates))
+        {
+            topics[t].label = prior[p].label.clone();
+            topics[t].inherited_strong = prior[p].strong;
+        }
     }
 }
 
@@ -1537,7 +1926,11 @@ mod tests {
             lists: &[],
             messages: msgs
                 .iter()
-                .map(|&(author, text)| TopicMessage { author, text })
+                .map(|&(author, text)| TopicMessage {
+                    author,
+                    author_name: author,
+                    text,
+                })
                 .collect(),
         }
     }
@@ -1581,11 +1974,16 @@ mod tests {
     fn patch_features() {
         let text = "Avoid a use-after-free in nfsd4_close().\n\nSigned-off-by: A <a@x>\n---\n fs/nfsd/nfs4state.c | 3 ++-\n 1 file changed\n\ndiff --git a/fs/nfsd/nfs4state.c b/fs/nfsd/nfs4state.c\n@@ -1,3 +1,3 @@ static void nfsd4_close_open(struct nfs4_ol_stateid *s)\n-\tput_stateid(s);\n+\tnfs4_put_stid(&s->st_stid);\n";
         let mut counts = Counts::default();
-        let mut surface = SurfaceForms::default();
-        add_text(&mut counts, Signals::ALL, text, &mut surface);
+        let names = std::collections::HashSet::new();
+        let mut extractor = Extractor {
+            signals: Signals::ALL,
+            names: &names,
+            surface: SurfaceForms::default(),
+        };
+        extractor.add_text(&mut counts, text);
         let keys: Vec<&str> = counts.counts.keys().map(String::as_str).collect();
         for want in [
-            "p:fs/nfsd",
+            "p:fs/nfsd/",
             "p:fs/nfsd/nfs4state.c",
             "i:nfs4state",
             "i:nfsd4_close",
@@ -1658,8 +2056,8 @@ mod tests {
             ),
             thread(
                 "c",
-                "weigher for placement hosts",
-                &[("x", "a new weigher for hosts")],
+                "scheduler weigher for hosts",
+                &[("x", "the scheduler filters and the weigher pick hosts")],
             ),
         ];
         let g2 = group(&week2, &prior, &Params::default());
