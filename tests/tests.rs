@@ -4,6 +4,7 @@ mod adversarial;
 mod corpus;
 mod crash;
 mod digest;
+mod digest_mail;
 mod import;
 mod search;
 mod support;

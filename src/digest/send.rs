@@ -348,3 +348,174 @@ fn deliver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::digest::mailer::MemoryOutbox;
+    use crate::digest::subscribe::TokenKey;
+    use crate::message::EmailAddress;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        renderer: Renderer,
+        subscriptions: Subscriptions,
+    }
+
+    fn fixture(people: &[&str]) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("a.sqlite3")).expect("store");
+        let key = TokenKey::new(b"0123456789abcdef0123456789abcdef").expect("key");
+        let subscriptions = Subscriptions::new(key, "https://x.example", 48);
+        let dev = [ListName::parse("dev").expect("list")];
+        for (i, p) in people.iter().enumerate() {
+            let email = EmailAddress::parse(p).expect("email");
+            let c = subscriptions
+                .subscribe(&mut store, &email, &dev, None, 1000 + i as i64)
+                .expect("subscribe");
+            let token = c.confirm_url.rsplit('/').next().expect("token").to_string();
+            subscriptions
+                .confirm(&mut store, &token, 2000)
+                .expect("confirm");
+        }
+        Fixture {
+            _dir: dir,
+            store,
+            renderer: Renderer::new("https://x.example").expect("templates"),
+            subscriptions,
+        }
+    }
+
+    fn week() -> IsoWeek {
+        IsoWeek::parse("2023-W20").expect("week")
+    }
+
+    /// One run with the in-memory transport following `script`; returns the report, what was
+    /// delivered and how long the run slept.
+    fn run(
+        f: &mut Fixture,
+        script: Vec<Option<SendError>>,
+    ) -> (SendReport, Vec<Composed>, Vec<Duration>) {
+        let settings = SendSettings {
+            from: "Digests <digest@x.example>",
+            // The fixture archive has no messages: empty digests are sent so there is
+            // something to deliver.
+            send_empty_weeks: true,
+            max_attempts: 3,
+            rate: 0.0,
+            backoff: Duration::from_secs(1),
+            build: BuildOptions::default(),
+            renderer: &f.renderer,
+            subscriptions: &f.subscriptions,
+            searcher: None,
+        };
+        let mut transport = Transport::Memory(MemoryOutbox {
+            sent: Vec::new(),
+            script: VecDeque::from(script),
+        });
+        let slept = RefCell::new(Vec::new());
+        let pacing = Pacing {
+            now: &|| 5000,
+            sleep: &|d| slept.borrow_mut().push(d),
+        };
+        let report =
+            send_week(&mut f.store, week(), &settings, &mut transport, &pacing).expect("send");
+        let Transport::Memory(outbox) = transport else {
+            panic!("memory transport")
+        };
+        (report, outbox.sent, slept.into_inner())
+    }
+
+    #[test]
+    fn transient_failures_back_off_and_permanent_ones_stop() {
+        let mut f = fixture(&["a@x.example", "b@x.example"]);
+        let (report, sent, slept) = run(
+            &mut f,
+            vec![
+                Some(SendError::Transient("421 busy".into())),
+                Some(SendError::Transient("451 later".into())),
+                None,
+                Some(SendError::Permanent("550 no such user".into())),
+            ],
+        );
+        assert_eq!((report.sent, report.failed, report.completed), (1, 1, true));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].envelope_to, "a@x.example");
+        assert_eq!(slept, [Duration::from_secs(1), Duration::from_secs(2)]);
+        // Out of attempts counts as failed too.
+        let mut f = fixture(&["a@x.example"]);
+        let transient = || Some(SendError::Transient("421".into()));
+        let (report, sent, _) = run(&mut f, vec![transient(), transient(), transient()]);
+        assert_eq!((report.sent, report.failed), (0, 1));
+        assert!(sent.is_empty());
+    }
+
+    #[test]
+    fn a_row_left_sending_by_a_crash_is_sent_again_with_its_message_id() {
+        let mut f = fixture(&["a@x.example", "b@x.example"]);
+        let from = "Digests <digest@x.example>";
+        f.store
+            .start_week(week(), 3000, |h| digest_message_id(week(), h, from))
+            .expect("queue");
+        // The crash: a's row was claimed, the process died before recording the outcome.
+        let a = f.store.unsettled(week()).expect("rows")[0].clone();
+        f.store
+            .set_delivery(
+                week(),
+                &a.subscriber.handle,
+                DeliveryState::Sending,
+                None,
+                3001,
+            )
+            .expect("claim");
+        let (report, sent, _) = run(&mut f, vec![]);
+        assert_eq!((report.queued, report.sent, report.resumed), (0, 2, 1));
+        assert!(sent.iter().any(|m| m.message_id == a.message_id));
+        let ids: BTreeMap<&str, ()> = sent.iter().map(|m| (m.message_id.as_str(), ())).collect();
+        assert_eq!(ids.len(), 2);
+        // Completed: nothing more, ever.
+        let (report, sent, _) = run(&mut f, vec![]);
+        assert!(report.already_completed && sent.is_empty());
+    }
+
+    #[test]
+    fn unsubscribed_after_queueing_is_skipped() {
+        let mut f = fixture(&["a@x.example", "b@x.example"]);
+        let from = "Digests <digest@x.example>";
+        f.store
+            .start_week(week(), 3000, |h| digest_message_id(week(), h, from))
+            .expect("queue");
+        let b = f.store.unsettled(week()).expect("rows")[1].clone();
+        let links = f.subscriptions.links(&b.subscriber);
+        let token = links
+            .unsubscribe
+            .as_deref()
+            .and_then(|u| u.rsplit('/').next())
+            .expect("token")
+            .to_string();
+        assert_eq!(
+            f.subscriptions
+                .unsubscribe(&mut f.store, &token, 3500)
+                .expect("store"),
+            Ok(true)
+        );
+        let (report, sent, _) = run(&mut f, vec![]);
+        assert_eq!((report.sent, report.skipped), (1, 1));
+        assert_eq!(sent[0].envelope_to, "a@x.example");
+    }
+
+    #[test]
+    fn domains_and_message_ids() {
+        assert_eq!(domain_of("Digests <digest@x.example>"), "x.example");
+        assert_eq!(domain_of("digest@y.example"), "y.example");
+        assert_eq!(domain_of("nobody"), "localhost");
+        assert_eq!(
+            digest_message_id(week(), "abc", "d@x.example"),
+            "digest.2023-W20.abc@x.example"
+        );
+    }
+}

@@ -388,6 +388,7 @@ impl Subscriptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     fn key() -> TokenKey {
         TokenKey::new(b"0123456789abcdef0123456789abcdef").expect("key")
@@ -469,5 +470,105 @@ mod tests {
             expires: 0,
         };
         assert!(Token::verify(&t.sign(&k), &k, Purpose::Unsubscribe, i64::MAX).is_ok());
+    }
+
+    fn token_of(url: &str) -> String {
+        url.rsplit('/').next().expect("token").to_string()
+    }
+
+    #[test]
+    fn double_opt_in_parking_and_generations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("a.sqlite3")).expect("store");
+        let subs = Subscriptions::new(key(), "https://x.example/", 48);
+        let email = EmailAddress::parse("Jane@Example.org").expect("email");
+        let dev = [ListName::parse("dev").expect("list")];
+        let ops = [ListName::parse("ops").expect("list")];
+
+        let first = subs
+            .subscribe(&mut store, &email, &dev, None, 100)
+            .expect("subscribe");
+        assert!(first
+            .confirm_url
+            .starts_with("https://x.example/digest/confirm/c."));
+        assert!(!first.subscriber.confirmed);
+        assert!(store.active_subscribers().expect("active").is_empty());
+        // Expired after 48 hours.
+        let late = subs
+            .confirm(&mut store, &token_of(&first.confirm_url), 100 + 48 * 3600)
+            .expect("confirm");
+        assert_eq!(late, ConfirmOutcome::Invalid(TokenError::Expired));
+        let ok = subs
+            .confirm(&mut store, &token_of(&first.confirm_url), 200)
+            .expect("confirm");
+        assert!(matches!(ok, ConfirmOutcome::Confirmed(ref s) if s.active() && s.lists == ["dev"]));
+
+        // Someone asks for other lists for the same address: parked until confirmed.
+        let second = subs
+            .subscribe(&mut store, &email, &ops, Some("tag:nova"), 300)
+            .expect("subscribe");
+        let active = store.active_subscribers().expect("active");
+        assert_eq!(active[0].lists, ["dev"]);
+        assert_eq!(active[0].query, None);
+        subs.confirm(&mut store, &token_of(&second.confirm_url), 301)
+            .expect("confirm");
+        let active = store.active_subscribers().expect("active");
+        assert_eq!(
+            (active[0].lists.clone(), active[0].query.clone()),
+            (vec!["ops".to_string()], Some("tag:nova".to_string()))
+        );
+
+        // One-click unsubscribe, idempotent; then an old confirmation link does nothing.
+        let links = subs.links(&active[0]);
+        let unsub = token_of(links.unsubscribe.as_deref().expect("link"));
+        assert!(subs.check_unsubscribe(&unsub, 400).is_ok());
+        assert_eq!(
+            subs.unsubscribe(&mut store, &unsub, 400).expect("store"),
+            Ok(true)
+        );
+        assert_eq!(
+            subs.unsubscribe(&mut store, &unsub, 401).expect("store"),
+            Ok(true)
+        );
+        assert!(store.active_subscribers().expect("active").is_empty());
+        assert_eq!(
+            subs.confirm(&mut store, &token_of(&second.confirm_url), 402)
+                .expect("confirm"),
+            ConfirmOutcome::Gone
+        );
+
+        // Subscribing again starts a new generation: the old unsubscribe link is void for it.
+        let third = subs
+            .subscribe(&mut store, &email, &dev, None, 500)
+            .expect("subscribe");
+        assert_eq!(third.subscriber.generation, 1);
+        subs.confirm(&mut store, &token_of(&third.confirm_url), 501)
+            .expect("confirm");
+        assert_eq!(
+            subs.unsubscribe(&mut store, &unsub, 502).expect("store"),
+            Ok(false)
+        );
+        assert_eq!(store.active_subscribers().expect("active").len(), 1);
+
+        // Pause through the manage link.
+        let sub = store.active_subscribers().expect("active")[0].clone();
+        let manage = token_of(subs.links(&sub).manage.as_deref().expect("link"));
+        assert_eq!(
+            subs.set_paused(&mut store, &manage, true, 600)
+                .expect("store"),
+            Ok(true)
+        );
+        assert!(store.active_subscribers().expect("active").is_empty());
+        assert_eq!(
+            subs.manage(&store, &manage, 601)
+                .expect("store")
+                .map(|s| s.paused),
+            Ok(true)
+        );
+        // A manage token is not an unsubscribe token.
+        assert_eq!(
+            subs.unsubscribe(&mut store, &manage, 602).expect("store"),
+            Err(TokenError::WrongPurpose)
+        );
     }
 }
