@@ -391,16 +391,37 @@ fn preview(config: &Config, args: PreviewArgs) -> Result<()> {
             *slot = *value;
         }
     }
+    // The steps of `digest::build`, one by one, so `--timings` can tell them apart.
     let started = Instant::now();
-    let digest = digest::build(&store, args.week, &args.lists, &options)
-        .with_context(|| format!("cannot build the digest of {}", args.week))?;
+    let prior = digest::history(&store, args.week, &args.lists, &options)
+        .with_context(|| format!("cannot group the weeks before {}", args.week))?;
+    let history_done = Instant::now();
+    let zone = options.zone;
+    let threads = store
+        .active_threads(args.week.start(zone), args.week.end(zone), &args.lists)
+        .with_context(|| format!("cannot read the threads of {}", args.week))?;
+    let loaded = Instant::now();
+    let inputs = digest::topic_threads(&threads);
+    let grouping = digest::topics::group(&inputs, &prior, &options.params);
+    let grouped = Instant::now();
+    let digest = digest::assemble(
+        args.week,
+        digest::list_names(&store, &args.lists)?,
+        &threads,
+        &grouping,
+    );
     if args.timings {
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
         eprintln!(
-            "built the digest of {} in {:.3} s ({} threads, {} messages)",
+            "{}: {} messages in {} threads; history {:.0} ms, load {:.0} ms, grouping {:.0} ms ({} topics), total {:.0} ms",
             args.week,
-            started.elapsed().as_secs_f64(),
+            digest.totals.messages,
             digest.totals.threads,
-            digest.totals.messages
+            ms(started, history_done),
+            ms(history_done, loaded),
+            ms(loaded, grouped),
+            digest.topics.len(),
+            ms(started, Instant::now()),
         );
     }
     if args.json {

@@ -265,7 +265,7 @@ fn totals<'a>(threads: impl Iterator<Item = &'a DigestThread>) -> Totals {
 }
 
 /// The topic grouping's view of the store's threads.
-fn topic_threads(threads: &[ActiveThread]) -> Vec<TopicThread<'_>> {
+pub fn topic_threads(threads: &[ActiveThread]) -> Vec<TopicThread<'_>> {
     threads
         .iter()
         .map(|t| TopicThread {
@@ -285,47 +285,68 @@ fn topic_threads(threads: &[ActiveThread]) -> Vec<TopicThread<'_>> {
         .collect()
 }
 
-/// Builds the digest of `week` for `lists` (every list when empty).
+/// Builds the digest of `week` for `lists` (every list when empty): [`history`], then the
+/// week's threads, [`topics::group`] and [`assemble`].
 pub fn build(
     store: &Store,
     week: IsoWeek,
     lists: &[ListName],
     options: &BuildOptions,
 ) -> Result<Digest> {
+    let prior = history(store, week, lists, options)?;
     let zone = options.zone;
-    // History first: the earlier weeks, oldest first, each grouped with the one before as its
-    // prior. A loop over a fixed number of weeks, so the cost is bounded and nothing recurses.
-    let mut prior: Vec<PriorTopic> = Vec::new();
-    if options.params.signals.history {
-        let mut earlier = Vec::new();
-        let mut w = week;
-        for _ in 0..options.history_weeks {
-            w = w.prev();
-            earlier.push(w);
-        }
-        for w in earlier.into_iter().rev() {
-            let threads = store.active_threads(w.start(zone), w.end(zone), lists)?;
-            let inputs = topic_threads(&threads);
-            let grouping = topics::group(&inputs, &prior, &options.params);
-            prior = grouping.carry(&inputs);
-        }
-    }
     let threads = store.active_threads(week.start(zone), week.end(zone), lists)?;
     let inputs = topic_threads(&threads);
     let grouping = topics::group(&inputs, &prior, &options.params);
-    let list_names = if lists.is_empty() {
-        store.list_names()?
-    } else {
-        let mut names: Vec<String> = lists.iter().map(|l| l.as_str().to_string()).collect();
-        names.sort();
-        names.dedup();
-        names
-    };
-    Ok(assemble(week, list_names, &threads, &grouping))
+    Ok(assemble(
+        week,
+        list_names(store, lists)?,
+        &threads,
+        &grouping,
+    ))
+}
+
+/// The prior for `week`: the earlier weeks grouped oldest first, each with the one before as
+/// its prior. A loop over a fixed number of weeks, so the cost is bounded and nothing recurses.
+pub fn history(
+    store: &Store,
+    week: IsoWeek,
+    lists: &[ListName],
+    options: &BuildOptions,
+) -> Result<Vec<PriorTopic>> {
+    let zone = options.zone;
+    let mut prior: Vec<PriorTopic> = Vec::new();
+    if !options.params.signals.history {
+        return Ok(prior);
+    }
+    let mut earlier = Vec::new();
+    let mut w = week;
+    for _ in 0..options.history_weeks {
+        w = w.prev();
+        earlier.push(w);
+    }
+    for w in earlier.into_iter().rev() {
+        let threads = store.active_threads(w.start(zone), w.end(zone), lists)?;
+        let inputs = topic_threads(&threads);
+        let grouping = topics::group(&inputs, &prior, &options.params);
+        prior = grouping.carry(&inputs);
+    }
+    Ok(prior)
+}
+
+/// The names a digest shows for `lists`: those given, or every list of the archive.
+pub fn list_names(store: &Store, lists: &[ListName]) -> Result<Vec<String>> {
+    if lists.is_empty() {
+        return store.list_names();
+    }
+    let mut names: Vec<String> = lists.iter().map(|l| l.as_str().to_string()).collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// Puts the grouping and the threads together.
-fn assemble(
+pub fn assemble(
     week: IsoWeek,
     lists: Vec<String>,
     threads: &[ActiveThread],

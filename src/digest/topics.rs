@@ -740,8 +740,12 @@ const TRAILERS: &[&str] = &[
     "base-commit:",
 ];
 
+/// [`STOPWORDS`] as a set: every token is looked up, so this must not be a linear scan.
+static STOPWORD_SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| STOPWORDS.iter().copied().collect());
+
 fn is_stopword(w: &str) -> bool {
-    STOPWORDS.contains(&w)
+    STOPWORD_SET.contains(w)
 }
 
 /// A light English stemmer: plural and verb endings, so `delegations`/`delegation` and
