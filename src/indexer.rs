@@ -42,7 +42,7 @@ impl Indexer {
         })
     }
 
-    /// Applies every store change after the watermark; commits when `COMMIT_EVERY_DOCS`
+    /// Applies every store change after the watermark; commits when `COMMIT_EVERY_DOCS` (50,000)
     /// documents are pending. Returns the documents written.
     pub fn catch_up(&mut self, store: &Store) -> Result<u64> {
         let mut written = 0u64;

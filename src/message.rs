@@ -1,4 +1,5 @@
-//! Domain types shared by every module: message identity, list names, addresses.
+//! Domain types shared by every module: message identity, list names, addresses, ISO weeks
+//! and time zone offsets, subscriber email addresses.
 //!
 //! They are plain values with `parse` constructors, so bad input is rejected once, at the edge.
 
@@ -131,9 +132,366 @@ pub struct Attachment {
     pub size: u64,
 }
 
+/// An email address a digest can be sent to: `local@domain`, at most 254 bytes, no white
+/// space, control characters, brackets, quotes, commas or semicolons, so it can never carry a
+/// second address or a header into a message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    /// Validates an address as typed into a form (surrounding blanks are ignored).
+    pub fn parse(raw: &str) -> Result<EmailAddress, String> {
+        let s = raw.trim();
+        let bad = || format!("invalid email address {s:?}");
+        if s.is_empty() || s.len() > 254 {
+            return Err(bad());
+        }
+        let forbidden = |c: char| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(
+                    c,
+                    '<' | '>' | '(' | ')' | '[' | ']' | ',' | ';' | ':' | '"' | '\\'
+                )
+        };
+        if s.chars().any(forbidden) {
+            return Err(bad());
+        }
+        let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
+        let domain_ok = !domain.is_empty()
+            && domain.len() <= 253
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+            return Err(bad());
+        }
+        Ok(EmailAddress(s.to_string()))
+    }
+
+    /// Wraps an address read back from the archive, where it was validated on the way in.
+    pub(crate) fn trusted(raw: String) -> EmailAddress {
+        EmailAddress(raw)
+    }
+
+    /// The address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form used to tell subscribers apart: lowercased.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+
+    /// For logs: the first letter of the local part and the domain (`j…@example.org`), so
+    /// logs never hold full addresses.
+    pub fn masked(&self) -> String {
+        let (local, domain) = self.0.rsplit_once('@').unwrap_or(("", &self.0));
+        let first: String = local.chars().take(1).collect();
+        format!("{first}…@{domain}")
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A fixed offset from UTC, as the digest schedule and week boundaries use it: `UTC`, `Z`,
+/// `+02:00`, `-05:30` or `+0200`. Daylight-saving rules are deliberately not modelled: a week
+/// boundary that moves by an hour twice a year would make the same week mean two ranges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ZoneOffset(i32);
+
+impl ZoneOffset {
+    /// UTC, the default.
+    pub const UTC: ZoneOffset = ZoneOffset(0);
+
+    /// Parses `UTC`, `Z`, `±HH:MM` or `±HHMM` (at most ±18:00, as RFC 3339 allows).
+    pub fn parse(raw: &str) -> Result<ZoneOffset, String> {
+        let s = raw.trim();
+        if s.eq_ignore_ascii_case("utc") || s.eq_ignore_ascii_case("z") {
+            return Ok(ZoneOffset::UTC);
+        }
+        let bad = || format!("invalid time zone offset {raw:?}: use UTC, +HH:MM or -HH:MM");
+        let (sign, rest) = match s.as_bytes().first() {
+            Some(b'+') => (1, &s[1..]),
+            Some(b'-') => (-1, &s[1..]),
+            _ => return Err(bad()),
+        };
+        let digits: String = rest.chars().filter(|&c| c != ':').collect();
+        let colon_ok = rest.len() == 4 || (rest.len() == 5 && rest.as_bytes()[2] == b':');
+        if digits.len() != 4 || !colon_ok || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let hours: i32 = digits[..2].parse().map_err(|_| bad())?;
+        let minutes: i32 = digits[2..].parse().map_err(|_| bad())?;
+        if minutes >= 60 || hours * 60 + minutes > 18 * 60 {
+            return Err(bad());
+        }
+        Ok(ZoneOffset(sign * (hours * 3600 + minutes * 60)))
+    }
+
+    /// Seconds east of UTC.
+    pub fn seconds(self) -> i32 {
+        self.0
+    }
+}
+
+impl fmt::Display for ZoneOffset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("UTC");
+        }
+        let sign = if self.0 < 0 { '-' } else { '+' };
+        let abs = self.0.unsigned_abs();
+        write!(f, "{sign}{:02}:{:02}", abs / 3600, abs % 3600 / 60)
+    }
+}
+
+impl TryFrom<String> for ZoneOffset {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        ZoneOffset::parse(&value)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ZoneOffset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        ZoneOffset::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An ISO 8601 week such as `2023-W20`: Monday 00:00 to the next Monday 00:00 in a given
+/// [`ZoneOffset`]. Digests are made per week, so this is their identity (ledger keys, URLs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IsoWeek {
+    year: i32,
+    week: u8,
+}
+
+/// Seconds in a week.
+const WEEK_SECONDS: i64 = 7 * 86_400;
+
+impl IsoWeek {
+    /// Parses `YYYY-Www` (`2023-W20`; a lowercase `w` is accepted). The week must exist in that
+    /// ISO year (week 53 only in long years).
+    pub fn parse(raw: &str) -> Result<IsoWeek, String> {
+        let bad = || format!("invalid ISO week {raw:?}: use YYYY-Www, e.g. 2023-W20");
+        let s = raw.trim();
+        let (year, week) = s.split_once(['W', 'w']).ok_or_else(bad)?;
+        let year = year.strip_suffix('-').ok_or_else(bad)?;
+        if year.len() != 4 || week.len() != 2 {
+            return Err(bad());
+        }
+        if !year.bytes().chain(week.bytes()).all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let year: i32 = year.parse().map_err(|_| bad())?;
+        let week: u8 = week.parse().map_err(|_| bad())?;
+        IsoWeek::new(year, week).ok_or_else(|| format!("{raw:?}: {year} has no ISO week {week}"))
+    }
+
+    /// The week, if it exists.
+    pub fn new(year: i32, week: u8) -> Option<IsoWeek> {
+        time::Date::from_iso_week_date(year, week, time::Weekday::Monday).ok()?;
+        Some(IsoWeek { year, week })
+    }
+
+    /// The week holding `instant` (Unix seconds) as seen in `zone`.
+    pub fn containing(instant: i64, zone: ZoneOffset) -> IsoWeek {
+        let local = instant.saturating_add(i64::from(zone.seconds()));
+        let days = local.div_euclid(86_400);
+        // Clamp to the dates `time` supports; archives never hold dates outside ±9999 years.
+        let date = time::Date::from_julian_day(
+            (days + 2_440_588).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+        )
+        .unwrap_or(time::Date::MIN);
+        let (year, week, _) = date.to_iso_week_date();
+        IsoWeek { year, week }
+    }
+
+    /// ISO week-numbering year.
+    pub fn year(self) -> i32 {
+        self.year
+    }
+
+    /// Week number, 1 to 53.
+    pub fn week(self) -> u8 {
+        self.week
+    }
+
+    /// Monday 00:00 local time, in Unix seconds.
+    pub fn start(self, zone: ZoneOffset) -> i64 {
+        let monday = time::Date::from_iso_week_date(self.year, self.week, time::Weekday::Monday)
+            .unwrap_or(time::Date::MIN);
+        (i64::from(monday.to_julian_day()) - 2_440_588) * 86_400 - i64::from(zone.seconds())
+    }
+
+    /// The next Monday 00:00 local time (exclusive end), in Unix seconds.
+    pub fn end(self, zone: ZoneOffset) -> i64 {
+        self.start(zone) + WEEK_SECONDS
+    }
+
+    /// The week before.
+    pub fn prev(self) -> IsoWeek {
+        IsoWeek::containing(self.start(ZoneOffset::UTC) - 1, ZoneOffset::UTC)
+    }
+
+    /// The week after.
+    pub fn next(self) -> IsoWeek {
+        IsoWeek::containing(self.end(ZoneOffset::UTC), ZoneOffset::UTC)
+    }
+
+    /// The Monday as `YYYY-MM-DD`, for people.
+    pub fn monday(self) -> String {
+        let monday = time::Date::from_iso_week_date(self.year, self.week, time::Weekday::Monday)
+            .unwrap_or(time::Date::MIN);
+        format!(
+            "{:04}-{:02}-{:02}",
+            monday.year(),
+            u8::from(monday.month()),
+            monday.day()
+        )
+    }
+}
+
+impl fmt::Display for IsoWeek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-W{:02}", self.year, self.week)
+    }
+}
+
+impl serde::Serialize for IsoWeek {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn email_addresses() {
+        let cases: &[(&str, bool)] = &[
+            ("jane@example.org", true),
+            ("  Jane.Doe+digest@Example.ORG ", true),
+            ("jane@localhost", true),
+            ("jane@exämple.org", true),
+            ("jane", false),
+            ("@example.org", false),
+            ("jane@", false),
+            ("jane@@example.org", false),
+            ("jane@example..org", false),
+            ("jane@-example.org", false),
+            ("jane@example.org\r\nBcc: x@y", false),
+            ("jane@example.org, x@y", false),
+            ("Jane <jane@example.org>", false),
+            ("\"a b\"@example.org", false),
+            ("", false),
+        ];
+        for (input, ok) in cases {
+            assert_eq!(EmailAddress::parse(input).is_ok(), *ok, "{input:?}");
+        }
+        let long = format!("{}@example.org", "a".repeat(65));
+        assert!(EmailAddress::parse(&long).is_err());
+        let e = EmailAddress::parse("Jane@Example.org").expect("valid");
+        assert_eq!(e.key(), "jane@example.org");
+        assert_eq!(e.masked(), "J…@Example.org");
+    }
+
+    #[test]
+    fn iso_weeks() {
+        // (input, Monday, start in UTC)
+        let cases: &[(&str, Option<(&str, i64)>)] = &[
+            ("2023-W20", Some(("2023-05-15", 1_684_108_800))),
+            ("2023-w01", Some(("2023-01-02", 1_672_617_600))),
+            ("2020-W53", Some(("2020-12-28", 1_609_113_600))),
+            ("2021-W53", None),
+            ("2023-W00", None),
+            ("2023-W54", None),
+            ("2023W20", None),
+            ("2023-20", None),
+            ("23-W20", None),
+            ("2023-W2", None),
+            ("２023-W20", None),
+            ("", None),
+        ];
+        for (input, want) in cases {
+            let got = IsoWeek::parse(input).ok();
+            match (got, want) {
+                (Some(week), Some((monday, start))) => {
+                    assert_eq!(week.monday(), *monday, "{input}");
+                    assert_eq!(week.start(ZoneOffset::UTC), *start, "{input}");
+                    assert_eq!(week.end(ZoneOffset::UTC), start + 7 * 86_400, "{input}");
+                    assert_eq!(IsoWeek::parse(&week.to_string()), Ok(week), "{input}");
+                }
+                (None, None) => {}
+                (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn iso_week_boundaries_follow_the_zone() {
+        let week = IsoWeek::parse("2023-W20").expect("week");
+        let plus2 = ZoneOffset::parse("+02:00").expect("zone");
+        let minus5 = ZoneOffset::parse("-0500").expect("zone");
+        assert_eq!(week.start(plus2), week.start(ZoneOffset::UTC) - 7200);
+        assert_eq!(week.start(minus5), week.start(ZoneOffset::UTC) + 5 * 3600);
+        let start = week.start(plus2);
+        assert_eq!(IsoWeek::containing(start, plus2), week);
+        assert_eq!(IsoWeek::containing(start - 1, plus2), week.prev());
+        assert_eq!(IsoWeek::containing(week.end(plus2) - 1, plus2), week);
+        assert_eq!(IsoWeek::containing(week.end(plus2), plus2), week.next());
+        // Across a year with 53 weeks and back.
+        let w53 = IsoWeek::parse("2020-W53").expect("week");
+        assert_eq!(w53.next().to_string(), "2021-W01");
+        assert_eq!(w53.next().prev(), w53);
+        assert_eq!(
+            IsoWeek::parse("2023-W01").expect("week").prev().to_string(),
+            "2022-W52"
+        );
+        assert_eq!(
+            IsoWeek::containing(-1, ZoneOffset::UTC).to_string(),
+            "1970-W01"
+        );
+    }
+
+    #[test]
+    fn zone_offsets() {
+        let cases: &[(&str, Option<i32>)] = &[
+            ("UTC", Some(0)),
+            ("z", Some(0)),
+            ("+02:00", Some(7200)),
+            ("-05:30", Some(-19_800)),
+            ("+0100", Some(3600)),
+            ("+18:00", Some(64_800)),
+            ("+18:01", None),
+            ("+1:00", None),
+            ("02:00", None),
+            ("+02:60", None),
+            ("+02:0x", None),
+            ("", None),
+        ];
+        for (input, want) in cases {
+            let got = ZoneOffset::parse(input).ok().map(ZoneOffset::seconds);
+            assert_eq!(got, *want, "{input}");
+        }
+        assert_eq!(
+            ZoneOffset::parse("-05:30").map(|z| z.to_string()),
+            Ok("-05:30".into())
+        );
+        assert_eq!(ZoneOffset::UTC.to_string(), "UTC");
+    }
 
     #[test]
     fn message_id_normalisation() {

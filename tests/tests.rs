@@ -3,6 +3,8 @@
 mod adversarial;
 mod corpus;
 mod crash;
+mod digest;
+mod digest_mail;
 mod import;
 mod search;
 mod support;

@@ -23,13 +23,15 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn foreign_crates_stay_behind_their_modules() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    // (crate path as written in code, the only place allowed to name it)
-    let owners: &[(&str, &str)] = &[
-        ("mail_parser", "src/ingest/parse.rs"),
-        ("rusqlite", "src/store/"),
-        ("tantivy", "src/index/"),
-        ("actix_web", "src/web/"),
-        ("lettre", "src/digest/mailer.rs"),
+    // (crate path as written in code, the only places allowed to name it). Templates have
+    // two owners: the web pages and the digest emails each keep their own environment.
+    let owners: &[(&str, &[&str])] = &[
+        ("mail_parser", &["src/ingest/parse.rs"]),
+        ("rusqlite", &["src/store/"]),
+        ("tantivy", &["src/index/"]),
+        ("actix_web", &["src/web/"]),
+        ("lettre", &["src/digest/mailer.rs"]),
+        ("minijinja", &["src/digest/render.rs", "src/web/render.rs"]),
     ];
     let mut violations = Vec::new();
     for file in rust_files(&src) {
@@ -39,10 +41,11 @@ fn foreign_crates_stay_behind_their_modules() {
             .display()
             .to_string();
         let text = std::fs::read_to_string(&file).expect("read");
-        for (krate, owner) in owners {
-            if rel.starts_with(owner) {
+        for (krate, allowed) in owners {
+            if allowed.iter().any(|owner| rel.starts_with(owner)) {
                 continue;
             }
+            let owner = allowed.join(" or ");
             for (n, line) in text.lines().enumerate() {
                 let code = line.split("//").next().unwrap_or_default();
                 if code.contains(&format!("{krate}::")) || code.contains(&format!("use {krate}")) {

@@ -2,6 +2,7 @@
 //! where the wall clock is read and errors get their context.
 
 mod demo;
+mod digest;
 mod import;
 mod search;
 mod stats;
@@ -52,6 +53,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Write a generated sample archive (for demos and benchmarks) without importing it.
     Sample(demo::SampleArgs),
+    /// Weekly topic digests: preview, send, subscribe, confirm, unsubscribe.
+    Digest(digest::DigestArgs),
 }
 
 /// `archivist serve [--bind ADDR]`
@@ -77,7 +80,8 @@ pub struct UsageError(pub String);
 
 /// Runs a parsed command line.
 pub fn run(args: Args) -> Result<()> {
-    let mut config = Config::load(args.config.as_deref())?;
+    let mut config =
+        Config::load(args.config.as_deref())?.with_secrets(|name| std::env::var(name).ok());
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
@@ -102,6 +106,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Demo(a) => demo::run(&config, a),
         Command::Sample(a) => demo::sample(a),
+        Command::Digest(a) => digest::run(&config, a),
     }
 }
 

@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_index_log",
         include_str!("../../schema/0002_index_log.sql"),
     ),
+    ("0003_digest", include_str!("../../schema/0003_digest.sql")),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

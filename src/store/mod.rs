@@ -3,10 +3,14 @@
 //! one transaction. Row ids stay in here; callers see [`MessageRef`] handles and Message-IDs.
 
 mod content;
+mod digest;
 mod migrate;
 mod read;
 
 pub use content::pack_content;
+pub use digest::{
+    ActiveThread, Delivery, DeliveryState, Participant, Subscriber, WeekMessage, WeekRun,
+};
 pub use read::{FullMessage, ListOverview, ThreadSummary};
 
 use std::collections::HashMap;

@@ -1,0 +1,439 @@
+//! `archivist digest`: preview a week's digest, send it through the ledger, and manage
+//! subscriptions from the command line (the web pages call the same API).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+
+use super::{open_store, UsageError};
+use crate::config::{Config, TransportKind, TOKEN_KEY_ENV};
+use crate::digest::mailer::{compose, Outgoing, Transport};
+use crate::digest::render::{Links, Renderer};
+use crate::digest::send::{self, domain_of, Pacing, SendSettings};
+use crate::digest::subscribe::{ConfirmOutcome, Subscriptions, TokenKey};
+use crate::digest::topics::{Params, Signals};
+use crate::digest::{self, BuildOptions};
+use crate::index::Searcher;
+use crate::indexer;
+use crate::message::{EmailAddress, IsoWeek, ListName};
+use crate::store::Store;
+
+/// `archivist digest ...`
+#[derive(Debug, clap::Args)]
+pub struct DigestArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DigestCommand,
+}
+
+/// Digest subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum DigestCommand {
+    /// Print a week's digest without sending it.
+    Preview(PreviewArgs),
+    /// Send a week's digest to every confirmed subscriber, exactly once each.
+    Send(SendArgs),
+    /// Subscribe an address (unconfirmed) and mail it the confirmation link.
+    Subscribe(SubscribeArgs),
+    /// Confirm a subscription with the token from its confirmation link.
+    Confirm(TokenArgs),
+    /// Unsubscribe with the token from a digest's unsubscribe link.
+    Unsubscribe(TokenArgs),
+}
+
+/// `archivist digest send --week 2023-W20 [--dry-run]`
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The ISO week, e.g. 2023-W20.
+    #[arg(long, value_parser = parse_week)]
+    pub week: IsoWeek,
+    /// Build and render every digest, print what would be sent, send and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `archivist digest subscribe EMAIL --lists a,b [--query Q]`
+#[derive(Debug, clap::Args)]
+pub struct SubscribeArgs {
+    /// The address.
+    pub email: String,
+    /// Lists one digest covers, comma-separated.
+    #[arg(long, required = true, value_delimiter = ',', value_parser = parse_list)]
+    pub lists: Vec<ListName>,
+    /// A saved search limiting the digest to matching threads.
+    #[arg(long)]
+    pub query: Option<String>,
+}
+
+/// `archivist digest confirm TOKEN` / `unsubscribe TOKEN`
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The token: the last part of the link.
+    pub token: String,
+}
+
+/// `archivist digest preview --week 2023-W20 [--lists a,b] [--json|--text|--html]`
+#[derive(Debug, clap::Args)]
+pub struct PreviewArgs {
+    /// The ISO week, e.g. 2023-W20.
+    #[arg(long, value_parser = parse_week)]
+    pub week: IsoWeek,
+    /// Lists to cover, comma-separated (default: every list).
+    #[arg(long, value_delimiter = ',', value_parser = parse_list)]
+    pub lists: Vec<ListName>,
+    /// Print the digest as JSON: week, lists, topics (label, terms, threads), other threads.
+    #[arg(long, group = "format")]
+    pub json: bool,
+    /// Print the plain-text email (subject line first); the default.
+    #[arg(long, group = "format")]
+    pub text: bool,
+    /// Print the HTML email.
+    #[arg(long, group = "format")]
+    pub html: bool,
+    /// Signals used for grouping, comma-separated (for measuring what each contributes).
+    #[arg(long, hide = true, value_parser = parse_signals)]
+    pub signals: Option<Signals>,
+    /// Average-linkage cut-off for grouping (for tuning).
+    #[arg(long, hide = true)]
+    pub threshold: Option<f32>,
+    /// Fraction of the threshold at which a lone thread joins a topic (for tuning).
+    #[arg(long, hide = true)]
+    pub attach: Option<f32>,
+    /// Content similarity needed before people and lists count (for tuning).
+    #[arg(long, hide = true)]
+    pub min_content: Option<f32>,
+    /// Weights of tags, words, identifiers, paths, people, lists, history (for tuning).
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub weights: Option<Vec<f32>>,
+    /// Print how long loading and grouping took to stderr.
+    #[arg(long, hide = true)]
+    pub timings: bool,
+}
+
+fn parse_week(raw: &str) -> Result<IsoWeek, String> {
+    IsoWeek::parse(raw)
+}
+
+fn parse_list(raw: &str) -> Result<ListName, String> {
+    ListName::parse(raw)
+}
+
+fn parse_signals(raw: &str) -> Result<Signals, String> {
+    Signals::parse(raw)
+}
+
+/// Runs a digest subcommand.
+pub fn run(config: &Config, args: DigestArgs) -> Result<()> {
+    match args.command {
+        DigestCommand::Preview(a) => preview(config, a),
+        DigestCommand::Send(a) => send_command(config, a),
+        DigestCommand::Subscribe(a) => subscribe(config, a),
+        DigestCommand::Confirm(a) => confirm(config, a),
+        DigestCommand::Unsubscribe(a) => unsubscribe(config, a),
+    }
+}
+
+/// The wall clock, read here at the edge.
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn sleep(d: Duration) {
+    std::thread::sleep(d);
+}
+
+fn subscriptions(config: &Config) -> Result<Subscriptions> {
+    let Some(raw) = config.digest.token_key.expose() else {
+        anyhow::bail!(
+            "{TOKEN_KEY_ENV} is not set: subscription links are signed with it (use at least 32 random bytes)"
+        );
+    };
+    let key = TokenKey::new(raw.as_bytes())?;
+    Ok(Subscriptions::new(
+        key,
+        &config.digest.base_url,
+        config.digest.confirm_hours,
+    ))
+}
+
+fn transport(config: &Config) -> Result<Transport> {
+    match config.digest.transport {
+        TransportKind::Smtp => Transport::smtp(&config.digest.smtp),
+        TransportKind::Directory => Ok(Transport::Directory(
+            config.data_dir.join(&config.digest.directory),
+        )),
+    }
+}
+
+fn send_command(config: &Config, args: SendArgs) -> Result<()> {
+    let mut store = open_store(config)?;
+    let renderer = Renderer::new(&config.digest.base_url)?;
+    let subscriptions = subscriptions(config)?;
+    let index_dir = indexer::index_dir(&config.data_dir);
+    let searcher = Searcher::open(&index_dir).ok();
+    let settings = SendSettings {
+        from: &config.digest.from,
+        send_empty_weeks: config.digest.send_empty_weeks,
+        max_attempts: config.digest.smtp.max_attempts,
+        rate: config.digest.smtp.rate,
+        backoff: Duration::from_secs(1),
+        build: build_options(config),
+        renderer: &renderer,
+        subscriptions: &subscriptions,
+        searcher: searcher.as_ref(),
+    };
+    if args.dry_run {
+        return dry_run(&store, args.week, &settings, args.json);
+    }
+    let _lock = send::lock(&config.data_dir.join("digest-send.lock"))?;
+    let mut transport = transport(config)?;
+    let pacing = Pacing {
+        now: &now,
+        sleep: &sleep,
+    };
+    let report = send::send_week(&mut store, args.week, &settings, &mut transport, &pacing)
+        .with_context(|| format!("cannot send the digest of {}", args.week))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if report.already_completed {
+        println!("{}: already sent; nothing to do", report.week);
+    } else {
+        println!(
+            "{}: queued {}, sent {} ({} resumed after a crash), failed {}, skipped {}; {}",
+            report.week,
+            report.queued,
+            report.sent,
+            report.resumed,
+            report.failed,
+            report.skipped,
+            if report.completed {
+                "week completed"
+            } else {
+                "week NOT completed: run again"
+            }
+        );
+    }
+    Ok(())
+}
+
+fn dry_run(store: &Store, week: IsoWeek, settings: &SendSettings<'_>, json: bool) -> Result<()> {
+    let subscribers = store.active_subscribers()?;
+    let mut lines = Vec::new();
+    for s in &subscribers {
+        let names: Vec<ListName> = s
+            .lists
+            .iter()
+            .filter_map(|l| ListName::parse(l).ok())
+            .collect();
+        let mut digest = digest::build(store, week, &names, &settings.build)?;
+        if let Some(q) = &s.query {
+            let searcher = settings.searcher.context(
+                "a subscriber has a saved search but there is no search index: run `archivist reindex`",
+            )?;
+            let keep = digest::matching_threads(store, searcher, q, &digest, settings.build.zone)?;
+            digest = digest.filtered(&keep);
+        }
+        let skip = digest.is_empty() && !settings.send_empty_weeks;
+        let rendered = settings
+            .renderer
+            .digest(&digest, &settings.subscriptions.links(s))?;
+        lines.push(serde_json::json!({
+            "to": s.email.masked(),
+            "subject": rendered.subject,
+            "send": !skip,
+        }));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"week": week.to_string(), "dry_run": true, "digests": lines})
+        );
+    } else {
+        println!(
+            "{week}: dry run, {} subscriber(s), nothing sent",
+            lines.len()
+        );
+        for l in &lines {
+            println!(
+                "  {}  {}{}",
+                l["to"].as_str().unwrap_or_default(),
+                l["subject"].as_str().unwrap_or_default(),
+                if l["send"].as_bool() == Some(true) {
+                    ""
+                } else {
+                    "  (skipped: empty week)"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn subscribe(config: &Config, args: SubscribeArgs) -> Result<()> {
+    let email = EmailAddress::parse(&args.email).map_err(UsageError)?;
+    let mut store = open_store(config)?;
+    check_lists(&store, &args.lists)?;
+    let subscriptions = subscriptions(config)?;
+    let renderer = Renderer::new(&config.digest.base_url)?;
+    let now = now();
+    let confirmation =
+        subscriptions.subscribe(&mut store, &email, &args.lists, args.query.as_deref(), now)?;
+    let rendered = renderer.confirmation(
+        &confirmation.subscriber.lists,
+        confirmation.subscriber.query.as_deref(),
+        &confirmation.confirm_url,
+        subscriptions.confirm_hours(),
+    )?;
+    let composed = compose(&Outgoing {
+        from: config.digest.from.clone(),
+        to: email.as_str().to_string(),
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        message_id: format!(
+            "confirm.{}.{}.{now}@{}",
+            confirmation.subscriber.handle,
+            confirmation.subscriber.generation,
+            domain_of(&config.digest.from)
+        ),
+        date: now,
+        list_id: None,
+        unsubscribe_url: None,
+    })
+    .map_err(|e| anyhow::anyhow!("cannot compose the confirmation email: {e}"))?;
+    transport(config)?
+        .send(&composed)
+        .map_err(|e| anyhow::anyhow!("cannot send the confirmation email: {e}"))?;
+    println!(
+        "confirmation link sent to {}; nothing is sent before it is opened",
+        email.masked()
+    );
+    Ok(())
+}
+
+fn confirm(config: &Config, args: TokenArgs) -> Result<()> {
+    let mut store = open_store(config)?;
+    let subscriptions = subscriptions(config)?;
+    match subscriptions.confirm(&mut store, args.token.trim(), now())? {
+        ConfirmOutcome::Confirmed(s) => {
+            println!(
+                "confirmed: weekly digests of {} go to {}",
+                s.lists.join(", "),
+                s.email.masked()
+            );
+            Ok(())
+        }
+        ConfirmOutcome::Gone => anyhow::bail!("this subscription was cancelled or replaced"),
+        ConfirmOutcome::Invalid(e) => anyhow::bail!("{e}"),
+    }
+}
+
+fn unsubscribe(config: &Config, args: TokenArgs) -> Result<()> {
+    let mut store = open_store(config)?;
+    let subscriptions = subscriptions(config)?;
+    match subscriptions.unsubscribe(&mut store, args.token.trim(), now())? {
+        Ok(true) => {
+            println!("unsubscribed");
+            Ok(())
+        }
+        Ok(false) => anyhow::bail!("this subscription was cancelled or replaced"),
+        Err(e) => anyhow::bail!("{e}"),
+    }
+}
+
+/// The build options the configuration asks for.
+fn build_options(config: &Config) -> BuildOptions {
+    BuildOptions {
+        zone: config.digest.timezone,
+        history_weeks: config.digest.history_weeks,
+        params: Params::default(),
+    }
+}
+
+/// Fails with a usage error naming the known lists when one of `lists` is not in the archive.
+fn check_lists(store: &Store, lists: &[ListName]) -> Result<()> {
+    let known = store.list_names()?;
+    for l in lists {
+        if !known.iter().any(|k| k == l.as_str()) {
+            return Err(UsageError(format!(
+                "no list named {l:?} in the archive (known: {})",
+                known.join(", ")
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn preview(config: &Config, args: PreviewArgs) -> Result<()> {
+    let store = open_store(config)?;
+    check_lists(&store, &args.lists)?;
+    let mut options = build_options(config);
+    if let Some(signals) = args.signals {
+        options.params.signals = signals;
+    }
+    if let Some(t) = args.threshold {
+        options.params.threshold = t;
+    }
+    if let Some(m) = args.min_content {
+        options.params.min_content = m;
+    }
+    if let Some(a) = args.attach {
+        options.params.attach = a;
+    }
+    if let Some(w) = &args.weights {
+        for (slot, value) in options.params.weights.iter_mut().zip(w) {
+            *slot = *value;
+        }
+    }
+    // The steps of `digest::build`, one by one, so `--timings` can tell them apart.
+    let started = Instant::now();
+    let prior = digest::history(&store, args.week, &args.lists, &options)
+        .with_context(|| format!("cannot group the weeks before {}", args.week))?;
+    let history_done = Instant::now();
+    let zone = options.zone;
+    let threads = store
+        .active_threads(args.week.start(zone), args.week.end(zone), &args.lists)
+        .with_context(|| format!("cannot read the threads of {}", args.week))?;
+    let loaded = Instant::now();
+    let inputs = digest::topic_threads(&threads);
+    let grouping = digest::topics::group(&inputs, &prior, &options.params);
+    let grouped = Instant::now();
+    let digest = digest::assemble(
+        args.week,
+        digest::list_names(&store, &args.lists)?,
+        &threads,
+        &grouping,
+    );
+    if args.timings {
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+        eprintln!(
+            "{}: {} messages in {} threads; history {:.0} ms, load {:.0} ms, grouping {:.0} ms ({} topics), total {:.0} ms",
+            args.week,
+            digest.totals.messages,
+            digest.totals.threads,
+            ms(started, history_done),
+            ms(history_done, loaded),
+            ms(loaded, grouped),
+            digest.topics.len(),
+            ms(started, Instant::now()),
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&digest.preview_json())?);
+        return Ok(());
+    }
+    let renderer = Renderer::new(&config.digest.base_url)?;
+    let rendered = renderer.digest(&digest, &Links::default())?;
+    if args.html {
+        print!("{}", rendered.html);
+    } else {
+        print!("Subject: {}\n\n{}", rendered.subject, rendered.text);
+    }
+    Ok(())
+}

@@ -1,0 +1,521 @@
+//! Sending a week's digests through the ledger, exactly once per (subscriber, week).
+//!
+//! A run takes the sender lock (one sender per archive; the OS releases it when the process
+//! dies, even by SIGKILL), opens the week in the ledger (queueing every active subscriber not
+//! queued yet, unless the week was completed), then for each unsettled row: renders the
+//! subscriber's digest, commits the row as `sending`, hands the message to the transport and
+//! commits the outcome. A crash leaves at most the row in flight as `sending`; the next run
+//! sends it again with the same Message-ID. Once no row is unsettled the week is completed and
+//! re-running it sends nothing. The clock and sleeping come in through [`Pacing`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::mailer::{compose, Composed, Outgoing, SendError, Transport};
+use super::render::Renderer;
+use super::subscribe::Subscriptions;
+use super::{build, matching_threads, BuildOptions, Digest};
+use crate::index::Searcher;
+use crate::message::{IsoWeek, ListName};
+use crate::store::{DeliveryState, Store, Subscriber, WeekRun};
+
+/// Time, from the caller: the current Unix time and a way to wait. The CLI passes the wall
+/// clock and `thread::sleep`; tests pass a fake.
+pub struct Pacing<'a> {
+    /// The current Unix time.
+    pub now: &'a dyn Fn() -> i64,
+    /// Waits (rate limiting, backoff).
+    pub sleep: &'a dyn Fn(Duration),
+}
+
+/// What a run needs besides the store and the transport.
+pub struct SendSettings<'a> {
+    /// `From` of every digest.
+    pub from: &'a str,
+    /// Whether an empty week is sent.
+    pub send_empty_weeks: bool,
+    /// Attempts per message for transient failures.
+    pub max_attempts: u32,
+    /// Messages per second (0: no limit).
+    pub rate: f64,
+    /// First backoff delay; doubled per attempt, at most a minute.
+    pub backoff: Duration,
+    /// How digests are built.
+    pub build: BuildOptions,
+    /// Templates.
+    pub renderer: &'a Renderer,
+    /// Tokens and links.
+    pub subscriptions: &'a Subscriptions,
+    /// Needed only when a subscriber has a saved search.
+    pub searcher: Option<&'a Searcher>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SendReport {
+    /// The week.
+    pub week: String,
+    /// The week had been completed before: nothing was done.
+    pub already_completed: bool,
+    /// Rows queued by this run.
+    pub queued: u64,
+    /// Sent by this run.
+    pub sent: u64,
+    /// Of those, rows a crashed run had left in flight.
+    pub resumed: u64,
+    /// Failed permanently (or out of attempts) in this run.
+    pub failed: u64,
+    /// Skipped in this run (empty week, unsubscribed or paused since queueing).
+    pub skipped: u64,
+    /// Whether the week is now completed.
+    pub completed: bool,
+    /// The ledger's counts for the week after the run, by state.
+    pub ledger: BTreeMap<String, u64>,
+}
+
+/// The sender lock: held while a run sends; released when dropped or when the process dies.
+pub struct SendLock {
+    _file: File,
+}
+
+/// Takes the sender lock at `path` (created if needed); fails at once if another run holds it.
+pub fn lock(path: &Path) -> Result<SendLock> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open the sender lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(SendLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!(
+                "another `archivist digest send` is running (lock {})",
+                path.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// The Message-ID of a subscriber's digest of a week: unique, and the same on every attempt.
+pub fn digest_message_id(week: IsoWeek, handle: &str, from: &str) -> String {
+    format!("digest.{week}.{handle}@{}", domain_of(from))
+}
+
+/// The domain of a `Name <addr@domain>` or `addr@domain` sender.
+pub fn domain_of(from: &str) -> String {
+    let addr = from
+        .rsplit_once('<')
+        .map_or(from, |(_, a)| a.trim_end_matches('>'));
+    addr.rsplit_once('@')
+        .map_or("localhost", |(_, d)| d)
+        .trim()
+        .trim_end_matches('>')
+        .to_string()
+}
+
+/// Builds digests once per list set and saved search.
+struct Digests<'a> {
+    store: &'a Store,
+    week: IsoWeek,
+    settings: &'a SendSettings<'a>,
+    by_lists: HashMap<Vec<String>, Digest>,
+    by_query: HashMap<(Vec<String>, String), Digest>,
+}
+
+impl Digests<'_> {
+    fn for_subscriber(&mut self, s: &Subscriber) -> Result<&Digest> {
+        let lists = s.lists.clone();
+        if !self.by_lists.contains_key(&lists) {
+            let names: Vec<ListName> = lists
+                .iter()
+                .filter_map(|l| ListName::parse(l).ok())
+                .collect();
+            let digest = build(self.store, self.week, &names, &self.settings.build)?;
+            self.by_lists.insert(lists.clone(), digest);
+        }
+        let Some(query) = s.query.clone() else {
+            return self
+                .by_lists
+                .get(&lists)
+                .context("digest missing from the cache");
+        };
+        let key = (lists.clone(), query.clone());
+        if !self.by_query.contains_key(&key) {
+            let Some(searcher) = self.settings.searcher else {
+                bail!("a subscriber has a saved search but there is no search index: run `archivist reindex`");
+            };
+            let full = self
+                .by_lists
+                .get(&lists)
+                .context("digest missing from the cache")?;
+            let keep =
+                matching_threads(self.store, searcher, &query, full, self.settings.build.zone)?;
+            let filtered = full.filtered(&keep);
+            self.by_query.insert(key.clone(), filtered);
+        }
+        self.by_query
+            .get(&key)
+            .context("digest missing from the cache")
+    }
+}
+
+/// What to do with one ledger row.
+enum Plan {
+    Send(Composed),
+    Skip(&'static str),
+    Fail(String),
+}
+
+/// The email for one subscriber's digest.
+fn outgoing(
+    settings: &SendSettings<'_>,
+    subscriber: &Subscriber,
+    digest: &Digest,
+    message_id: &str,
+    now: i64,
+) -> Result<Outgoing> {
+    let links = settings.subscriptions.links(subscriber);
+    let rendered = settings.renderer.digest(digest, &links)?;
+    Ok(Outgoing {
+        from: settings.from.to_string(),
+        to: subscriber.email.as_str().to_string(),
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        message_id: message_id.to_string(),
+        date: now,
+        list_id: Some(format!(
+            "Weekly digest <digest.{}>",
+            domain_of(settings.from)
+        )),
+        unsubscribe_url: links.unsubscribe,
+    })
+}
+
+/// Sends `week` to every active subscriber not served yet. See the module documentation.
+pub fn send_week(
+    store: &mut Store,
+    week: IsoWeek,
+    settings: &SendSettings<'_>,
+    transport: &mut Transport,
+    pacing: &Pacing<'_>,
+) -> Result<SendReport> {
+    let mut report = SendReport {
+        week: week.to_string(),
+        ..SendReport::default()
+    };
+    let now = (pacing.now)();
+    match store.start_week(week, now, |handle| {
+        digest_message_id(week, handle, settings.from)
+    })? {
+        WeekRun::Completed => {
+            report.already_completed = true;
+            report.completed = true;
+        }
+        WeekRun::Open { queued } => {
+            report.queued = queued;
+            let deliveries = store.unsettled(week)?;
+            // Digests are built from a read-only view; the ledger writes go through `store`
+            // afterwards, message by message.
+            let mut prepared: Vec<(Subscriber, bool, Plan)> = Vec::new();
+            {
+                let mut digests = Digests {
+                    store,
+                    week,
+                    settings,
+                    by_lists: HashMap::new(),
+                    by_query: HashMap::new(),
+                };
+                for d in deliveries {
+                    let resumed = d.state == DeliveryState::Sending;
+                    if !d.subscriber.active() {
+                        prepared.push((d.subscriber, resumed, Plan::Skip("not active")));
+                        continue;
+                    }
+                    let digest = digests.for_subscriber(&d.subscriber)?;
+                    if digest.is_empty() && !settings.send_empty_weeks {
+                        prepared.push((d.subscriber, resumed, Plan::Skip("empty week")));
+                        continue;
+                    }
+                    let o = outgoing(settings, &d.subscriber, digest, &d.message_id, now)?;
+                    let plan = match compose(&o) {
+                        Ok(c) => Plan::Send(c),
+                        Err(e) => Plan::Fail(e.to_string()),
+                    };
+                    prepared.push((d.subscriber, resumed, plan));
+                }
+            }
+            let mut first = true;
+            for (subscriber, resumed, plan) in prepared {
+                let handle = subscriber.handle.as_str();
+                let composed = match plan {
+                    Plan::Send(c) => c,
+                    Plan::Skip(why) => {
+                        let t = (pacing.now)();
+                        store.set_delivery(week, handle, DeliveryState::Skipped, Some(why), t)?;
+                        report.skipped += 1;
+                        continue;
+                    }
+                    Plan::Fail(why) => {
+                        let t = (pacing.now)();
+                        store.set_delivery(week, handle, DeliveryState::Failed, Some(&why), t)?;
+                        report.failed += 1;
+                        continue;
+                    }
+                };
+                if !first && settings.rate > 0.0 {
+                    (pacing.sleep)(Duration::from_secs_f64(1.0 / settings.rate));
+                }
+                first = false;
+                match deliver(store, week, handle, &composed, settings, transport, pacing)? {
+                    DeliveryState::Sent => {
+                        report.sent += 1;
+                        report.resumed += u64::from(resumed);
+                    }
+                    _ => report.failed += 1,
+                }
+            }
+            report.completed = store.complete_week(week, (pacing.now)())?;
+        }
+    }
+    report.ledger = store
+        .delivery_counts(week)?
+        .into_iter()
+        .map(|(k, v)| (k.as_str().to_string(), v))
+        .collect();
+    Ok(report)
+}
+
+/// One message: attempts with backoff for transient failures, each attempt committed as
+/// `sending` before the transport sees it.
+fn deliver(
+    store: &mut Store,
+    week: IsoWeek,
+    handle: &str,
+    composed: &Composed,
+    settings: &SendSettings<'_>,
+    transport: &mut Transport,
+    pacing: &Pacing<'_>,
+) -> Result<DeliveryState> {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        store.set_delivery(week, handle, DeliveryState::Sending, None, (pacing.now)())?;
+        match transport.send(composed) {
+            Ok(()) => {
+                store.set_delivery(week, handle, DeliveryState::Sent, None, (pacing.now)())?;
+                return Ok(DeliveryState::Sent);
+            }
+            Err(SendError::Transient(e)) if attempt < settings.max_attempts => {
+                let delay = settings
+                    .backoff
+                    .saturating_mul(1 << (attempt - 1).min(10))
+                    .min(Duration::from_secs(60));
+                // Back to pending with the error: the next attempt counts itself.
+                store.set_delivery(
+                    week,
+                    handle,
+                    DeliveryState::Pending,
+                    Some(&format!("transient: {e}")),
+                    (pacing.now)(),
+                )?;
+                (pacing.sleep)(delay);
+            }
+            Err(e) => {
+                let why = match &e {
+                    SendError::Transient(m) => {
+                        format!("transient failures, gave up after {attempt} attempts: {m}")
+                    }
+                    SendError::Permanent(m) => format!("permanent: {m}"),
+                };
+                store.set_delivery(
+                    week,
+                    handle,
+                    DeliveryState::Failed,
+                    Some(&why),
+                    (pacing.now)(),
+                )?;
+                return Ok(DeliveryState::Failed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::digest::mailer::MemoryOutbox;
+    use crate::digest::subscribe::TokenKey;
+    use crate::message::EmailAddress;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        renderer: Renderer,
+        subscriptions: Subscriptions,
+    }
+
+    fn fixture(people: &[&str]) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("a.sqlite3")).expect("store");
+        let key = TokenKey::new(b"0123456789abcdef0123456789abcdef").expect("key");
+        let subscriptions = Subscriptions::new(key, "https://x.example", 48);
+        let dev = [ListName::parse("dev").expect("list")];
+        for (i, p) in people.iter().enumerate() {
+            let email = EmailAddress::parse(p).expect("email");
+            let c = subscriptions
+                .subscribe(&mut store, &email, &dev, None, 1000 + i as i64)
+                .expect("subscribe");
+            let token = c.confirm_url.rsplit('/').next().expect("token").to_string();
+            subscriptions
+                .confirm(&mut store, &token, 2000)
+                .expect("confirm");
+        }
+        Fixture {
+            _dir: dir,
+            store,
+            renderer: Renderer::new("https://x.example").expect("templates"),
+            subscriptions,
+        }
+    }
+
+    fn week() -> IsoWeek {
+        IsoWeek::parse("2023-W20").expect("week")
+    }
+
+    /// One run with the in-memory transport following `script`; returns the report, what was
+    /// delivered and how long the run slept.
+    fn run(
+        f: &mut Fixture,
+        script: Vec<Option<SendError>>,
+    ) -> (SendReport, Vec<Composed>, Vec<Duration>) {
+        let settings = SendSettings {
+            from: "Digests <digest@x.example>",
+            // The fixture archive has no messages: empty digests are sent so there is
+            // something to deliver.
+            send_empty_weeks: true,
+            max_attempts: 3,
+            rate: 0.0,
+            backoff: Duration::from_secs(1),
+            build: BuildOptions::default(),
+            renderer: &f.renderer,
+            subscriptions: &f.subscriptions,
+            searcher: None,
+        };
+        let mut transport = Transport::Memory(MemoryOutbox {
+            sent: Vec::new(),
+            script: VecDeque::from(script),
+        });
+        let slept = RefCell::new(Vec::new());
+        let pacing = Pacing {
+            now: &|| 5000,
+            sleep: &|d| slept.borrow_mut().push(d),
+        };
+        let report =
+            send_week(&mut f.store, week(), &settings, &mut transport, &pacing).expect("send");
+        let Transport::Memory(outbox) = transport else {
+            panic!("memory transport")
+        };
+        (report, outbox.sent, slept.into_inner())
+    }
+
+    #[test]
+    fn transient_failures_back_off_and_permanent_ones_stop() {
+        let mut f = fixture(&["a@x.example", "b@x.example"]);
+        let (report, sent, slept) = run(
+            &mut f,
+            vec![
+                Some(SendError::Transient("421 busy".into())),
+                Some(SendError::Transient("451 later".into())),
+                None,
+                Some(SendError::Permanent("550 no such user".into())),
+            ],
+        );
+        assert_eq!((report.sent, report.failed, report.completed), (1, 1, true));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].envelope_to, "a@x.example");
+        assert_eq!(slept, [Duration::from_secs(1), Duration::from_secs(2)]);
+        // Out of attempts counts as failed too.
+        let mut f = fixture(&["a@x.example"]);
+        let transient = || Some(SendError::Transient("421".into()));
+        let (report, sent, _) = run(&mut f, vec![transient(), transient(), transient()]);
+        assert_eq!((report.sent, report.failed), (0, 1));
+        assert!(sent.is_empty());
+    }
+
+    #[test]
+    fn a_row_left_sending_by_a_crash_is_sent_again_with_its_message_id() {
+        let mut f = fixture(&["a@x.example", "b@x.example"]);
+        let from = "Digests <digest@x.example>";
+        f.store
+            .start_week(week(), 3000, |h| digest_message_id(week(), h, from))
+            .expect("queue");
+        // The crash: a's row was claimed, the process died before recording the outcome.
+        let a = f.store.unsettled(week()).expect("rows")[0].clone();
+        f.store
+            .set_delivery(
+                week(),
+                &a.subscriber.handle,
+                DeliveryState::Sending,
+                None,
+                3001,
+            )
+            .expect("claim");
+        let (report, sent, _) = run(&mut f, vec![]);
+        assert_eq!((report.queued, report.sent, report.resumed), (0, 2, 1));
+        assert!(sent.iter().any(|m| m.message_id == a.message_id));
+        let ids: BTreeMap<&str, ()> = sent.iter().map(|m| (m.message_id.as_str(), ())).collect();
+        assert_eq!(ids.len(), 2);
+        // Completed: nothing more, ever.
+        let (report, sent, _) = run(&mut f, vec![]);
+        assert!(report.already_completed && sent.is_empty());
+    }
+
+    #[test]
+    fn unsubscribed_after_queueing_is_skipped() {
+        let mut f = fixture(&["a@x.example", "b@x.example"]);
+        let from = "Digests <digest@x.example>";
+        f.store
+            .start_week(week(), 3000, |h| digest_message_id(week(), h, from))
+            .expect("queue");
+        let b = f.store.unsettled(week()).expect("rows")[1].clone();
+        let links = f.subscriptions.links(&b.subscriber);
+        let token = links
+            .unsubscribe
+            .as_deref()
+            .and_then(|u| u.rsplit('/').next())
+            .expect("token")
+            .to_string();
+        assert_eq!(
+            f.subscriptions
+                .unsubscribe(&mut f.store, &token, 3500)
+                .expect("store"),
+            Ok(true)
+        );
+        let (report, sent, _) = run(&mut f, vec![]);
+        assert_eq!((report.sent, report.skipped), (1, 1));
+        assert_eq!(sent[0].envelope_to, "a@x.example");
+    }
+
+    #[test]
+    fn domains_and_message_ids() {
+        assert_eq!(domain_of("Digests <digest@x.example>"), "x.example");
+        assert_eq!(domain_of("digest@y.example"), "y.example");
+        assert_eq!(domain_of("nobody"), "localhost");
+        assert_eq!(
+            digest_message_id(week(), "abc", "d@x.example"),
+            "digest.2023-W20.abc@x.example"
+        );
+    }
+}

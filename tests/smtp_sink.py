@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""A real SMTP server for the integration tests (aiosmtpd on 127.0.0.1).
+
+Usage: smtp_sink.py OUT_DIR [--transient N] [--reject ADDR ...]
+
+Saves each accepted message's exact bytes (as received after SMTP dot-unstuffing, CRLF kept)
+as OUT_DIR/NNNNNN.eml, written to a temporary name and renamed so a reader never sees half a
+file, with its envelope in OUT_DIR/NNNNNN.json. Prints "PORT <n>" on stdout once it accepts
+connections and runs until killed. --transient N answers the first N DATA commands with 451
+(a transient failure); --reject ADDR answers RCPT TO:<ADDR> with 550 (a permanent one).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+import threading
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, out, transient, rejected):
+        self.out = out
+        self.transient = transient
+        self.rejected = {a.lower() for a in rejected}
+        self.count = 0
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.rejected:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            if self.transient > 0:
+                self.transient -= 1
+                return "451 4.3.0 try again later"
+            self.count += 1
+            n = self.count
+        base = os.path.join(self.out, "%06d" % n)
+        with open(base + ".json.tmp", "w") as f:
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+        os.rename(base + ".json.tmp", base + ".json")
+        with open(base + ".eml.tmp", "wb") as f:
+            f.write(envelope.original_content)
+        os.rename(base + ".eml.tmp", base + ".eml")
+        return "250 OK saved"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--transient", type=int, default=0)
+    p.add_argument("--reject", action="append", default=[])
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    port = free_port()
+    controller = Controller(
+        Sink(args.out, args.transient, args.reject),
+        hostname="127.0.0.1",
+        port=port,
+        decode_data=False,
+    )
+    controller.start()
+    print("PORT %d" % port, flush=True)
+    try:
+        threading.Event().wait()
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
