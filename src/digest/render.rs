@@ -43,6 +43,15 @@ pub fn digest_url(base_url: &str, digest: &Digest) -> String {
     format!("{base_url}/digest/{}?lists={lists}", digest.week)
 }
 
+/// An email stays readable (and under the ~100 KB at which some clients clip it) however busy
+/// the week: at most this many topics, threads per topic and other threads are shown; the rest
+/// is counted and linked to the digest's web page.
+pub const MAX_TOPICS: usize = 20;
+/// See [`MAX_TOPICS`].
+pub const MAX_THREADS_PER_TOPIC: usize = 6;
+/// See [`MAX_TOPICS`].
+pub const MAX_OTHER_THREADS: usize = 12;
+
 /// A rendered email body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -111,7 +120,14 @@ struct View {
     quiet: bool,
     empty: bool,
     topics: Vec<TopicView>,
+    /// All topics, shown or not.
+    topic_count: usize,
+    /// Topics not shown, and their threads.
+    more_topics: usize,
+    more_topic_threads: usize,
     other_threads: Vec<ThreadView>,
+    /// Other threads not shown.
+    more_other: usize,
     base_url: String,
     digest_url: String,
     unsubscribe_url: Option<String>,
@@ -125,6 +141,8 @@ struct TopicView {
     thread_count: usize,
     messages: u32,
     threads: Vec<ThreadView>,
+    /// Threads of the topic not shown.
+    more: usize,
 }
 
 #[derive(Serialize)]
@@ -283,14 +301,23 @@ impl Renderer {
         let topics: Vec<TopicView> = digest
             .topics
             .iter()
+            .take(MAX_TOPICS)
             .map(|t| TopicView {
                 label: clean(&t.label),
                 terms: t.terms.iter().map(|s| clean(s)).collect(),
                 thread_count: t.threads.len(),
                 messages: t.threads.iter().map(|th| th.messages).sum(),
-                threads: t.threads.iter().map(|th| self.thread_view(th)).collect(),
+                threads: t
+                    .threads
+                    .iter()
+                    .take(MAX_THREADS_PER_TOPIC)
+                    .map(|th| self.thread_view(th))
+                    .collect(),
+                more: t.threads.len().saturating_sub(MAX_THREADS_PER_TOPIC),
             })
             .collect();
+        let hidden = digest.topics.iter().skip(MAX_TOPICS);
+        let more_topic_threads = hidden.clone().map(|t| t.threads.len()).sum();
         let mut view = View {
             subject: String::new(),
             week: digest.week.to_string(),
@@ -300,11 +327,16 @@ impl Renderer {
             quiet: digest.is_quiet(),
             empty: digest.is_empty(),
             topics,
+            topic_count: digest.topics.len(),
+            more_topics: hidden.count(),
+            more_topic_threads,
             other_threads: digest
                 .other_threads
                 .iter()
+                .take(MAX_OTHER_THREADS)
                 .map(|th| self.thread_view(th))
                 .collect(),
+            more_other: digest.other_threads.len().saturating_sub(MAX_OTHER_THREADS),
             base_url: self.base_url.clone(),
             digest_url: digest_url(&self.base_url, digest),
             unsubscribe_url: links.unsubscribe.clone(),
@@ -392,5 +424,65 @@ mod tests {
             escape_attribute("https://x/a?b=1&c=\"'<>"),
             "https://x/a?b=1&amp;c=&quot;&#39;&lt;&gt;"
         );
+    }
+
+    fn thread(i: usize) -> DigestThread {
+        DigestThread {
+            root_message_id: format!("t{i}@x"),
+            subject: format!("thread {i}"),
+            messages: 1,
+            messages_total: 1,
+            new: true,
+            participants: vec!["Ann".into()],
+            lists: vec!["dev".into()],
+            excerpt: "Words.".into(),
+            excerpt_author: "Ann".into(),
+            participant_keys: vec!["ann@x".into()],
+            message_ids: vec![format!("t{i}@x")],
+        }
+    }
+
+    #[test]
+    fn busy_weeks_are_capped_and_linked() {
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            thread(n)
+        };
+        let topics = (0..MAX_TOPICS + 5)
+            .map(|i| super::super::DigestTopic {
+                label: format!("topic {i}"),
+                terms: vec![],
+                continued: false,
+                threads: (0..MAX_THREADS_PER_TOPIC + 2).map(|_| next()).collect(),
+            })
+            .collect();
+        let other = (0..MAX_OTHER_THREADS + 8).map(|_| next()).collect();
+        let digest = Digest {
+            week: crate::message::IsoWeek::parse("2023-W20").expect("week"),
+            lists: vec!["dev".into()],
+            totals: Totals {
+                messages: 200,
+                threads: 200,
+                new_threads: 200,
+                participants: 1,
+            },
+            topics,
+            other_threads: other,
+        };
+        let r = Renderer::new("https://x.example")
+            .expect("templates")
+            .digest(&digest, &Links::default())
+            .expect("render");
+        for text in [&r.text, &r.html] {
+            assert!(
+                text.contains("… and 2 more threads on this topic"),
+                "{text}"
+            );
+            assert!(text.contains("… and 5 more topics (40 threads)"), "{text}");
+            assert!(text.contains("… and 8 more threads"), "{text}");
+            assert!(!text.contains("topic 20"));
+        }
+        assert!(r.subject.contains("25 topics"), "{}", r.subject);
     }
 }

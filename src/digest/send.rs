@@ -121,50 +121,52 @@ pub fn domain_of(from: &str) -> String {
         .to_string()
 }
 
-/// Builds digests once per list set and saved search.
-struct Digests<'a> {
-    store: &'a Store,
-    week: IsoWeek,
-    settings: &'a SendSettings<'a>,
-    by_lists: HashMap<Vec<String>, Digest>,
-    by_query: HashMap<(Vec<String>, String), Digest>,
+/// The digests a run needs, built once per list set and saved search before anything is sent
+/// (a handful, however many subscribers), so the send loop holds one message at a time.
+type DigestKey = (Vec<String>, Option<String>);
+
+fn digest_key(s: &Subscriber) -> DigestKey {
+    (s.lists.clone(), s.query.clone())
 }
 
-impl Digests<'_> {
-    fn for_subscriber(&mut self, s: &Subscriber) -> Result<&Digest> {
-        let lists = s.lists.clone();
-        if !self.by_lists.contains_key(&lists) {
-            let names: Vec<ListName> = lists
+fn prepare_digests(
+    store: &Store,
+    week: IsoWeek,
+    settings: &SendSettings<'_>,
+    subscribers: &[&Subscriber],
+) -> Result<HashMap<DigestKey, Digest>> {
+    let mut by_lists: HashMap<Vec<String>, Digest> = HashMap::new();
+    let mut out: HashMap<DigestKey, Digest> = HashMap::new();
+    for s in subscribers {
+        let key = digest_key(s);
+        if out.contains_key(&key) {
+            continue;
+        }
+        if !by_lists.contains_key(&s.lists) {
+            let names: Vec<ListName> = s
+                .lists
                 .iter()
                 .filter_map(|l| ListName::parse(l).ok())
                 .collect();
-            let digest = build(self.store, self.week, &names, &self.settings.build)?;
-            self.by_lists.insert(lists.clone(), digest);
+            let digest = build(store, week, &names, &settings.build)?;
+            by_lists.insert(s.lists.clone(), digest);
         }
-        let Some(query) = s.query.clone() else {
-            return self
-                .by_lists
-                .get(&lists)
-                .context("digest missing from the cache");
+        let full = by_lists
+            .get(&s.lists)
+            .context("digest missing from the cache")?;
+        let digest = match &s.query {
+            None => full.clone(),
+            Some(query) => {
+                let Some(searcher) = settings.searcher else {
+                    bail!("a subscriber has a saved search but there is no search index: run `archivist reindex`");
+                };
+                let keep = matching_threads(store, searcher, query, full, settings.build.zone)?;
+                full.filtered(&keep)
+            }
         };
-        let key = (lists.clone(), query.clone());
-        if !self.by_query.contains_key(&key) {
-            let Some(searcher) = self.settings.searcher else {
-                bail!("a subscriber has a saved search but there is no search index: run `archivist reindex`");
-            };
-            let full = self
-                .by_lists
-                .get(&lists)
-                .context("digest missing from the cache")?;
-            let keep =
-                matching_threads(self.store, searcher, &query, full, self.settings.build.zone)?;
-            let filtered = full.filtered(&keep);
-            self.by_query.insert(key.clone(), filtered);
-        }
-        self.by_query
-            .get(&key)
-            .context("digest missing from the cache")
+        out.insert(key, digest);
     }
+    Ok(out)
 }
 
 /// What to do with one ledger row.
@@ -223,39 +225,32 @@ pub fn send_week(
         WeekRun::Open { queued } => {
             report.queued = queued;
             let deliveries = store.unsettled(week)?;
-            // Digests are built from a read-only view; the ledger writes go through `store`
-            // afterwards, message by message.
-            let mut prepared: Vec<(Subscriber, bool, Plan)> = Vec::new();
-            {
-                let mut digests = Digests {
-                    store,
-                    week,
-                    settings,
-                    by_lists: HashMap::new(),
-                    by_query: HashMap::new(),
-                };
-                for d in deliveries {
-                    let resumed = d.state == DeliveryState::Sending;
-                    if !d.subscriber.active() {
-                        prepared.push((d.subscriber, resumed, Plan::Skip("not active")));
-                        continue;
-                    }
-                    let digest = digests.for_subscriber(&d.subscriber)?;
-                    if digest.is_empty() && !settings.send_empty_weeks {
-                        prepared.push((d.subscriber, resumed, Plan::Skip("empty week")));
-                        continue;
-                    }
-                    let o = outgoing(settings, &d.subscriber, digest, &d.message_id, now)?;
-                    let plan = match compose(&o) {
-                        Ok(c) => Plan::Send(c),
-                        Err(e) => Plan::Fail(e.to_string()),
-                    };
-                    prepared.push((d.subscriber, resumed, plan));
-                }
-            }
+            let active: Vec<&Subscriber> = deliveries
+                .iter()
+                .map(|d| &d.subscriber)
+                .filter(|s| s.active())
+                .collect();
+            let digests = prepare_digests(store, week, settings, &active)?;
             let mut first = true;
-            for (subscriber, resumed, plan) in prepared {
-                let handle = subscriber.handle.as_str();
+            for d in &deliveries {
+                let handle = d.subscriber.handle.as_str();
+                let resumed = d.state == DeliveryState::Sending;
+                let plan = if !d.subscriber.active() {
+                    Plan::Skip("not active")
+                } else {
+                    let digest = digests
+                        .get(&digest_key(&d.subscriber))
+                        .context("digest missing from the cache")?;
+                    if digest.is_empty() && !settings.send_empty_weeks {
+                        Plan::Skip("empty week")
+                    } else {
+                        let o = outgoing(settings, &d.subscriber, digest, &d.message_id, now)?;
+                        match compose(&o) {
+                            Ok(c) => Plan::Send(c),
+                            Err(e) => Plan::Fail(e.to_string()),
+                        }
+                    }
+                };
                 let composed = match plan {
                     Plan::Send(c) => c,
                     Plan::Skip(why) => {
