@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dedup;
 pub mod digest;
+pub mod html;
 pub mod index;
 pub mod indexer;
 pub mod ingest;

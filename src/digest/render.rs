@@ -177,22 +177,6 @@ pub fn clean(s: &str) -> String {
     replaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Escapes the characters that matter in a double-quoted HTML attribute or in text.
-fn escape_attribute(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// "Ann, Bob, Cy and 4 others".
 fn people(names: &[String]) -> String {
     let shown: Vec<String> = names.iter().take(4).map(|n| clean(n)).collect();
@@ -260,7 +244,7 @@ impl Renderer {
         // URLs are ours (validated base URL, percent-encoded ids and tokens); in an attribute
         // they need only the HTML metacharacters escaped, not `/` as autoescape does.
         env.add_filter("url", |u: String| {
-            minijinja::Value::from_safe_string(escape_attribute(&u))
+            minijinja::Value::from_safe_string(crate::html::escape(&u))
         });
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
@@ -421,7 +405,7 @@ mod tests {
     #[test]
     fn attribute_escaping() {
         assert_eq!(
-            escape_attribute("https://x/a?b=1&c=\"'<>"),
+            crate::html::escape("https://x/a?b=1&c=\"'<>"),
             "https://x/a?b=1&amp;c=&quot;&#39;&lt;&gt;"
         );
     }

@@ -23,22 +23,6 @@ pub(crate) const MAX_LIMIT: usize = 1000;
 /// Snippet length in characters.
 const SNIPPET_CHARS: usize = 200;
 
-/// Minimal HTML escaping for text shown outside tantivy's snippet (which escapes its own).
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// The start of a text, cut at a word boundary, as escaped HTML: the snippet of a message whose
 /// own text has no highlighted word.
 fn leading_text(text: &str) -> String {
@@ -47,7 +31,7 @@ fn leading_text(text: &str) -> String {
     if let Some((i, _)) = text.char_indices().nth(SNIPPET_CHARS) {
         end = text[..i].rfind(char::is_whitespace).unwrap_or(i);
     }
-    let mut out = escape_html(text[..end].trim_end());
+    let mut out = crate::html::escape(text[..end].trim_end());
     if end < text.len() {
         out.push('…');
     }

@@ -170,14 +170,7 @@ impl Store {
 
     /// Every message of the thread that holds `id`, in date order; `None` if `id` is unknown.
     pub fn thread_messages(&self, id: &MessageId) -> Result<Option<Vec<FullMessage>>> {
-        let thread: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT thread_id FROM messages WHERE message_id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let thread = self.thread_id_of(id)?;
         match thread {
             Some(t) => Ok(Some(self.full_messages("m.thread_id = ?1", t)?)),
             None => Ok(None),
@@ -187,14 +180,7 @@ impl Store {
     /// The raw bytes of every message in the thread holding `id`, in date order, with their
     /// dates, for mbox export.
     pub fn thread_raw(&self, id: &MessageId) -> Result<Option<Vec<DatedRaw>>> {
-        let thread: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT thread_id FROM messages WHERE message_id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let thread = self.thread_id_of(id)?;
         let Some(thread) = thread else {
             return Ok(None);
         };
@@ -209,6 +195,18 @@ impl Store {
             out.push((date, content::unpack(&packed)?.0));
         }
         Ok(Some(out))
+    }
+
+    /// The thread row of a message, if the message is stored.
+    fn thread_id_of(&self, id: &MessageId) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT thread_id FROM messages WHERE message_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn full_messages(&self, condition: &str, value: i64) -> Result<Vec<FullMessage>> {

@@ -3,21 +3,7 @@
 //! mail's own HTML is never rendered (its text form is shown), so no markup from a sender
 //! reaches the page.
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::html::escape;
 
 /// Escapes text and turns `http(s)://` URLs into links that send no referrer and pass no
 /// ranking. Only http and https are linked: `javascript:` and friends stay text.
