@@ -242,6 +242,12 @@ fn digests_reach_a_real_smtp_server_once_per_subscriber() {
     };
     sample_archive(&a);
     let config = write_config(&a, sink.port, 0.0);
+    // Secrets come from the environment and are never printed.
+    let shown = ok(&a, &config, &["config", "--show"]);
+    assert!(
+        shown.contains("token_key: [redacted]") && !shown.contains(TOKEN_KEY),
+        "{shown}"
+    );
 
     subscribe_and_confirm(&a, &config, &sink, "ann@example.org", &["--lists", "dev"]);
     subscribe_and_confirm(
