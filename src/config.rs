@@ -177,6 +177,8 @@ pub struct SmtpConfig {
     pub password: Secret,
     /// At most this many messages per second (0: no limit).
     pub rate: f64,
+    /// Connections (and delivery threads) used in parallel.
+    pub connections: usize,
     /// Attempts per message for transient failures (4xx, timeouts), with exponential backoff.
     pub max_attempts: u32,
     /// Seconds before a connection or command times out.
@@ -192,6 +194,7 @@ impl Default for SmtpConfig {
             username: String::new(),
             password: Secret::default(),
             rate: 10.0,
+            connections: 4,
             max_attempts: 5,
             timeout_seconds: 30,
         }
@@ -303,6 +306,10 @@ impl Config {
         anyhow::ensure!(
             d.smtp.rate >= 0.0 && d.smtp.rate.is_finite(),
             "digest.smtp.rate must be zero (no limit) or positive"
+        );
+        anyhow::ensure!(
+            (1..=32).contains(&d.smtp.connections),
+            "digest.smtp.connections must be between 1 and 32"
         );
         anyhow::ensure!(
             (1..=20).contains(&d.smtp.max_attempts),

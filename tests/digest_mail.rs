@@ -242,6 +242,12 @@ fn digests_reach_a_real_smtp_server_once_per_subscriber() {
     };
     sample_archive(&a);
     let config = write_config(&a, sink.port, 0.0);
+    // Secrets come from the environment and are never printed.
+    let shown = ok(&a, &config, &["config", "--show"]);
+    assert!(
+        shown.contains("token_key: [redacted]") && !shown.contains(TOKEN_KEY),
+        "{shown}"
+    );
 
     subscribe_and_confirm(&a, &config, &sink, "ann@example.org", &["--lists", "dev"]);
     subscribe_and_confirm(
@@ -267,7 +273,8 @@ fn digests_reach_a_real_smtp_server_once_per_subscriber() {
     // A tampered token confirms nothing.
     let (_, dan_confirmation) = sink.messages().pop().expect("dan's confirmation");
     let token = link_token(&dan_confirmation, &format!("{BASE}/digest/confirm/"));
-    let tampered = format!("{}0", &token[..token.len() - 1]);
+    let flipped = if token.ends_with('0') { '1' } else { '0' };
+    let tampered = format!("{}{flipped}", &token[..token.len() - 1]);
     let out = run(&a, &config, &["digest", "confirm", &tampered]);
     assert_eq!(out.status.code(), Some(1), "tampered token accepted");
     // Header injection through the address is refused before anything is stored.

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """A real SMTP server for the integration tests (aiosmtpd on 127.0.0.1).
 
-Usage: smtp_sink.py OUT_DIR [--transient N] [--reject ADDR ...]
+Usage: smtp_sink.py OUT_DIR [--transient N] [--reject ADDR ...] [--discard]
 
 Saves each accepted message's exact bytes (as received after SMTP dot-unstuffing, CRLF kept)
 as OUT_DIR/NNNNNN.eml, written to a temporary name and renamed so a reader never sees half a
 file, with its envelope in OUT_DIR/NNNNNN.json. Prints "PORT <n>" on stdout once it accepts
 connections and runs until killed. --transient N answers the first N DATA commands with 451
 (a transient failure); --reject ADDR answers RCPT TO:<ADDR> with 550 (a permanent one).
+--discard accepts and counts messages without saving them (benchmarks: the sender's speed,
+not the disk's).
 """
 
 import argparse
@@ -22,8 +24,9 @@ from aiosmtpd.controller import Controller
 
 
 class Sink:
-    def __init__(self, out, transient, rejected):
+    def __init__(self, out, transient, rejected, discard=False):
         self.out = out
+        self.discard = discard
         self.transient = transient
         self.rejected = {a.lower() for a in rejected}
         self.count = 0
@@ -42,6 +45,8 @@ class Sink:
                 return "451 4.3.0 try again later"
             self.count += 1
             n = self.count
+        if self.discard:
+            return "250 OK discarded"
         base = os.path.join(self.out, "%06d" % n)
         with open(base + ".json.tmp", "w") as f:
             json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
@@ -63,11 +68,12 @@ def main():
     p.add_argument("out")
     p.add_argument("--transient", type=int, default=0)
     p.add_argument("--reject", action="append", default=[])
+    p.add_argument("--discard", action="store_true")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     port = free_port()
     controller = Controller(
-        Sink(args.out, args.transient, args.reject),
+        Sink(args.out, args.transient, args.reject, args.discard),
         hostname="127.0.0.1",
         port=port,
         decode_data=False,

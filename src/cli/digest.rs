@@ -181,6 +181,7 @@ fn send_command(config: &Config, args: SendArgs) -> Result<()> {
         send_empty_weeks: config.digest.send_empty_weeks,
         max_attempts: config.digest.smtp.max_attempts,
         rate: config.digest.smtp.rate,
+        connections: config.digest.smtp.connections,
         backoff: Duration::from_secs(1),
         build: build_options(config),
         renderer: &renderer,
@@ -191,12 +192,12 @@ fn send_command(config: &Config, args: SendArgs) -> Result<()> {
         return dry_run(&store, args.week, &settings, args.json);
     }
     let _lock = send::lock(&config.data_dir.join("digest-send.lock"))?;
-    let mut transport = transport(config)?;
+    let transport = transport(config)?;
     let pacing = Pacing {
         now: &now,
         sleep: &sleep,
     };
-    let report = send::send_week(&mut store, args.week, &settings, &mut transport, &pacing)
+    let report = send::send_week(&mut store, args.week, &settings, &transport, &pacing)
         .with_context(|| format!("cannot send the digest of {}", args.week))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -71,6 +71,10 @@ pub struct ConfigArgs {
     /// Print the example configuration, which documents every default.
     #[arg(long)]
     pub example: bool,
+    /// Print the configuration in effect (file, defaults and environment); secrets show as
+    /// `[redacted]`.
+    #[arg(long, conflicts_with = "example")]
+    pub show: bool,
 }
 
 /// A mistake in how archivist was called (exit code 2), as opposed to a failure (exit 1).
@@ -100,8 +104,14 @@ pub fn run(args: Args) -> Result<()> {
             if a.example {
                 print!("{}", config::EXAMPLE);
                 Ok(())
+            } else if a.show {
+                println!("{config:#?}");
+                Ok(())
             } else {
-                Err(UsageError("nothing to print: use `archivist config --example`".into()).into())
+                Err(UsageError(
+                    "nothing to print: use `archivist config --example` or `--show`".into(),
+                )
+                .into())
             }
         }
         Command::Demo(a) => demo::run(&config, a),

@@ -137,6 +137,7 @@ pub fn excerpt(own_text: &str) -> String {
         .find(|p| p.split_whitespace().count() >= 4)
         .or_else(|| prose.split('\n').next())
         .unwrap_or("");
+    let first_paragraph = strip_greeting(first_paragraph);
     let mut out = String::new();
     let mut sentences = 0;
     let mut rest = first_paragraph;
@@ -161,6 +162,28 @@ pub fn excerpt(own_text: &str) -> String {
         }
     }
     format!("{}…", cut.trim_end_matches([',', ';', ':', ' ']))
+}
+
+/// Drops a greeting that shares a line with the text ("Hello,With nested providers ...", as
+/// HTML mail turned into text often has it).
+fn strip_greeting(paragraph: &str) -> &str {
+    const GREETINGS: &[&str] = &[
+        "hi",
+        "hello",
+        "hey",
+        "dear",
+        "hi all",
+        "hello all",
+        "hi everyone",
+    ];
+    if let Some((head, rest)) = paragraph.split_once(',') {
+        let head = head.trim().to_lowercase();
+        let first_word = head.split_whitespace().next().unwrap_or("");
+        if head.split_whitespace().count() <= 3 && GREETINGS.contains(&first_word) {
+            return rest.trim_start();
+        }
+    }
+    paragraph
 }
 
 /// The byte offset just after the first sentence of `text` (after its terminator and the
@@ -197,6 +220,9 @@ mod tests {
              "The scheduler picks the wrong host. It ignores the weigher."),
             ("On Mon, Bob wrote:\nI agree, e.g. the v2.1 format works. Ship it.\n", "I agree, e.g. the v2.1 format works. Ship it."),
             ("Fix the leak in nfsd4_close().\n\nSigned-off-by: A <a@x>\n---\n fs/x.c | 1 +\ndiff --git a/x b/x\n", "Fix the leak in nfsd4_close()."),
+            ("Hello,With nested providers it breaks. More.", "With nested providers it breaks. More."),
+            ("Hi Bob, the fix works.", "the fix works."),
+            ("High load, again.", "High load, again."),
             ("ok", "ok"),
             ("", ""),
             ("-----\n=====\n", ""),

@@ -152,7 +152,7 @@ pub enum Transport {
     /// One `<message-id>.eml` file per message in a directory (a resend overwrites).
     Directory(PathBuf),
     /// Kept in memory, with scripted failures: for tests.
-    Memory(MemoryOutbox),
+    Memory(std::sync::Mutex<MemoryOutbox>),
 }
 
 /// The in-memory transport's state.
@@ -181,7 +181,7 @@ impl Transport {
             .port(config.port)
             .tls(tls)
             .timeout(Some(Duration::from_secs(config.timeout_seconds.max(1))))
-            .pool_config(PoolConfig::new().max_size(4));
+            .pool_config(PoolConfig::new().max_size(config.connections.max(1) as u32));
         if !config.username.is_empty() {
             let password = config.password.expose().unwrap_or_default().to_string();
             builder = builder.credentials(Credentials::new(config.username.clone(), password));
@@ -189,8 +189,25 @@ impl Transport {
         Ok(Transport::Smtp(Box::new(builder.build())))
     }
 
-    /// Delivers one message.
-    pub fn send(&mut self, m: &Composed) -> Result<(), SendError> {
+    /// An in-memory transport following `script`.
+    pub fn memory(script: VecDeque<Option<SendError>>) -> Transport {
+        Transport::Memory(std::sync::Mutex::new(MemoryOutbox {
+            sent: Vec::new(),
+            script,
+        }))
+    }
+
+    /// What an in-memory transport accepted (empty for the others).
+    pub fn memory_sent(&self) -> Vec<Composed> {
+        match self {
+            Transport::Memory(outbox) => outbox.lock().map(|o| o.sent.clone()).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Delivers one message. Safe to call from several threads: SMTP connections come from a
+    /// pool.
+    pub fn send(&self, m: &Composed) -> Result<(), SendError> {
         match self {
             Transport::Smtp(smtp) => {
                 let envelope = lettre::address::Envelope::new(
@@ -234,13 +251,18 @@ impl Transport {
                 };
                 write().map_err(|e| SendError::Transient(format!("cannot write .eml: {e}")))
             }
-            Transport::Memory(outbox) => match outbox.script.pop_front().flatten() {
-                Some(err) => Err(err),
-                None => {
-                    outbox.sent.push(m.clone());
-                    Ok(())
+            Transport::Memory(outbox) => {
+                let mut outbox = outbox
+                    .lock()
+                    .map_err(|_| SendError::Transient("memory transport poisoned".into()))?;
+                match outbox.script.pop_front().flatten() {
+                    Some(err) => Err(err),
+                    None => {
+                        outbox.sent.push(m.clone());
+                        Ok(())
+                    }
                 }
-            },
+            }
         }
     }
 }
@@ -320,15 +342,12 @@ mod tests {
     #[test]
     fn memory_transport_follows_its_script() {
         let m = compose(&outgoing()).expect("composes");
-        let mut t = Transport::Memory(MemoryOutbox {
-            sent: Vec::new(),
-            script: VecDeque::from([Some(SendError::Transient("421 busy".into())), None]),
-        });
+        let t = Transport::memory(VecDeque::from([
+            Some(SendError::Transient("421 busy".into())),
+            None,
+        ]));
         assert_eq!(t.send(&m), Err(SendError::Transient("421 busy".into())));
         assert_eq!(t.send(&m), Ok(()));
-        let Transport::Memory(outbox) = t else {
-            panic!("memory")
-        };
-        assert_eq!(outbox.sent.len(), 1);
+        assert_eq!(t.memory_sent().len(), 1);
     }
 }

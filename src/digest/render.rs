@@ -46,11 +46,11 @@ pub fn digest_url(base_url: &str, digest: &Digest) -> String {
 /// An email stays readable (and under the ~100 KB at which some clients clip it) however busy
 /// the week: at most this many topics, threads per topic and other threads are shown; the rest
 /// is counted and linked to the digest's web page.
-pub const MAX_TOPICS: usize = 20;
+pub const MAX_TOPICS: usize = 12;
 /// See [`MAX_TOPICS`].
-pub const MAX_THREADS_PER_TOPIC: usize = 6;
+pub const MAX_THREADS_PER_TOPIC: usize = 5;
 /// See [`MAX_TOPICS`].
-pub const MAX_OTHER_THREADS: usize = 12;
+pub const MAX_OTHER_THREADS: usize = 10;
 
 /// A rendered email body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -463,10 +463,18 @@ mod tests {
                 text.contains("… and 2 more threads on this topic"),
                 "{text}"
             );
-            assert!(text.contains("… and 5 more topics (40 threads)"), "{text}");
+            let hidden = format!(
+                "… and 5 more topics ({} threads)",
+                5 * (MAX_THREADS_PER_TOPIC + 2)
+            );
+            assert!(text.contains(&hidden), "{text}");
             assert!(text.contains("… and 8 more threads"), "{text}");
-            assert!(!text.contains("topic 20"));
+            assert!(!text.contains(&format!("topic {MAX_TOPICS}")));
         }
-        assert!(r.subject.contains("25 topics"), "{}", r.subject);
+        assert!(
+            r.subject.contains(&format!("{} topics", MAX_TOPICS + 5)),
+            "{}",
+            r.subject
+        );
     }
 }

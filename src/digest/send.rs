@@ -3,10 +3,12 @@
 //! A run takes the sender lock (one sender per archive; the OS releases it when the process
 //! dies, even by SIGKILL), opens the week in the ledger (queueing every active subscriber not
 //! queued yet, unless the week was completed), then for each unsettled row: renders the
-//! subscriber's digest, commits the row as `sending`, hands the message to the transport and
-//! commits the outcome. A crash leaves at most the row in flight as `sending`; the next run
-//! sends it again with the same Message-ID. Once no row is unsettled the week is completed and
-//! re-running it sends nothing. The clock and sleeping come in through [`Pacing`].
+//! subscriber's digest, commits the row as `sending` and hands the message to one of
+//! `connections` workers, which deliver it (retrying transient failures) while the main thread
+//! composes the next one and commits each outcome as soon as it comes back. A crash leaves at
+//! most the rows in flight (two per connection) as `sending`; the next run sends them again with
+//! the same Message-IDs. Once no row is unsettled the week is completed and re-running it sends
+//! nothing. The clock and sleeping come in through [`Pacing`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -27,9 +29,9 @@ use crate::store::{DeliveryState, Store, Subscriber, WeekRun};
 /// clock and `thread::sleep`; tests pass a fake.
 pub struct Pacing<'a> {
     /// The current Unix time.
-    pub now: &'a dyn Fn() -> i64,
-    /// Waits (rate limiting, backoff).
-    pub sleep: &'a dyn Fn(Duration),
+    pub now: &'a (dyn Fn() -> i64 + Sync),
+    /// Waits (rate limiting, backoff); called from the delivery workers.
+    pub sleep: &'a (dyn Fn(Duration) + Sync),
 }
 
 /// What a run needs besides the store and the transport.
@@ -42,6 +44,8 @@ pub struct SendSettings<'a> {
     pub max_attempts: u32,
     /// Messages per second (0: no limit).
     pub rate: f64,
+    /// Deliveries in parallel (SMTP connections).
+    pub connections: usize,
     /// First backoff delay; doubled per attempt, at most a minute.
     pub backoff: Duration,
     /// How digests are built.
@@ -207,7 +211,7 @@ pub fn send_week(
     store: &mut Store,
     week: IsoWeek,
     settings: &SendSettings<'_>,
-    transport: &mut Transport,
+    transport: &Transport,
     pacing: &Pacing<'_>,
 ) -> Result<SendReport> {
     let mut report = SendReport {
@@ -231,53 +235,116 @@ pub fn send_week(
                 .filter(|s| s.active())
                 .collect();
             let digests = prepare_digests(store, week, settings, &active)?;
-            let mut first = true;
-            for d in &deliveries {
-                let handle = d.subscriber.handle.as_str();
-                let resumed = d.state == DeliveryState::Sending;
-                let plan = if !d.subscriber.active() {
-                    Plan::Skip("not active")
-                } else {
-                    let digest = digests
-                        .get(&digest_key(&d.subscriber))
-                        .context("digest missing from the cache")?;
-                    if digest.is_empty() && !settings.send_empty_weeks {
-                        Plan::Skip("empty week")
-                    } else {
-                        let o = outgoing(settings, &d.subscriber, digest, &d.message_id, now)?;
-                        match compose(&o) {
-                            Ok(c) => Plan::Send(c),
-                            Err(e) => Plan::Fail(e.to_string()),
+            let workers = settings.connections.max(1);
+            let retry = Retry {
+                max_attempts: settings.max_attempts.max(1),
+                backoff: settings.backoff,
+            };
+            let rate = settings.rate;
+            std::thread::scope(|scope| -> Result<()> {
+                let (jobs, job_rx) = crossbeam_channel::bounded::<Job>(workers);
+                let (outcome_tx, outcomes) = crossbeam_channel::unbounded::<Outcome>();
+                for _ in 0..workers {
+                    let job_rx = job_rx.clone();
+                    let outcome_tx = outcome_tx.clone();
+                    scope.spawn(move || {
+                        for job in job_rx {
+                            let delivered = deliver(&job.composed, transport, retry, pacing);
+                            let outcome = Outcome {
+                                handle: job.handle,
+                                resumed: job.resumed,
+                                delivered,
+                            };
+                            if outcome_tx.send(outcome).is_err() {
+                                break;
+                            }
+                            // Each worker keeps its share of the configured rate.
+                            if rate > 0.0 {
+                                (pacing.sleep)(Duration::from_secs_f64(workers as f64 / rate));
+                            }
                         }
-                    }
-                };
-                let composed = match plan {
-                    Plan::Send(c) => c,
-                    Plan::Skip(why) => {
-                        let t = (pacing.now)();
-                        store.set_delivery(week, handle, DeliveryState::Skipped, Some(why), t)?;
-                        report.skipped += 1;
-                        continue;
-                    }
-                    Plan::Fail(why) => {
-                        let t = (pacing.now)();
-                        store.set_delivery(week, handle, DeliveryState::Failed, Some(&why), t)?;
-                        report.failed += 1;
-                        continue;
-                    }
-                };
-                if !first && settings.rate > 0.0 {
-                    (pacing.sleep)(Duration::from_secs_f64(1.0 / settings.rate));
+                    });
                 }
-                first = false;
-                match deliver(store, week, handle, &composed, settings, transport, pacing)? {
-                    DeliveryState::Sent => {
-                        report.sent += 1;
-                        report.resumed += u64::from(resumed);
+                drop(job_rx);
+                drop(outcome_tx);
+                for d in &deliveries {
+                    let handle = d.subscriber.handle.as_str();
+                    let resumed = d.state == DeliveryState::Sending;
+                    let plan = if !d.subscriber.active() {
+                        Plan::Skip("not active")
+                    } else {
+                        let digest = digests
+                            .get(&digest_key(&d.subscriber))
+                            .context("digest missing from the cache")?;
+                        if digest.is_empty() && !settings.send_empty_weeks {
+                            Plan::Skip("empty week")
+                        } else {
+                            let o = outgoing(settings, &d.subscriber, digest, &d.message_id, now)?;
+                            match compose(&o) {
+                                Ok(c) => Plan::Send(c),
+                                Err(e) => Plan::Fail(e.to_string()),
+                            }
+                        }
+                    };
+                    let t = (pacing.now)();
+                    let composed = match plan {
+                        Plan::Send(c) => c,
+                        Plan::Skip(why) => {
+                            store.set_delivery(
+                                week,
+                                handle,
+                                DeliveryState::Skipped,
+                                Some(why),
+                                0,
+                                t,
+                            )?;
+                            report.skipped += 1;
+                            continue;
+                        }
+                        Plan::Fail(why) => {
+                            store.set_delivery(
+                                week,
+                                handle,
+                                DeliveryState::Failed,
+                                Some(&why),
+                                0,
+                                t,
+                            )?;
+                            report.failed += 1;
+                            continue;
+                        }
+                    };
+                    // Committed before any worker can start the SMTP transaction.
+                    store.set_delivery(week, handle, DeliveryState::Sending, None, 0, t)?;
+                    let job = Job {
+                        handle: handle.to_string(),
+                        resumed,
+                        composed,
+                    };
+                    // Wait for a free worker, recording outcomes as they arrive so a crash
+                    // finds as few rows in flight as possible.
+                    loop {
+                        let mut select = crossbeam_channel::Select::new();
+                        let send_index = select.send(&jobs);
+                        select.recv(&outcomes);
+                        let op = select.select();
+                        if op.index() == send_index {
+                            op.send(&jobs, job)
+                                .map_err(|_| anyhow::anyhow!("the delivery workers stopped"))?;
+                            break;
+                        }
+                        let outcome = op
+                            .recv(&outcomes)
+                            .map_err(|_| anyhow::anyhow!("the delivery workers stopped"))?;
+                        record(store, week, outcome, &mut report, pacing)?;
                     }
-                    _ => report.failed += 1,
                 }
-            }
+                drop(jobs);
+                for outcome in outcomes {
+                    record(store, week, outcome, &mut report, pacing)?;
+                }
+                Ok(())
+            })?;
             report.completed = store.complete_week(week, (pacing.now)())?;
         }
     }
@@ -289,68 +356,125 @@ pub fn send_week(
     Ok(report)
 }
 
-/// One message: attempts with backoff for transient failures, each attempt committed as
-/// `sending` before the transport sees it.
+/// A message handed to a delivery worker; its ledger row is already `sending`.
+struct Job {
+    handle: String,
+    resumed: bool,
+    composed: Composed,
+}
+
+/// What a worker reports back.
+struct Outcome {
+    handle: String,
+    resumed: bool,
+    delivered: Delivered,
+}
+
+/// How a delivery ended.
+struct Delivered {
+    result: Result<(), SendError>,
+    attempts: u32,
+    /// The last transient failure, even when a later attempt succeeded.
+    last_transient: Option<String>,
+}
+
+/// Retry policy for transient failures.
+#[derive(Clone, Copy)]
+struct Retry {
+    max_attempts: u32,
+    backoff: Duration,
+}
+
+/// One message, on a worker: attempts with exponential backoff for transient failures, none
+/// after a permanent one.
 fn deliver(
-    store: &mut Store,
-    week: IsoWeek,
-    handle: &str,
     composed: &Composed,
-    settings: &SendSettings<'_>,
-    transport: &mut Transport,
+    transport: &Transport,
+    retry: Retry,
     pacing: &Pacing<'_>,
-) -> Result<DeliveryState> {
-    let mut attempt = 0u32;
+) -> Delivered {
+    let mut attempts = 0u32;
+    let mut last_transient = None;
     loop {
-        attempt += 1;
-        store.set_delivery(week, handle, DeliveryState::Sending, None, (pacing.now)())?;
+        attempts += 1;
         match transport.send(composed) {
-            Ok(()) => {
-                store.set_delivery(week, handle, DeliveryState::Sent, None, (pacing.now)())?;
-                return Ok(DeliveryState::Sent);
-            }
-            Err(SendError::Transient(e)) if attempt < settings.max_attempts => {
-                let delay = settings
+            Err(SendError::Transient(e)) if attempts < retry.max_attempts => {
+                let delay = retry
                     .backoff
-                    .saturating_mul(1 << (attempt - 1).min(10))
+                    .saturating_mul(1 << (attempts - 1).min(10))
                     .min(Duration::from_secs(60));
-                // Back to pending with the error: the next attempt counts itself.
-                store.set_delivery(
-                    week,
-                    handle,
-                    DeliveryState::Pending,
-                    Some(&format!("transient: {e}")),
-                    (pacing.now)(),
-                )?;
+                last_transient = Some(e);
                 (pacing.sleep)(delay);
             }
-            Err(e) => {
-                let why = match &e {
-                    SendError::Transient(m) => {
-                        format!("transient failures, gave up after {attempt} attempts: {m}")
-                    }
-                    SendError::Permanent(m) => format!("permanent: {m}"),
-                };
-                store.set_delivery(
-                    week,
-                    handle,
-                    DeliveryState::Failed,
-                    Some(&why),
-                    (pacing.now)(),
-                )?;
-                return Ok(DeliveryState::Failed);
+            result => {
+                return Delivered {
+                    result,
+                    attempts,
+                    last_transient,
+                }
             }
         }
     }
 }
 
+/// Commits a worker's outcome to the ledger.
+fn record(
+    store: &mut Store,
+    week: IsoWeek,
+    outcome: Outcome,
+    report: &mut SendReport,
+    pacing: &Pacing<'_>,
+) -> Result<()> {
+    let Outcome {
+        handle,
+        resumed,
+        delivered,
+    } = outcome;
+    let now = (pacing.now)();
+    match delivered.result {
+        Ok(()) => {
+            let note = delivered
+                .last_transient
+                .map(|e| format!("transient (then sent): {e}"));
+            store.set_delivery(
+                week,
+                &handle,
+                DeliveryState::Sent,
+                note.as_deref(),
+                delivered.attempts,
+                now,
+            )?;
+            report.sent += 1;
+            report.resumed += u64::from(resumed);
+        }
+        Err(e) => {
+            let why = match e {
+                SendError::Transient(m) => format!(
+                    "transient failures, gave up after {} attempts: {m}",
+                    delivered.attempts
+                ),
+                SendError::Permanent(m) => format!("permanent: {m}"),
+            };
+            store.set_delivery(
+                week,
+                &handle,
+                DeliveryState::Failed,
+                Some(&why),
+                delivered.attempts,
+                now,
+            )?;
+            report.failed += 1;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::collections::VecDeque;
+    use std::sync::Mutex;
 
     use super::*;
-    use crate::digest::mailer::MemoryOutbox;
     use crate::digest::subscribe::TokenKey;
     use crate::message::EmailAddress;
 
@@ -402,27 +526,22 @@ mod tests {
             send_empty_weeks: true,
             max_attempts: 3,
             rate: 0.0,
+            connections: 1,
             backoff: Duration::from_secs(1),
             build: BuildOptions::default(),
             renderer: &f.renderer,
             subscriptions: &f.subscriptions,
             searcher: None,
         };
-        let mut transport = Transport::Memory(MemoryOutbox {
-            sent: Vec::new(),
-            script: VecDeque::from(script),
-        });
-        let slept = RefCell::new(Vec::new());
+        let transport = Transport::memory(VecDeque::from(script));
+        let slept = Mutex::new(Vec::new());
         let pacing = Pacing {
             now: &|| 5000,
-            sleep: &|d| slept.borrow_mut().push(d),
+            sleep: &|d| slept.lock().expect("lock").push(d),
         };
-        let report =
-            send_week(&mut f.store, week(), &settings, &mut transport, &pacing).expect("send");
-        let Transport::Memory(outbox) = transport else {
-            panic!("memory transport")
-        };
-        (report, outbox.sent, slept.into_inner())
+        let report = send_week(&mut f.store, week(), &settings, &transport, &pacing).expect("send");
+        let slept = slept.into_inner().expect("lock");
+        (report, transport.memory_sent(), slept)
     }
 
     #[test]
@@ -464,6 +583,7 @@ mod tests {
                 &a.subscriber.handle,
                 DeliveryState::Sending,
                 None,
+                0,
                 3001,
             )
             .expect("claim");

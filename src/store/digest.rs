@@ -571,24 +571,33 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Records a state change of a ledger row. `Sending` counts an attempt; `Sent` records
-    /// `now`; `error` is kept for `Failed` and `Skipped` (the reason).
+    /// Records a state change of a ledger row, with `attempts` more attempts made; `Sent`
+    /// records `now`; `error` is kept for `Failed` and `Skipped` (the reason) and for a
+    /// transient failure that was retried.
     pub fn set_delivery(
         &mut self,
         week: IsoWeek,
         handle: &str,
         state: DeliveryState,
         error: Option<&str>,
+        attempts: u32,
         now: i64,
     ) -> Result<()> {
         self.conn.execute(
             "UPDATE digest_outbox SET state = ?3,
-                attempts = attempts + (?3 = 'sending'),
+                attempts = attempts + ?6,
                 sent_at = CASE WHEN ?3 = 'sent' THEN ?5 ELSE sent_at END,
                 last_error = COALESCE(?4, last_error)
              WHERE week = ?1
                AND subscriber = (SELECT id FROM digest_subscribers WHERE handle = ?2)",
-            params![week.to_string(), handle, state.as_str(), error, now],
+            params![
+                week.to_string(),
+                handle,
+                state.as_str(),
+                error,
+                now,
+                attempts
+            ],
         )?;
         Ok(())
     }
