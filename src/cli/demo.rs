@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::{import, stats};
-use crate::config::Config;
+use crate::config::{Config, Secret, TransportKind};
 use crate::sample::{self, SampleSpec};
 
 /// `archivist demo [--no-serve]`
@@ -58,11 +58,42 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<()> {
     if args.no_serve {
         return Ok(());
     }
+    let config = demo_digests(config)?;
     println!(
-        "open http://{}/ in a browser (Ctrl-C to stop)",
-        config.server.bind
+        "open http://{}/ in a browser (Ctrl-C to stop); digest emails go to {} as .eml files",
+        config.server.bind,
+        config.data_dir.join(&config.digest.directory).display()
     );
-    crate::web::serve(&config.data_dir, &config.server.bind)
+    super::serve::run(&config, &config.server.bind)
+}
+
+/// The demo's digest settings: emails are written to a directory instead of SMTP, links point
+/// at the demo server, and without `ARCHIVIST_TOKEN_KEY` a random key is made once and kept in
+/// the data directory (readable by its owner only), so links keep working across restarts.
+fn demo_digests(config: &Config) -> Result<Config> {
+    let mut config = config.clone();
+    config.digest.transport = TransportKind::Directory;
+    config.digest.base_url = format!("http://{}", config.server.bind);
+    if config.digest.token_key.expose().is_none() {
+        let path = config.data_dir.join("demo-token-key");
+        if !path.exists() {
+            let mut bytes = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+                .context("cannot read /dev/urandom for the demo's token key")?;
+            let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(&mut options.open(&path)?, key.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        let key = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        config.digest.token_key = Secret::new(Some(key.trim().to_string()));
+    }
+    Ok(config)
 }
 
 /// Writes a sample archive of the requested size.

@@ -1,18 +1,18 @@
 //! `archivist digest`: preview a week's digest, send it through the ledger, and manage
 //! subscriptions from the command line (the web pages call the same API).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use super::{open_store, UsageError};
-use crate::config::{Config, TransportKind, TOKEN_KEY_ENV};
-use crate::digest::mailer::{compose, Outgoing, Transport};
+use crate::config::Config;
 use crate::digest::render::{Links, Renderer};
-use crate::digest::send::{self, domain_of, Pacing, SendSettings};
-use crate::digest::subscribe::{ConfirmOutcome, Subscriptions, TokenKey};
-use crate::digest::topics::{Params, Signals};
-use crate::digest::{self, BuildOptions};
+use crate::digest::send::SendSettings;
+use crate::digest::service::{build_options, now, Service};
+use crate::digest::subscribe::ConfirmOutcome;
+use crate::digest::topics::Signals;
+use crate::digest::{self};
 use crate::index::Searcher;
 use crate::indexer;
 use crate::message::{EmailAddress, IsoWeek, ListName};
@@ -137,68 +137,19 @@ pub fn run(config: &Config, args: DigestArgs) -> Result<()> {
 }
 
 /// The wall clock, read here at the edge.
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn sleep(d: Duration) {
-    std::thread::sleep(d);
-}
-
-fn subscriptions(config: &Config) -> Result<Subscriptions> {
-    let Some(raw) = config.digest.token_key.expose() else {
-        anyhow::bail!(
-            "{TOKEN_KEY_ENV} is not set: subscription links are signed with it (use at least 32 random bytes)"
-        );
-    };
-    let key = TokenKey::new(raw.as_bytes())?;
-    Ok(Subscriptions::new(
-        key,
-        &config.digest.base_url,
-        config.digest.confirm_hours,
-    ))
-}
-
-fn transport(config: &Config) -> Result<Transport> {
-    match config.digest.transport {
-        TransportKind::Smtp => Transport::smtp(&config.digest.smtp),
-        TransportKind::Directory => Ok(Transport::Directory(
-            config.data_dir.join(&config.digest.directory),
-        )),
-    }
-}
-
 fn send_command(config: &Config, args: SendArgs) -> Result<()> {
     let mut store = open_store(config)?;
-    let renderer = Renderer::new(&config.digest.base_url)?;
-    let subscriptions = subscriptions(config)?;
-    let index_dir = indexer::index_dir(&config.data_dir);
-    let searcher = Searcher::open(&index_dir).ok();
-    let settings = SendSettings {
-        from: &config.digest.from,
-        send_empty_weeks: config.digest.send_empty_weeks,
-        max_attempts: config.digest.smtp.max_attempts,
-        rate: config.digest.smtp.rate,
-        connections: config.digest.smtp.connections,
-        backoff: Duration::from_secs(1),
-        build: build_options(config),
-        renderer: &renderer,
-        subscriptions: &subscriptions,
-        searcher: searcher.as_ref(),
-    };
+    let service = Service::new(config)?;
     if args.dry_run {
-        return dry_run(&store, args.week, &settings, args.json);
+        let searcher = Searcher::open(&indexer::index_dir(&config.data_dir)).ok();
+        return dry_run(
+            &store,
+            args.week,
+            &service.settings(searcher.as_ref()),
+            args.json,
+        );
     }
-    let _lock = send::lock(&config.data_dir.join("digest-send.lock"))?;
-    let transport = transport(config)?;
-    let pacing = Pacing {
-        now: &now,
-        sleep: &sleep,
-    };
-    let report = send::send_week(&mut store, args.week, &settings, &transport, &pacing)
-        .with_context(|| format!("cannot send the digest of {}", args.week))?;
+    let report = service.send_week(&mut store, args.week)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else if report.already_completed {
@@ -279,37 +230,14 @@ fn subscribe(config: &Config, args: SubscribeArgs) -> Result<()> {
     let email = EmailAddress::parse(&args.email).map_err(UsageError)?;
     let mut store = open_store(config)?;
     check_lists(&store, &args.lists)?;
-    let subscriptions = subscriptions(config)?;
-    let renderer = Renderer::new(&config.digest.base_url)?;
-    let now = now();
-    let confirmation =
-        subscriptions.subscribe(&mut store, &email, &args.lists, args.query.as_deref(), now)?;
-    let rendered = renderer.confirmation(
-        &confirmation.subscriber.lists,
-        confirmation.subscriber.query.as_deref(),
-        &confirmation.confirm_url,
-        subscriptions.confirm_hours(),
+    let service = Service::new(config)?;
+    service.request_subscription(
+        &mut store,
+        &email,
+        &args.lists,
+        args.query.as_deref(),
+        now(),
     )?;
-    let composed = compose(&Outgoing {
-        from: config.digest.from.clone(),
-        to: email.as_str().to_string(),
-        subject: rendered.subject,
-        text: rendered.text,
-        html: rendered.html,
-        message_id: format!(
-            "confirm.{}.{}.{now}@{}",
-            confirmation.subscriber.handle,
-            confirmation.subscriber.generation,
-            domain_of(&config.digest.from)
-        ),
-        date: now,
-        list_id: None,
-        unsubscribe_url: None,
-    })
-    .map_err(|e| anyhow::anyhow!("cannot compose the confirmation email: {e}"))?;
-    transport(config)?
-        .send(&composed)
-        .map_err(|e| anyhow::anyhow!("cannot send the confirmation email: {e}"))?;
     println!(
         "confirmation link sent to {}; nothing is sent before it is opened",
         email.masked()
@@ -319,8 +247,11 @@ fn subscribe(config: &Config, args: SubscribeArgs) -> Result<()> {
 
 fn confirm(config: &Config, args: TokenArgs) -> Result<()> {
     let mut store = open_store(config)?;
-    let subscriptions = subscriptions(config)?;
-    match subscriptions.confirm(&mut store, args.token.trim(), now())? {
+    let service = Service::new(config)?;
+    match service
+        .subscriptions()
+        .confirm(&mut store, args.token.trim(), now())?
+    {
         ConfirmOutcome::Confirmed(s) => {
             println!(
                 "confirmed: weekly digests of {} go to {}",
@@ -336,23 +267,17 @@ fn confirm(config: &Config, args: TokenArgs) -> Result<()> {
 
 fn unsubscribe(config: &Config, args: TokenArgs) -> Result<()> {
     let mut store = open_store(config)?;
-    let subscriptions = subscriptions(config)?;
-    match subscriptions.unsubscribe(&mut store, args.token.trim(), now())? {
+    let service = Service::new(config)?;
+    match service
+        .subscriptions()
+        .unsubscribe(&mut store, args.token.trim(), now())?
+    {
         Ok(true) => {
             println!("unsubscribed");
             Ok(())
         }
         Ok(false) => anyhow::bail!("this subscription was cancelled or replaced"),
         Err(e) => anyhow::bail!("{e}"),
-    }
-}
-
-/// The build options the configuration asks for.
-fn build_options(config: &Config) -> BuildOptions {
-    BuildOptions {
-        zone: config.digest.timezone,
-        history_weeks: config.digest.history_weeks,
-        params: Params::default(),
     }
 }
 

@@ -5,6 +5,7 @@ mod demo;
 mod digest;
 mod import;
 mod search;
+mod serve;
 mod stats;
 
 use std::path::PathBuf;
@@ -95,7 +96,7 @@ pub fn run(args: Args) -> Result<()> {
         Command::Search(a) => search::run(&config, a),
         Command::Serve(a) => {
             let bind = a.bind.unwrap_or_else(|| config.server.bind.clone());
-            crate::web::serve(&config.data_dir, &bind)
+            serve::run(&config, &bind)
         }
         Command::Reindex(a) => search::reindex(&config, a),
         Command::Problems(a) => stats::problems(&config, a),

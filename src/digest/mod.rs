@@ -8,6 +8,7 @@ pub mod mailer;
 pub mod render;
 pub mod schedule;
 pub mod send;
+pub mod service;
 pub mod subscribe;
 pub mod topics;
 

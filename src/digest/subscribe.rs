@@ -290,6 +290,30 @@ impl Subscriptions {
         Token::verify(token, &self.key, Purpose::Unsubscribe, now)
     }
 
+    /// Checks a confirmation token without confirming: what the page behind the emailed link
+    /// shows before its button is pressed.
+    pub fn check_confirm(&self, token: &str, now: i64) -> Result<Token, TokenError> {
+        Token::verify(token, &self.key, Purpose::Confirm, now)
+    }
+
+    /// Unsubscribes through a manage-page token (its "Unsubscribe" button).
+    pub fn unsubscribe_managed(
+        &self,
+        store: &mut Store,
+        token: &str,
+        now: i64,
+    ) -> Result<Result<bool, TokenError>> {
+        let token = match Token::verify(token, &self.key, Purpose::Manage, now) {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(store.unsubscribe(
+            &token.handle,
+            token.generation,
+            now,
+        )?))
+    }
+
     /// One-click unsubscribe (the `POST`): immediate and idempotent. Returns whether the
     /// token named a subscription (an already-unsubscribed one counts).
     pub fn unsubscribe(
@@ -370,6 +394,28 @@ impl Subscriptions {
         )?))
     }
 
+    /// The anti-forgery value a form carries for a browser whose cookie holds `nonce`: a keyed
+    /// hash of the nonce. A forged cross-site form cannot know it (it cannot read the cookie,
+    /// and the cookie is `SameSite=Strict`), and it changes with every browser.
+    pub fn form_token(&self, nonce: &str) -> String {
+        let key = blake3::derive_key("archivist digest form token v1", &self.key.bytes);
+        hex(&blake3::keyed_hash(&key, nonce.as_bytes()).as_bytes()[..16])
+    }
+
+    /// Whether `token` is the form token for `nonce` (compared in constant time).
+    pub fn check_form_token(&self, nonce: &str, token: &str) -> bool {
+        if nonce.len() < 16 || nonce.len() > 128 {
+            return false;
+        }
+        let expected = self.form_token(nonce);
+        expected.len() == token.len()
+            && expected
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
     /// The personal links a digest carries.
     pub fn links(&self, subscriber: &Subscriber) -> Links {
         let token = |purpose| Token {
@@ -392,6 +438,24 @@ mod tests {
 
     fn key() -> TokenKey {
         TokenKey::new(b"0123456789abcdef0123456789abcdef").expect("key")
+    }
+
+    #[test]
+    fn form_tokens_are_bound_to_their_nonce() {
+        let subs = Subscriptions::new(key(), "https://a.example", 48);
+        let nonce = "0123456789abcdef0123";
+        let token = subs.form_token(nonce);
+        assert!(subs.check_form_token(nonce, &token));
+        assert!(!subs.check_form_token("0123456789abcdef0124", &token));
+        assert!(!subs.check_form_token(nonce, &token[1..]));
+        assert!(!subs.check_form_token(nonce, ""));
+        assert!(!subs.check_form_token("short", &subs.form_token("short")));
+        let other = Subscriptions::new(
+            TokenKey::new(b"another key, also at least 32 bytes").expect("key"),
+            "https://a.example",
+            48,
+        );
+        assert!(!other.check_form_token(nonce, &token));
     }
 
     #[test]

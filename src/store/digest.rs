@@ -433,6 +433,15 @@ impl Store {
             .optional()?)
     }
 
+    /// Every subscriber in any state (unconfirmed, paused, gone), oldest first.
+    pub fn all_subscribers(&self) -> Result<Vec<Subscriber>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {SUBSCRIBER_COLUMNS} FROM digest_subscribers s ORDER BY s.id"
+        ))?;
+        let rows = stmt.query_map([], |r| subscriber_row(r, 0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Every subscriber digests go to now (confirmed, not paused, not unsubscribed).
     pub fn active_subscribers(&self) -> Result<Vec<Subscriber>> {
         let mut stmt = self.conn.prepare(&format!(

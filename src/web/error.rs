@@ -18,6 +18,15 @@ pub enum WebError {
     /// A parameter could not be understood.
     #[error("{0}")]
     BadRequest(String),
+    /// A form without its anti-forgery token (or with a stale one).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many requests from one client.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// A feature this server is not configured for, or a mail server that is down.
+    #[error("{0}")]
+    Unavailable(String),
     /// The server failed (not the request's fault).
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -45,6 +54,9 @@ impl WebError {
         match self {
             WebError::NotFound { .. } => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -70,6 +82,9 @@ impl ResponseError for WebError {
         let heading = match status {
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::BAD_REQUEST => "Bad request",
+            StatusCode::FORBIDDEN => "Form expired",
+            StatusCode::TOO_MANY_REQUESTS => "Too many requests",
+            StatusCode::SERVICE_UNAVAILABLE => "Not available",
             _ => "Server error",
         };
         let search = match self {

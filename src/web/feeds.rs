@@ -11,15 +11,21 @@ use super::{cached, State, WebError};
 /// Entries per feed.
 const FEED_ENTRIES: usize = 50;
 
-struct Entry {
-    id: String,
-    title: String,
-    author: String,
-    updated: String,
-    summary: String,
+pub(crate) struct Entry {
+    /// The entry's page, a path on this server (also its Atom id).
+    pub path: String,
+    pub title: String,
+    pub author: String,
+    pub updated: String,
+    pub summary: String,
 }
 
-fn feed(req: &HttpRequest, title: &str, self_path: &str, entries: &[Entry]) -> HttpResponse {
+pub(crate) fn feed(
+    req: &HttpRequest,
+    title: &str,
+    self_path: &str,
+    entries: &[Entry],
+) -> HttpResponse {
     let host = req.connection_info().host().to_string();
     let scheme = req.connection_info().scheme().to_string();
     let base = format!("{scheme}://{host}");
@@ -36,7 +42,7 @@ fn feed(req: &HttpRequest, title: &str, self_path: &str, entries: &[Entry]) -> H
         escape(updated)
     );
     for e in entries {
-        let link = format!("{base}/m/{}", id_path(&e.id));
+        let link = format!("{base}{}", e.path);
         xml.push_str(&format!(
             "<entry>\n<title>{}</title>\n<id>{}</id>\n<link href=\"{}\"/>\n<author><name>{}</name></author>\n<updated>{}</updated>\n<summary type=\"text\">{}</summary>\n</entry>\n",
             escape(&e.title),
@@ -88,7 +94,7 @@ pub async fn list(
     let entries: Vec<Entry> = messages
         .iter()
         .map(|(m, last)| Entry {
-            id: m.id.as_str().to_string(),
+            path: format!("/m/{}", id_path(m.id.as_str())),
             title: m.subject.clone(),
             author: m.from.label().to_string(),
             updated: iso_date(last.or(m.date)),
@@ -125,7 +131,7 @@ pub async fn thread(
         .rev()
         .take(FEED_ENTRIES)
         .map(|m| Entry {
-            id: m.id.as_str().to_string(),
+            path: format!("/m/{}", id_path(m.id.as_str())),
             title: m.subject.clone(),
             author: m.from.label().to_string(),
             updated: iso_date(m.date),
@@ -147,7 +153,7 @@ pub async fn search(
         .hits
         .iter()
         .map(|h| Entry {
-            id: h.message_id.clone(),
+            path: format!("/m/{}", id_path(&h.message_id)),
             title: h.subject.clone(),
             author: h.from.clone(),
             updated: h.date.clone().unwrap_or_default(),

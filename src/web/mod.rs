@@ -3,12 +3,16 @@
 //! runs in another process and sees new messages as the importer commits them.
 
 mod api;
+mod digest;
 mod error;
 mod feeds;
+mod limit;
 mod pages;
 mod render;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_digest;
 mod text;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +24,7 @@ use anyhow::{Context, Result};
 
 use crate::index::Searcher;
 use crate::store::Store;
+pub use digest::Digests;
 pub use error::WebError;
 
 /// The Content-Security-Policy of every response: no script at all, styles and images only
@@ -94,6 +99,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/m/{id}/raw", web::get().to(pages::raw))
         .route("/t/{id}/atom", web::get().to(feeds::thread))
         .route("/t/{id}", web::get().to(pages::thread))
+        .route("/digest", web::get().to(digest_redirect))
+        .route("/digest/", web::get().to(digest::subscribe_form))
+        .route("/digest/subscribe", web::post().to(digest::subscribe))
+        .route("/digest/atom", web::get().to(digest::feed))
+        .route(
+            "/digest/confirm/{token}",
+            web::get().to(digest::confirm_page),
+        )
+        .route("/digest/confirm/{token}", web::post().to(digest::confirm))
+        .route(
+            "/digest/unsubscribe/{token}",
+            web::get().to(digest::unsubscribe_page),
+        )
+        .route(
+            "/digest/unsubscribe/{token}",
+            web::post().to(digest::unsubscribe),
+        )
+        .route("/digest/manage/{token}", web::get().to(digest::manage_page))
+        .route("/digest/manage/{token}", web::post().to(digest::manage))
+        .route("/digest/{week}", web::get().to(digest::week))
         .service(
             web::scope("/api/v1")
                 .route("/openapi.json", web::get().to(api::openapi))
@@ -119,15 +144,18 @@ pub fn security_headers() -> middleware::DefaultHeaders {
         .add((header::X_FRAME_OPTIONS, "DENY"))
 }
 
-/// Serves the archive in `data_dir` on `bind` until the process is stopped.
-pub fn serve(data_dir: &Path, bind: &str) -> Result<()> {
+/// Serves the archive in `data_dir` on `bind` until the process is stopped; `digests` serves
+/// the digest pages and subscriptions.
+pub fn serve(data_dir: &Path, bind: &str, digests: Digests) -> Result<()> {
     let data_dir = data_dir.to_path_buf();
     let bind = bind.to_string();
+    let digests = web::Data::new(digests);
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             // One archive connection and searcher per worker thread: no lock contention.
             App::new()
                 .app_data(web::Data::new(State::new(&data_dir)))
+                .app_data(digests.clone())
                 .wrap(middleware::Compress::default())
                 .wrap(security_headers())
                 .configure(configure)
@@ -137,6 +165,12 @@ pub fn serve(data_dir: &Path, bind: &str) -> Result<()> {
         eprintln!("archivist: serving on http://{bind}/");
         server.run().await.context("the web server failed")
     })
+}
+
+async fn digest_redirect() -> HttpResponse {
+    HttpResponse::MovedPermanently()
+        .insert_header((header::LOCATION, "/digest/"))
+        .finish()
 }
 
 async fn style(req: HttpRequest) -> HttpResponse {

@@ -32,6 +32,22 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("help.html", include_str!("../../templates/web/help.html")),
     ("error.html", include_str!("../../templates/web/error.html")),
+    (
+        "digest.html",
+        include_str!("../../templates/web/digest.html"),
+    ),
+    (
+        "digest_subscribe.html",
+        include_str!("../../templates/web/digest_subscribe.html"),
+    ),
+    (
+        "digest_manage.html",
+        include_str!("../../templates/web/digest_manage.html"),
+    ),
+    (
+        "digest_notice.html",
+        include_str!("../../templates/web/digest_notice.html"),
+    ),
 ];
 
 /// The stylesheet, served at `/static/style.css`.

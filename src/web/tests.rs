@@ -25,7 +25,7 @@ fn fixture() -> Vec<u8> {
     out
 }
 
-fn archive() -> tempfile::TempDir {
+pub(super) fn archive() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
