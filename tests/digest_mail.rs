@@ -515,3 +515,102 @@ fn transient_failures_are_retried_and_permanent_ones_recorded() {
     let report = send(&a, &config, "2023-W19");
     assert_eq!(report["already_completed"], true);
 }
+
+/// `archivist serve` runs the weekly schedule itself: started after the send time it sends
+/// the missed week once; restarted, it sends nothing more.
+#[test]
+fn serve_sends_a_missed_week_once_and_never_twice() {
+    let a = Archive::new();
+    let Some(sink) = SmtpSink::start(&a.dir.path().join("mailbox"), &[]) else {
+        return;
+    };
+    // One thread in the previous ISO week (the week due, with the send time Monday 00:00).
+    let week_ago = time::OffsetDateTime::now_utc() - time::Duration::days(7);
+    let date = week_ago
+        .format(&time::format_description::well_known::Rfc2822)
+        .expect("date");
+    let mbox = a.dir.path().join("dev").join("recent.mbox");
+    std::fs::create_dir_all(mbox.parent().expect("parent")).expect("mkdir");
+    let msg = crate::support::message(
+        &[
+            ("From", "Alice <alice@example.org>"),
+            ("Subject", "placement upgrade plan"),
+            ("Date", date.as_str()),
+            ("Message-ID", "<recent@example.org>"),
+        ],
+        "We should upgrade the placement service first.\n",
+    );
+    std::fs::write(&mbox, crate::support::mboxrd(&[msg])).expect("write mbox");
+    a.import(&[&mbox.display().to_string()]);
+    let config = write_config(&a, sink.port, 0.0);
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            "transport = \"smtp\"\n",
+            "transport = \"smtp\"\nweekday = \"monday\"\nhour = 0\n",
+        ),
+    )
+    .expect("config");
+    subscribe_and_confirm(&a, &config, &sink, "ann@example.org", &["--lists", "dev"]);
+
+    let serve = |log: &str| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        cmd(
+            &a,
+            &config,
+            &["serve", "--bind", &format!("127.0.0.1:{port}")],
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(a.dir.path().join(log)).expect("log"))
+        .spawn()
+        .expect("start serve")
+    };
+    let log = |name: &str| std::fs::read_to_string(a.dir.path().join(name)).unwrap_or_default();
+
+    let mut first = serve("serve1.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sink.digests().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Wait for the run to record itself before stopping the server.
+    while !log("serve1.log").contains("archivist serve: digest ") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = first.kill();
+    let _ = first.wait();
+    let digests = sink.digests();
+    assert_eq!(
+        digests.len(),
+        1,
+        "serve did not send the missed week: {}",
+        log("serve1.log")
+    );
+    assert_eq!(digests[0].0, vec!["ann@example.org".to_string()]);
+    let subject = header(&digests[0].1, "Subject").expect("subject");
+    let expected = format!(
+        "Weekly digest {}-W{:02}",
+        week_ago.to_iso_week_date().0,
+        week_ago.iso_week()
+    );
+    assert!(subject.starts_with(&expected), "{subject} vs {expected}");
+
+    // Restarted: the start-up check finds the week completed and sends nothing.
+    let mut second = serve("serve2.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log("serve2.log").contains("serving on") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = second.kill();
+    let _ = second.wait();
+    assert_eq!(sink.digests().len(), 1, "a restart sent the week again");
+    assert!(
+        !log("serve2.log").contains("archivist serve: digest "),
+        "{}",
+        log("serve2.log")
+    );
+}

@@ -233,7 +233,10 @@ async fn subscribe_confirm_manage_and_unsubscribe_through_the_pages() {
     let page = page.replace("&#x2f;", "/");
     let manage = {
         let marker = "href=\"/digest/manage/";
-        let start = page.find(marker).unwrap_or_else(|| panic!("manage link in {page}")) + "href=\"".len();
+        let start = page
+            .find(marker)
+            .unwrap_or_else(|| panic!("manage link in {page}"))
+            + "href=\"".len();
         page[start..].split('"').next().expect("path").to_string()
     };
     assert!(subscriber_state(&config).iter().any(|s| s.0 && !s.2));
