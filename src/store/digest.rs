@@ -433,6 +433,15 @@ impl Store {
             .optional()?)
     }
 
+    /// The latest message date not after `limit` (Unix seconds), by the date index.
+    pub fn latest_date(&self, limit: i64) -> Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(date) FROM messages WHERE date <= ?1",
+            [limit],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Every subscriber in any state (unconfirmed, paused, gone), oldest first.
     pub fn all_subscribers(&self) -> Result<Vec<Subscriber>> {
         let mut stmt = self.conn.prepare(&format!(

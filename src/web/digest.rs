@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::limit::RateLimit;
 use super::render::{id_path, iso_date, query_value, render};
-use super::{cached, State, WebError};
+use super::{cached, WebError};
 use crate::digest::render::{Links, Renderer};
 use crate::digest::service::{now, Service};
 use crate::digest::subscribe::ConfirmOutcome;
@@ -77,6 +77,18 @@ impl Digests {
                 self.off
             ))
         })
+    }
+
+    /// The archive, read-only, for one request.
+    fn read_store(&self) -> Result<Store, WebError> {
+        let path = self.data_dir.join("archive.sqlite3");
+        if !path.exists() {
+            return Err(WebError::NotFound {
+                message: "The archive is empty: nothing has been imported yet.".into(),
+                search: None,
+            });
+        }
+        Ok(Store::open_read_only(&path)?)
     }
 
     /// The archive, read-write, for one request's subscription change.
@@ -240,8 +252,18 @@ fn saved_query(raw: Option<&str>) -> Result<Option<String>, WebError> {
     Ok(Some(q.to_string()))
 }
 
-fn known_lists(state: &State) -> Result<Vec<String>, WebError> {
-    state.with_store(|s| s.list_names())
+/// Runs `f` over a read-only connection of its own on the blocking pool: digests take tens
+/// of milliseconds to build on a large archive, which must not stall an event loop.
+async fn reading<T: Send + 'static>(
+    digests: &web::Data<Digests>,
+    f: impl FnOnce(&Store, &Digests) -> Result<T, WebError> + Send + 'static,
+) -> Result<T, WebError> {
+    let d = digests.clone();
+    blocking(move || {
+        let store = d.read_store()?;
+        f(&store, &d)
+    })
+    .await
 }
 
 /// What a notice page offers: a button that posts, or a plain link.
@@ -265,12 +287,11 @@ fn notice(title: &str, message: &str, next: Next<'_>) -> Result<String, WebError
 
 /// `GET /digest/`: the subscription form and the latest digests.
 pub async fn subscribe_form(
-    state: web::Data<State>,
     digests: web::Data<Digests>,
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
-    let lists = known_lists(&state)?;
-    let latest = latest_week(&state, &digests)?;
+    let (lists, latest) =
+        reading(&digests, |s, d| Ok((s.list_names()?, latest_week(s, d)?))).await?;
     let (token, cookie) = match digests.service.as_deref() {
         Some(service) => {
             let (t, c) = form_token(&req, service)?;
@@ -295,7 +316,6 @@ pub async fn subscribe_form(
 /// `POST /digest/subscribe`: records the request and mails the confirmation link. The answer
 /// is the same whether or not the address was known, and whether or not a mail was sent.
 pub async fn subscribe(
-    state: web::Data<State>,
     digests: web::Data<Digests>,
     req: HttpRequest,
     body: web::Bytes,
@@ -311,32 +331,29 @@ pub async fn subscribe(
     }
     let email = EmailAddress::parse(form.first("email").unwrap_or_default())
         .map_err(|e| WebError::BadRequest(format!("That email address is not usable: {e}.")))?;
-    let known = known_lists(&state)?;
-    let lists = chosen_lists(form.all("list"), &known)?;
+    let names: Vec<String> = form.all("list").map(str::to_string).collect();
     let query = saved_query(form.first("query"))?;
-    if digests.per_address.allow(&email.key(), now) {
-        let d = digests.clone();
+    let d = digests.clone();
+    blocking(move || {
+        let service = d.service()?;
+        let mut store = d.store()?;
+        let lists = chosen_lists(names.iter().map(String::as_str), &store.list_names()?)?;
         let masked = email.masked();
-        blocking(move || {
-            let service = d.service()?;
-            let mut store = d.store()?;
-            service
-                .request_subscription(&mut store, &email, &lists, query.as_deref(), now)
-                .map_err(|e| {
-                    eprintln!("archivist serve: subscription request for {masked}: {e:#}");
-                    WebError::Unavailable(
-                        "The confirmation email could not be sent right now. Please try again later."
-                            .into(),
-                    )
-                })
-        })
-        .await?;
-    } else {
-        eprintln!(
-            "archivist serve: confirmation for {} not sent: address limit reached",
-            email.masked()
-        );
-    }
+        if !d.per_address.allow(&email.key(), now) {
+            eprintln!("archivist serve: confirmation for {masked} not sent: address limit reached");
+            return Ok(());
+        }
+        service
+            .request_subscription(&mut store, &email, &lists, query.as_deref(), now)
+            .map_err(|e| {
+                eprintln!("archivist serve: subscription request for {masked}: {e:#}");
+                WebError::Unavailable(
+                    "The confirmation email could not be sent right now. Please try again later."
+                        .into(),
+                )
+            })
+    })
+    .await?;
     Ok(private_page(notice(
         "Check your mailbox",
         "If this address can receive mail, a confirmation link is on its way. Nothing else is sent until the link is opened; it expires in a couple of days.",
@@ -450,22 +467,20 @@ pub async fn unsubscribe(
 
 /// `GET /digest/manage/{token}`: lists, saved search, pause, unsubscribe.
 pub async fn manage_page(
-    state: web::Data<State>,
     digests: web::Data<Digests>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let service = digests.service()?;
     let token = path.into_inner();
-    let known = known_lists(&state)?;
     let t = token.clone();
-    let d = digests.clone();
-    let subscriber = blocking(move || {
-        let store = d.store()?;
-        Ok(d.service()?.subscriptions().manage(&store, &t, now())?)
+    let (known, subscriber) = reading(&digests, move |store, d| {
+        let found = d.service()?.subscriptions().manage(store, &t, now())?;
+        Ok((store.list_names()?, found))
     })
-    .await?
-    .map_err(|e| WebError::BadRequest(format!("This link is not valid any more: {e}.")))?;
+    .await?;
+    let subscriber = subscriber
+        .map_err(|e| WebError::BadRequest(format!("This link is not valid any more: {e}.")))?;
     let (form_token, cookie) = form_token(&req, service)?;
     let lists: Vec<Value> = known
         .iter()
@@ -489,7 +504,6 @@ pub async fn manage_page(
 
 /// `POST /digest/manage/{token}`: `action` = `save` | `pause` | `resume` | `unsubscribe`.
 pub async fn manage(
-    state: web::Data<State>,
     digests: web::Data<Digests>,
     req: HttpRequest,
     path: web::Path<String>,
@@ -501,13 +515,10 @@ pub async fn manage(
     let token = path.into_inner();
     let action = form.first("action").unwrap_or("save").to_string();
     let change = match action.as_str() {
-        "save" => {
-            let known = known_lists(&state)?;
-            Some((
-                chosen_lists(form.all("list"), &known)?,
-                saved_query(form.first("query"))?,
-            ))
-        }
+        "save" => Some((
+            form.all("list").map(str::to_string).collect::<Vec<_>>(),
+            saved_query(form.first("query"))?,
+        )),
         "pause" | "resume" | "unsubscribe" => None,
         other => {
             return Err(WebError::BadRequest(format!(
@@ -524,7 +535,8 @@ pub async fn manage(
         let subs = d.service()?.subscriptions();
         let now = now();
         Ok(match (a.as_str(), change) {
-            ("save", Some((lists, query))) => {
+            ("save", Some((names, query))) => {
+                let lists = chosen_lists(names.iter().map(String::as_str), &store.list_names()?)?;
                 subs.update(&mut store, &t, &lists, query.as_deref(), now)?
             }
             ("pause", _) => subs.set_paused(&mut store, &t, true, now)?,
@@ -569,9 +581,10 @@ fn lists_param(raw: Option<&str>, known: &[String]) -> Result<Vec<ListName>, Web
 }
 
 /// The week holding the archive's latest message.
-fn latest_week(state: &State, digests: &Digests) -> Result<Option<IsoWeek>, WebError> {
-    let latest =
-        state.with_store(|s| Ok(s.lists_overview()?.iter().filter_map(|l| l.latest).max()))?;
+/// The week of the archive's latest message (ignoring dates more than a day ahead: spam and
+/// broken clocks date mail decades into the future).
+fn latest_week(store: &Store, digests: &Digests) -> Result<Option<IsoWeek>, WebError> {
+    let latest = store.latest_date(now() + 86_400)?;
     Ok(latest.map(|t| IsoWeek::containing(t, digests.build.zone)))
 }
 
@@ -587,12 +600,12 @@ fn recent_weeks(last: IsoWeek, n: u32) -> Vec<IsoWeek> {
 }
 
 fn build(
-    state: &State,
+    store: &Store,
     digests: &Digests,
     week: IsoWeek,
     lists: &[ListName],
 ) -> Result<Digest, WebError> {
-    state.with_store(|s| digest::build(s, week, lists, &digests.build))
+    Ok(digest::build(store, week, lists, &digests.build)?)
 }
 
 fn lists_suffix(lists: &[ListName]) -> String {
@@ -619,7 +632,6 @@ fn thread_json(t: &digest::DigestThread) -> Value {
 
 /// `GET /digest/{week}?lists=a,b`: the digest of a week, as subscribers received it.
 pub async fn week(
-    state: web::Data<State>,
     digests: web::Data<Digests>,
     req: HttpRequest,
     path: web::Path<String>,
@@ -632,9 +644,13 @@ pub async fn week(
             raw.chars().take(40).collect::<String>()
         ))
     })?;
-    let known = known_lists(&state)?;
-    let lists = lists_param(query.lists.as_deref(), &known)?;
-    let digest = build(&state, &digests, week, &lists)?;
+    let raw_lists = query.into_inner().lists;
+    let (lists, digest) = reading(&digests, move |s, d| {
+        let lists = lists_param(raw_lists.as_deref(), &s.list_names()?)?;
+        let digest = build(s, d, week, &lists)?;
+        Ok((lists, digest))
+    })
+    .await?;
     let subject = digests.renderer.digest(&digest, &Links::default())?.subject;
     let suffix = lists_suffix(&lists);
     let topics: Vec<Value> = digest
@@ -672,36 +688,40 @@ pub async fn week(
 
 /// `GET /digest/atom?lists=a,b`: the digests of the archive's latest weeks.
 pub async fn feed(
-    state: web::Data<State>,
     digests: web::Data<Digests>,
     req: HttpRequest,
     query: web::Query<ListsQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let known = known_lists(&state)?;
-    let lists = lists_param(query.lists.as_deref(), &known)?;
+    let raw_lists = query.into_inner().lists;
+    let (lists, weeks) = reading(&digests, move |s, d| {
+        let lists = lists_param(raw_lists.as_deref(), &s.list_names()?)?;
+        let mut weeks = Vec::new();
+        if let Some(last) = latest_week(s, d)? {
+            for week in recent_weeks(last, FEED_WEEKS).into_iter().rev() {
+                weeks.push(build(s, d, week, &lists)?);
+            }
+        }
+        Ok((lists, weeks))
+    })
+    .await?;
     let suffix = lists_suffix(&lists);
     let mut entries = Vec::new();
-    if let Some(last) = latest_week(&state, &digests)? {
-        for week in recent_weeks(last, FEED_WEEKS).into_iter().rev() {
-            let digest = build(&state, &digests, week, &lists)?;
-            if digest.is_empty() {
-                continue;
-            }
-            let subject = digests.renderer.digest(&digest, &Links::default())?.subject;
-            let labels: Vec<&str> = digest.topics.iter().map(|t| t.label.as_str()).collect();
-            let summary = if labels.is_empty() {
-                format!("{} threads", digest.totals.threads)
-            } else {
-                format!("Topics: {}", labels.join("; "))
-            };
-            entries.push(super::feeds::Entry {
-                path: format!("/digest/{week}{suffix}"),
-                title: subject,
-                author: "Archivist".into(),
-                updated: iso_date(Some(week.end(digests.build.zone))),
-                summary,
-            });
-        }
+    for digest in weeks.iter().filter(|d| !d.is_empty()) {
+        let week = digest.week;
+        let subject = digests.renderer.digest(digest, &Links::default())?.subject;
+        let labels: Vec<&str> = digest.topics.iter().map(|t| t.label.as_str()).collect();
+        let summary = if labels.is_empty() {
+            format!("{} threads", digest.totals.threads)
+        } else {
+            format!("Topics: {}", labels.join("; "))
+        };
+        entries.push(super::feeds::Entry {
+            path: format!("/digest/{week}{suffix}"),
+            title: subject,
+            author: "Archivist".into(),
+            updated: iso_date(Some(week.end(digests.build.zone))),
+            summary,
+        });
     }
     Ok(super::feeds::feed(
         &req,
