@@ -13,7 +13,7 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::schema::{col, SET_SEPARATOR};
+use super::schema::{col, year_of, SET_SEPARATOR};
 use super::{FacetCount, Facets, Sort};
 
 /// Relevance is multiplied by `1 + RECENCY_WEIGHT * 2^(-age / half-life)`, age counted back
@@ -36,6 +36,51 @@ struct Entry {
     date: i64,
     thread: u64,
     doc: DocId,
+}
+
+/// The calendar years (UTC) a segment's dates span, so a match's year is a search in a short
+/// table instead of a calendar conversion or a column read.
+struct YearTable {
+    first: i64,
+    /// Start of each year after the first, in Unix seconds.
+    starts: Vec<i64>,
+}
+
+impl YearTable {
+    fn new(date: Option<&Column<i64>>) -> YearTable {
+        let Some(c) = date else {
+            return YearTable {
+                first: 0,
+                starts: Vec::new(),
+            };
+        };
+        let (first, last) = (year_of(c.min_value()), year_of(c.max_value()));
+        // Years come from validated dates, so the span is at most a few thousand.
+        let starts = (first + 1..=last.min(first + 20_000))
+            .filter_map(year_start)
+            .collect();
+        YearTable { first, starts }
+    }
+
+    /// Number of year slots.
+    fn len(&self) -> usize {
+        self.starts.len() + 1
+    }
+
+    fn slot(&self, date: i64) -> usize {
+        self.starts.partition_point(|&s| s <= date)
+    }
+
+    /// Counts by slot to (year, count), leaving out empty years.
+    fn years(&self, counts: Vec<u32>) -> Vec<(i64, u32)> {
+        (self.first..).zip(counts).filter(|&(_, n)| n > 0).collect()
+    }
+}
+
+fn year_start(year: i64) -> Option<i64> {
+    let y = i32::try_from(year).ok()?;
+    let date = time::Date::from_calendar_date(y, time::Month::January, 1).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
 }
 
 /// Counts per term ordinal of one single-valued string fast field in one segment.
@@ -79,8 +124,8 @@ pub(crate) struct SegmentFruit {
     lists: Vec<u32>,
     tags: Vec<u32>,
     senders: Vec<u32>,
-    year_min: i64,
-    years: Vec<u32>,
+    /// (year, matches) of the years with matches.
+    years: Vec<(i64, u32)>,
 }
 
 /// Reads each match's ranking keys and facet ordinals from fast fields; never touches the
@@ -90,6 +135,9 @@ pub(crate) struct MatchCollector {
     pub scoring: bool,
     /// Date of the newest message, for the recency factor.
     pub newest: i64,
+    /// Whether hits are folded into threads (otherwise the thread column is read only for
+    /// the page).
+    pub threads: bool,
 }
 
 pub(crate) struct MatchSegmentCollector {
@@ -97,11 +145,10 @@ pub(crate) struct MatchSegmentCollector {
     newest: i64,
     date: Option<Column<i64>>,
     thread: Option<Column<u64>>,
-    year: Option<Column<i64>>,
+    years_of: YearTable,
     lists: OrdCounts,
     tags: OrdCounts,
     senders: OrdCounts,
-    year_min: i64,
     years: Vec<u32>,
     segment: SegmentOrdinal,
     entries: Vec<Entry>,
@@ -119,26 +166,22 @@ impl Collector for MatchCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<MatchSegmentCollector> {
         let ff = reader.fast_fields();
-        let year: Option<Column<i64>> = ff.column_opt(col::YEAR)?;
-        let (year_min, year_span) = match &year {
-            // Years come from validated dates, so the span is at most a few thousand.
-            Some(y) => (
-                y.min_value(),
-                (y.max_value() - y.min_value()).clamp(0, 20_000) + 1,
-            ),
-            None => (0, 0),
-        };
+        let date: Option<Column<i64>> = ff.column_opt(col::DATE)?;
+        let years_of = YearTable::new(date.as_ref());
         Ok(MatchSegmentCollector {
             scoring: self.scoring,
             newest: self.newest,
-            date: ff.column_opt(col::DATE)?,
-            thread: ff.column_opt(col::THREAD)?,
-            year,
+            thread: if self.threads {
+                ff.column_opt(col::THREAD)?
+            } else {
+                None
+            },
+            date,
+            years: vec![0; years_of.len()],
+            years_of,
             lists: OrdCounts::new(ff.str(col::LIST_SET)?),
             tags: OrdCounts::new(ff.str(col::TAG_SET)?),
             senders: OrdCounts::new(ff.str(col::SENDER)?),
-            year_min,
-            years: vec![0; year_span as usize],
             segment,
             entries: Vec::new(),
             pending_docs: Vec::with_capacity(BATCH),
@@ -161,33 +204,28 @@ impl MatchSegmentCollector {
         let n = docs.len();
         let mut dates = [None; BATCH];
         let mut threads = [None; BATCH];
-        let mut years = [None; BATCH];
         if let Some(c) = &self.date {
             c.first_vals(docs, &mut dates[..n]);
         }
         if let Some(c) = &self.thread {
             c.first_vals(docs, &mut threads[..n]);
         }
-        if let Some(c) = &self.year {
-            c.first_vals(docs, &mut years[..n]);
-        }
         for i in 0..n {
-            let date = dates[i].unwrap_or(0);
             let score = match scores.get(i) {
-                Some(s) if self.scoring => s * recency_factor(self.newest, date),
+                Some(s) if self.scoring => s * recency_factor(self.newest, dates[i].unwrap_or(0)),
                 _ => 0.0,
             };
-            self.entries.push(Entry {
-                score,
-                date,
-                thread: threads[i].unwrap_or(0),
-                doc: docs[i],
-            });
-            if let Some(year) = years[i] {
-                if let Some(slot) = self.years.get_mut((year - self.year_min) as usize) {
+            if let Some(date) = dates[i] {
+                if let Some(slot) = self.years.get_mut(self.years_of.slot(date)) {
                     *slot += 1;
                 }
             }
+            self.entries.push(Entry {
+                score,
+                date: dates[i].unwrap_or(0),
+                thread: threads[i].unwrap_or(0),
+                doc: docs[i],
+            });
         }
         let mut ords = [None; BATCH];
         self.lists.add(docs, &mut ords);
@@ -234,8 +272,7 @@ impl SegmentCollector for MatchSegmentCollector {
             lists: self.lists.counts,
             tags: self.tags.counts,
             senders: self.senders.counts,
-            year_min: self.year_min,
-            years: self.years,
+            years: self.years_of.years(self.years),
         }
     }
 }
@@ -410,10 +447,8 @@ impl FacetDicts {
         let senders = total(&dicts.senders, |f| &f.senders, |m| &m.senders, TOP_SENDERS);
         let mut years: BTreeMap<i64, u64> = BTreeMap::new();
         for f in fruits {
-            for (year, &n) in (f.year_min..).zip(&f.years) {
-                if n > 0 {
-                    *years.entry(year).or_default() += u64::from(n);
-                }
+            for &(year, n) in &f.years {
+                *years.entry(year).or_default() += u64::from(n);
             }
         }
         Ok(Facets {
@@ -458,6 +493,8 @@ fn cmp_key(sort: Sort, a: &Cand, b: &Cand) -> Ordering {
 /// full id (from the string column's dictionary) settles the rest.
 pub(crate) struct Ids {
     columns: Vec<(Option<Column<u64>>, Option<StrColumn>)>,
+    /// Thread columns, for the page's hits when they were not read for every match.
+    threads: Vec<Option<Column<u64>>>,
 }
 
 impl Ids {
@@ -471,7 +508,22 @@ impl Ids {
             })
             .collect::<tantivy::Result<_>>()
             .context("cannot open the message id columns")?;
-        Ok(Ids { columns })
+        let threads = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.fast_fields().column_opt(col::THREAD))
+            .collect::<tantivy::Result<_>>()
+            .context("cannot open the thread columns")?;
+        Ok(Ids { columns, threads })
+    }
+
+    /// The thread of a candidate.
+    pub(crate) fn thread(&self, c: &Cand) -> u64 {
+        self.threads
+            .get(c.segment as usize)
+            .and_then(Option::as_ref)
+            .and_then(|t| t.first(c.doc))
+            .unwrap_or(0)
     }
 
     fn key(&self, c: &Cand) -> u64 {

@@ -133,6 +133,17 @@ impl IndexWriter {
         Ok(())
     }
 
+    /// Adds documents known not to be in the index yet (messages new to the archive), without
+    /// the delete an upsert costs. Nothing is visible to searchers until [`IndexWriter::commit`].
+    pub fn add(&mut self, docs: &[IndexDoc]) -> Result<()> {
+        for doc in docs {
+            self.writer
+                .add_document(to_document(&self.fields, doc))
+                .with_context(|| format!("cannot index message {}", doc.message_id))?;
+        }
+        Ok(())
+    }
+
     /// Removes documents by message id (for example messages deleted from the archive).
     pub fn delete<S: AsRef<str>>(&mut self, message_ids: &[S]) -> Result<()> {
         for id in message_ids {
