@@ -25,8 +25,9 @@ const FEED_CHUNK: usize = 2000;
 /// searchers. Counted, not timed, so this code needs no clock.
 const COMMIT_EVERY_DOCS: u64 = 100_000;
 
-/// Jobs waiting for the writer thread; bounds the documents held in memory.
-const QUEUE: usize = 4;
+/// Jobs (batches) waiting for the writer thread: enough for SQLite to run ahead while tantivy
+/// flushes segments at a commit, few enough to bound the documents held in memory.
+const QUEUE: usize = 16;
 
 /// The index directory inside a data directory.
 pub fn index_dir(data_dir: &Path) -> PathBuf {

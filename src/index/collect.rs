@@ -558,17 +558,7 @@ impl Ids {
 pub(crate) fn messages(fruits: &[SegmentFruit]) -> Vec<Cand> {
     let n = fruits.iter().map(|f| f.entries.len()).sum();
     let mut cands = Vec::with_capacity(n);
-    for f in fruits {
-        cands.extend(f.entries.iter().map(|e| Cand {
-            score: e.score,
-            date: e.date,
-            thread: e.thread,
-            segment: f.segment,
-            doc: e.doc,
-            hits: 1,
-            idkey: 0,
-        }));
-    }
+    cands.extend(each_cand(fruits));
     cands
 }
 
@@ -591,27 +581,66 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Every match as a candidate, segment by segment.
+fn each_cand(fruits: &[SegmentFruit]) -> impl Iterator<Item = Cand> + '_ {
+    fruits.iter().flat_map(|f| {
+        f.entries.iter().map(|e| Cand {
+            score: e.score,
+            date: e.date,
+            thread: e.thread,
+            segment: f.segment,
+            doc: e.doc,
+            hits: 1,
+            idkey: 0,
+        })
+    })
+}
+
+/// Counts `c` into its thread's entry `b`, keeping the better message.
+fn fold_into(b: &mut Cand, c: Cand, sort: Sort, ids: &Ids) -> Result<()> {
+    let hits = b.hits + 1;
+    let better = match cmp_key(sort, &c, b) {
+        Ordering::Less => true,
+        Ordering::Greater => false,
+        Ordering::Equal => ids.cmp(&c, b)? == Ordering::Less,
+    };
+    if better {
+        *b = c;
+    }
+    b.hits = hits;
+    Ok(())
+}
+
 /// Folds messages into threads: each thread's best message (by key, then message id) and how
 /// many of its messages matched.
 pub(crate) fn threads(fruits: &[SegmentFruit], sort: Sort, ids: &Ids) -> Result<Vec<Cand>> {
+    let matches: usize = fruits.iter().map(|f| f.entries.len()).sum();
+    let max_thread = each_cand(fruits).map(|c| c.thread).max().unwrap_or(0);
+    // Thread numbers are small dense integers from the archive's threading, so a table indexed
+    // by thread beats hashing every match, unless the numbers are sparse for this result set.
+    let dense_limit = matches.saturating_mul(16).max(1 << 16);
+    if usize::try_from(max_thread).is_ok_and(|m| m < dense_limit) {
+        let mut slot = vec![u32::MAX; max_thread as usize + 1];
+        let mut out: Vec<Cand> = Vec::new();
+        for c in each_cand(fruits) {
+            let s = &mut slot[c.thread as usize];
+            match out.get_mut(*s as usize) {
+                Some(b) => fold_into(b, c, sort, ids)?,
+                None => {
+                    *s = out.len() as u32;
+                    out.push(c);
+                }
+            }
+        }
+        return Ok(out);
+    }
     let mut best: HashMap<u64, Cand, BuildHasherDefault<IdHasher>> = HashMap::default();
-    for c in messages(fruits) {
+    for c in each_cand(fruits) {
         match best.get_mut(&c.thread) {
             None => {
                 best.insert(c.thread, c);
             }
-            Some(b) => {
-                let hits = b.hits + 1;
-                let better = match cmp_key(sort, &c, b) {
-                    Ordering::Less => true,
-                    Ordering::Greater => false,
-                    Ordering::Equal => ids.cmp(&c, b)? == Ordering::Less,
-                };
-                if better {
-                    *b = c;
-                }
-                b.hits = hits;
-            }
+            Some(b) => fold_into(b, c, sort, ids)?,
         }
     }
     Ok(best.into_values().collect())
