@@ -13,7 +13,7 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::schema::{col, year_of, SET_SEPARATOR};
+use super::schema::{col, year_of, PART_SEPARATOR, SET_SEPARATOR};
 use super::{FacetCount, Facets, Sort};
 
 /// Relevance is multiplied by `1 + RECENCY_WEIGHT * 2^(-age / half-life)`, age counted back
@@ -121,9 +121,8 @@ const BATCH: usize = 64;
 pub(crate) struct SegmentFruit {
     segment: SegmentOrdinal,
     entries: Vec<Entry>,
-    lists: Vec<u32>,
-    tags: Vec<u32>,
-    senders: Vec<u32>,
+    /// Matches per ordinal of the facet column.
+    facets: Vec<u32>,
     /// (year, matches) of the years with matches.
     years: Vec<(i64, u32)>,
 }
@@ -146,9 +145,7 @@ pub(crate) struct MatchSegmentCollector {
     date: Option<Column<i64>>,
     thread: Option<Column<u64>>,
     years_of: YearTable,
-    lists: OrdCounts,
-    tags: OrdCounts,
-    senders: OrdCounts,
+    facets: OrdCounts,
     years: Vec<u32>,
     segment: SegmentOrdinal,
     entries: Vec<Entry>,
@@ -179,9 +176,7 @@ impl Collector for MatchCollector {
             date,
             years: vec![0; years_of.len()],
             years_of,
-            lists: OrdCounts::new(ff.str(col::LIST_SET)?),
-            tags: OrdCounts::new(ff.str(col::TAG_SET)?),
-            senders: OrdCounts::new(ff.str(col::SENDER)?),
+            facets: OrdCounts::new(ff.str(col::FACETS)?),
             segment,
             entries: Vec::new(),
             pending_docs: Vec::with_capacity(BATCH),
@@ -228,9 +223,7 @@ impl MatchSegmentCollector {
             });
         }
         let mut ords = [None; BATCH];
-        self.lists.add(docs, &mut ords);
-        self.tags.add(docs, &mut ords);
-        self.senders.add(docs, &mut ords);
+        self.facets.add(docs, &mut ords);
     }
 
     fn flush_pending(&mut self) {
@@ -269,9 +262,7 @@ impl SegmentCollector for MatchSegmentCollector {
         SegmentFruit {
             segment: self.segment,
             entries: self.entries,
-            lists: self.lists.counts,
-            tags: self.tags.counts,
-            senders: self.senders.counts,
+            facets: self.facets.counts,
             years: self.years_of.years(self.years),
         }
     }
@@ -313,36 +304,42 @@ struct Dicts {
     segments: HashMap<SegmentId, Arc<SegmentMaps>>,
 }
 
-fn ord_map(
-    column: Option<StrColumn>,
-    interner: &mut Interner,
-    split: bool,
-) -> Result<Vec<Vec<u32>>> {
-    let Some(column) = column else {
-        return Ok(Vec::new());
+/// Splits one segment's facet dictionary into per-ordinal member ids of each facet.
+fn segment_maps(column: Option<StrColumn>, d: &mut Dicts) -> Result<SegmentMaps> {
+    let mut maps = SegmentMaps {
+        lists: Vec::new(),
+        tags: Vec::new(),
+        senders: Vec::new(),
     };
-    let mut map = Vec::with_capacity(column.num_terms());
+    let Some(column) = column else {
+        return Ok(maps);
+    };
     let mut stream = column
         .dictionary()
         .stream()
         .context("cannot read a facet dictionary")?;
-    let sep = SET_SEPARATOR;
+    let members = |part: &[u8], interner: &mut Interner| -> Vec<u32> {
+        part.split(|&b| b == SET_SEPARATOR)
+            .filter(|m| !m.is_empty())
+            .map(|m| interner.id(m))
+            .collect()
+    };
     while stream.advance() {
-        let value = stream.key();
-        let members: Vec<u32> = if value.is_empty() {
+        let mut parts = stream.key().splitn(3, |&b| b == PART_SEPARATOR);
+        let (lists, tags, sender) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        maps.lists.push(members(lists, &mut d.lists));
+        maps.tags.push(members(tags, &mut d.tags));
+        maps.senders.push(if sender.is_empty() {
             Vec::new()
-        } else if split {
-            value
-                .split(|&b| b == sep)
-                .filter(|m| !m.is_empty())
-                .map(|m| interner.id(m))
-                .collect()
         } else {
-            vec![interner.id(value)]
-        };
-        map.push(members);
+            vec![d.senders.id(sender)]
+        });
     }
-    Ok(map)
+    Ok(maps)
 }
 
 /// Facet values of one index generation, interned. A segment's dictionaries are read once,
@@ -376,13 +373,8 @@ impl FacetDicts {
                 maps.push(Arc::clone(m));
                 continue;
             }
-            let ff = r.fast_fields();
             let d = &mut *dicts;
-            let m = Arc::new(SegmentMaps {
-                lists: ord_map(ff.str(col::LIST_SET)?, &mut d.lists, true)?,
-                tags: ord_map(ff.str(col::TAG_SET)?, &mut d.tags, true)?,
-                senders: ord_map(ff.str(col::SENDER)?, &mut d.senders, false)?,
-            });
+            let m = Arc::new(segment_maps(r.fast_fields().str(col::FACETS)?, d)?);
             d.segments.insert(r.segment_id(), Arc::clone(&m));
             maps.push(m);
         }
@@ -399,16 +391,13 @@ impl FacetDicts {
         let dicts = self.0.read().unwrap_or_else(PoisonError::into_inner);
         // Totals by interned id; only the values returned are cloned, and for senders only the
         // top few are ordered.
-        let total = |names: &Interner,
-                     counts_of: fn(&SegmentFruit) -> &[u32],
-                     map_of: fn(&SegmentMaps) -> &[Vec<u32>],
-                     limit: usize| {
+        let total = |names: &Interner, map_of: fn(&SegmentMaps) -> &[Vec<u32>], limit: usize| {
             let mut totals = vec![0u64; names.names.len()];
             for f in fruits {
                 let Some(map) = maps.get(f.segment as usize) else {
                     continue;
                 };
-                for (&n, ids) in counts_of(f).iter().zip(map_of(map)) {
+                for (&n, ids) in f.facets.iter().zip(map_of(map)) {
                     if n == 0 {
                         continue;
                     }
@@ -442,9 +431,9 @@ impl FacetDicts {
                 })
                 .collect::<Vec<_>>()
         };
-        let lists = total(&dicts.lists, |f| &f.lists, |m| &m.lists, usize::MAX);
-        let tags = total(&dicts.tags, |f| &f.tags, |m| &m.tags, usize::MAX);
-        let senders = total(&dicts.senders, |f| &f.senders, |m| &m.senders, TOP_SENDERS);
+        let lists = total(&dicts.lists, |m| &m.lists, usize::MAX);
+        let tags = total(&dicts.tags, |m| &m.tags, usize::MAX);
+        let senders = total(&dicts.senders, |m| &m.senders, TOP_SENDERS);
         let mut years: BTreeMap<i64, u64> = BTreeMap::new();
         for f in fruits {
             for &(year, n) in &f.years {

@@ -40,9 +40,8 @@
 //! # How a search runs
 //!
 //! One pass over every match reads only fast fields: date (which gives the year), thread
-//! (only when collapsing) and the ordinals of
-//! the sender, list-set and tag-set columns (facet counts), plus the BM25 score times a mild
-//! recency factor. Ranking then selects the page (ties broken by message id, read from an
+//! (only when collapsing) and the ordinal of the facet column (list set, tag set and sender in
+//! one value), plus the BM25 score times a mild recency factor. Ranking then selects the page (ties broken by message id, read from an
 //! 8-byte prefix column and, only on equal prefixes, the full id), and only the page's
 //! documents are loaded, for their snippets. Facet ordinals become names through dictionaries
 //! interned once per segment.

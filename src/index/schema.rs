@@ -35,11 +35,9 @@ pub(crate) struct Fields {
     pub quoted: Field,
     pub from: Field,
     pub to: Field,
-    pub sender: Field,
     pub lists: Field,
     pub tags: Field,
-    pub list_set: Field,
-    pub tag_set: Field,
+    pub facets: Field,
     pub has_attachment: Field,
     pub has_patch: Field,
 }
@@ -50,9 +48,7 @@ pub(crate) mod col {
     pub const MSGID_KEY: &str = "msgid_key";
     pub const THREAD: &str = "thread";
     pub const DATE: &str = "date";
-    pub const SENDER: &str = "sender";
-    pub const LIST_SET: &str = "list_set";
-    pub const TAG_SET: &str = "tag_set";
+    pub const FACETS: &str = "facets";
 }
 
 fn text(tokenizer: &str) -> TextOptions {
@@ -86,14 +82,12 @@ pub(crate) fn build() -> (Schema, Fields) {
         quoted: b.add_text_field("quoted", text(STEMMED)),
         from: b.add_text_field("from", text(PLAIN)),
         to: b.add_text_field("to", text(PLAIN)),
-        // Facet columns hold exactly one value per message (empty when there is none), so the
-        // collector reads them as dense single values, much cheaper than multi-valued columns;
-        // a set is its members joined by SET_SEPARATOR, split again when counts are totalled.
-        sender: b.add_text_field(col::SENDER, FAST),
         lists: b.add_text_field("lists", STRING),
         tags: b.add_text_field("tags", STRING),
-        list_set: b.add_text_field(col::LIST_SET, FAST),
-        tag_set: b.add_text_field(col::TAG_SET, FAST),
+        // Every facet of a message in one value (see `facet_value`), so the collector reads one
+        // dense single-valued column per match, not one per facet; values are split again
+        // once per segment dictionary, when counts are totalled.
+        facets: b.add_text_field(col::FACETS, FAST),
         has_attachment: b.add_bool_field("has_attachment", INDEXED),
         has_patch: b.add_bool_field("has_patch", INDEXED),
     };
@@ -129,8 +123,20 @@ pub(crate) fn msgid_key(id: &str) -> u64 {
 /// unit separator), so it occurs in no list name or tag (both are cleaned of them).
 pub(crate) const SET_SEPARATOR: u8 = 0x1f;
 
-fn join_set(members: &[String]) -> String {
-    members.join(&char::from(SET_SEPARATOR).to_string())
+/// Separates the parts of a facet value (ASCII record separator).
+pub(crate) const PART_SEPARATOR: u8 = 0x1e;
+
+/// One message's facets as one column value: its list set, tag set and sender, each set's
+/// members joined by [`SET_SEPARATOR`], the parts by [`PART_SEPARATOR`]. Lists and tags hold
+/// no control characters; they are dropped from the sender here.
+fn facet_value(lists: &[String], tags: &[String], sender: &str) -> String {
+    let set = char::from(SET_SEPARATOR).to_string();
+    let mut v = lists.join(&set);
+    v.push(char::from(PART_SEPARATOR));
+    v.push_str(&tags.join(&set));
+    v.push(char::from(PART_SEPARATOR));
+    v.extend(sender.chars().filter(|c| !c.is_control()));
+    v
 }
 
 /// List names are matched case-insensitively, and never contain control characters.
@@ -198,8 +204,6 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
     {
         d.add_text(f.from, part);
     }
-    let sender = sender_key(doc.from_name.as_deref(), doc.from_addr.as_deref());
-    d.add_text(f.sender, sender.unwrap_or_default());
     for r in &doc.recipients {
         d.add_text(f.to, r);
     }
@@ -214,12 +218,15 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
     for l in &lists {
         d.add_text(f.lists, l);
     }
-    d.add_text(f.list_set, join_set(&lists));
     let tags = subject_tags(&doc.subject);
     for t in &tags {
         d.add_text(f.tags, t);
     }
-    d.add_text(f.tag_set, join_set(&tags));
+    let sender = sender_key(doc.from_name.as_deref(), doc.from_addr.as_deref());
+    d.add_text(
+        f.facets,
+        facet_value(&lists, &tags, sender.as_deref().unwrap_or("")),
+    );
     d.add_bool(f.has_attachment, doc.has_attachment);
     d.add_bool(f.has_patch, doc.has_patch);
     d
