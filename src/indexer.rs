@@ -1,75 +1,216 @@
-//! Keeps the search index in step with the archive: reads the store's change feed after its
-//! last watermark and applies it to the index. SQLite leads, the index follows: after a crash
-//! the next run catches up from the watermark, never the other way round.
+//! Keeps the search index in step with the archive. SQLite leads, the index follows: documents
+//! are handed over only after the SQLite commit that stored them, and each index commit records
+//! the store's change-feed position it covers (the watermark), so after a crash the next run
+//! catches up from SQLite, never the other way round.
+//!
+//! The one [`IndexWriter`] lives on its own thread, so tantivy's work overlaps with parsing and
+//! SQLite writes; an import hands over the documents of the messages it has just stored, built
+//! from what it still holds in memory, and reads from SQLite only what changed otherwise
+//! (cross-posts gaining a list, threads merged) and what an earlier run left behind.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+use crossbeam_channel::{bounded, Sender};
 
 use crate::index::{self, IndexDoc, IndexWriter};
-use crate::store::{IndexSource, ScanCursor, Store};
+use crate::store::{IndexSource, MessageRef, ScanCursor, Store};
 
 /// Feed entries read from the store at a time.
 const FEED_CHUNK: usize = 2000;
 
 /// How many documents a long import indexes between commits, which make them visible to
 /// searchers. Counted, not timed, so this code needs no clock.
-const COMMIT_EVERY_DOCS: u64 = 50_000;
+const COMMIT_EVERY_DOCS: u64 = 100_000;
+
+/// Jobs (batches) waiting for the writer thread: enough for SQLite to run ahead while tantivy
+/// flushes segments at a commit, few enough to bound the documents held in memory.
+const QUEUE: usize = 16;
 
 /// The index directory inside a data directory.
 pub fn index_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("index")
 }
 
+/// Work for the writer thread, applied in order.
+enum Job {
+    /// `adds` are messages new to the archive (plain adds), `upserts` replace what the index
+    /// holds under their ids.
+    Docs {
+        adds: Vec<IndexDoc>,
+        upserts: Vec<IndexDoc>,
+    },
+    /// Commit everything sent so far, recording `watermark`; the result goes to `done` when
+    /// someone waits for it.
+    Commit {
+        watermark: u64,
+        done: Option<Sender<Result<()>>>,
+    },
+}
+
 /// The single writer of the index, owned by the import path.
 pub struct Indexer {
-    writer: IndexWriter,
+    jobs: Option<Sender<Job>>,
+    worker: Option<JoinHandle<Result<()>>>,
+    /// The feed position handed to the writer thread (not necessarily committed yet).
     watermark: u64,
+    /// Documents handed over since the last commit asked for.
     uncommitted: u64,
+    /// Whether a commit was sent without waiting for it.
+    unconfirmed: bool,
 }
 
 impl Indexer {
-    /// Opens the index for writing (creating it) and reads its watermark.
+    /// Opens the index for writing (creating it), reads its watermark and starts the writer
+    /// thread.
     pub fn open(data_dir: &Path) -> Result<Indexer> {
         let dir = index_dir(data_dir);
-        let writer = IndexWriter::open(&dir)
+        let mut writer = IndexWriter::open(&dir)
             .with_context(|| format!("cannot open the search index in {}", dir.display()))?;
         let watermark = IndexWriter::watermark(&dir)?.unwrap_or(0);
+        let (tx, rx) = bounded::<Job>(QUEUE);
+        let worker = std::thread::Builder::new()
+            .name("archivist-index".into())
+            .spawn(move || -> Result<()> {
+                for job in rx {
+                    match job {
+                        Job::Docs { adds, upserts } => {
+                            writer.add(&adds)?;
+                            writer.upsert(&upserts)?;
+                        }
+                        Job::Commit { watermark, done } => {
+                            let result = writer.commit(watermark);
+                            match done {
+                                Some(done) => {
+                                    let failed = result.is_err();
+                                    let _ = done.send(result);
+                                    if failed {
+                                        return Ok(());
+                                    }
+                                }
+                                None => result?,
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .context("cannot start the index writer thread")?;
         Ok(Indexer {
-            writer,
+            jobs: Some(tx),
+            worker: Some(worker),
             watermark,
             uncommitted: 0,
+            unconfirmed: false,
         })
     }
 
-    /// Applies every store change after the watermark; commits when `COMMIT_EVERY_DOCS` (50,000)
-    /// documents are pending. Returns the documents written.
+    /// Hands a job to the writer thread; if the thread has stopped, returns its error.
+    fn send(&mut self, job: Job) -> Result<()> {
+        let sent = match &self.jobs {
+            Some(jobs) => jobs.send(job).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        Err(self
+            .stop()
+            .err()
+            .unwrap_or_else(|| anyhow!("the index writer thread stopped")))
+    }
+
+    /// Closes the queue and waits for the writer thread.
+    fn stop(&mut self) -> Result<()> {
+        self.jobs = None;
+        match self.worker.take() {
+            Some(worker) => worker
+                .join()
+                .map_err(|_| anyhow!("the index writer thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Applies every store change after the watermark, reading each message from the store;
+    /// commits when `COMMIT_EVERY_DOCS` documents are pending. Returns the documents written.
     pub fn catch_up(&mut self, store: &Store) -> Result<u64> {
+        self.follow(store, Vec::new())
+    }
+
+    /// Applies every store change after the watermark, as [`Indexer::catch_up`] does, except
+    /// that messages in `fresh` (just stored and new to the archive, with their documents built
+    /// from memory) are added without being read back. A message that the feed lists again
+    /// (say its thread merged in the same batch) is read from the store like any other change.
+    pub fn follow(&mut self, store: &Store, fresh: Vec<IndexDoc>) -> Result<u64> {
+        let mut fresh: HashMap<String, IndexDoc> = fresh
+            .into_iter()
+            .map(|d| (d.message_id.clone(), d))
+            .collect();
         let mut written = 0u64;
         loop {
-            let (sources, last) = store.index_changes(self.watermark, FEED_CHUNK)?;
+            let (entries, last) = store.index_feed(self.watermark, FEED_CHUNK)?;
             if last == self.watermark {
                 break;
             }
-            let docs: Vec<IndexDoc> = sources.into_iter().map(to_doc).collect();
-            self.writer.upsert(&docs)?;
-            written += docs.len() as u64;
-            self.uncommitted += docs.len() as u64;
+            let mut adds = Vec::new();
+            let mut read: Vec<MessageRef> = Vec::new();
+            for (message, id) in entries {
+                match fresh.remove(id.as_str()) {
+                    Some(doc) => adds.push(doc),
+                    None => read.push(message),
+                }
+            }
+            let upserts: Vec<IndexDoc> = store
+                .index_sources_of(&read)?
+                .into_iter()
+                .map(to_doc)
+                .collect();
+            let n = (adds.len() + upserts.len()) as u64;
+            self.send(Job::Docs { adds, upserts })?;
+            written += n;
+            self.uncommitted += n;
             self.watermark = last;
         }
         if self.uncommitted >= COMMIT_EVERY_DOCS {
-            self.finish()?;
+            self.send(Job::Commit {
+                watermark: self.watermark,
+                done: None,
+            })?;
+            self.uncommitted = 0;
+            self.unconfirmed = true;
         }
         Ok(written)
     }
 
-    /// Commits whatever is pending, recording the watermark with it.
+    /// Commits whatever is pending, recording the watermark with it, and waits until every
+    /// commit asked for is done.
     pub fn finish(&mut self) -> Result<()> {
-        if self.uncommitted > 0 {
-            self.writer.commit(self.watermark)?;
-            self.uncommitted = 0;
+        if self.uncommitted == 0 && !self.unconfirmed {
+            return Ok(());
         }
-        Ok(())
+        let (done_tx, done_rx) = bounded(1);
+        self.send(Job::Commit {
+            watermark: self.watermark,
+            done: Some(done_tx),
+        })?;
+        self.uncommitted = 0;
+        self.unconfirmed = false;
+        match done_rx.recv() {
+            Ok(result) => result,
+            Err(_) => Err(self
+                .stop()
+                .err()
+                .unwrap_or_else(|| anyhow!("the index writer thread stopped"))),
+        }
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        // Uncommitted documents are dropped with the writer; the watermark brings them back.
+        let _ = self.stop();
     }
 }
 

@@ -13,7 +13,7 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::schema::{col, SET_SEPARATOR};
+use super::schema::{col, year_of, PART_SEPARATOR, SET_SEPARATOR};
 use super::{FacetCount, Facets, Sort};
 
 /// Relevance is multiplied by `1 + RECENCY_WEIGHT * 2^(-age / half-life)`, age counted back
@@ -36,6 +36,51 @@ struct Entry {
     date: i64,
     thread: u64,
     doc: DocId,
+}
+
+/// The calendar years (UTC) a segment's dates span, so a match's year is a search in a short
+/// table instead of a calendar conversion or a column read.
+struct YearTable {
+    first: i64,
+    /// Start of each year after the first, in Unix seconds.
+    starts: Vec<i64>,
+}
+
+impl YearTable {
+    fn new(date: Option<&Column<i64>>) -> YearTable {
+        let Some(c) = date else {
+            return YearTable {
+                first: 0,
+                starts: Vec::new(),
+            };
+        };
+        let (first, last) = (year_of(c.min_value()), year_of(c.max_value()));
+        // Years come from validated dates, so the span is at most a few thousand.
+        let starts = (first + 1..=last.min(first + 20_000))
+            .filter_map(year_start)
+            .collect();
+        YearTable { first, starts }
+    }
+
+    /// Number of year slots.
+    fn len(&self) -> usize {
+        self.starts.len() + 1
+    }
+
+    fn slot(&self, date: i64) -> usize {
+        self.starts.partition_point(|&s| s <= date)
+    }
+
+    /// Counts by slot to (year, count), leaving out empty years.
+    fn years(&self, counts: Vec<u32>) -> Vec<(i64, u32)> {
+        (self.first..).zip(counts).filter(|&(_, n)| n > 0).collect()
+    }
+}
+
+fn year_start(year: i64) -> Option<i64> {
+    let y = i32::try_from(year).ok()?;
+    let date = time::Date::from_calendar_date(y, time::Month::January, 1).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
 }
 
 /// Counts per term ordinal of one single-valued string fast field in one segment.
@@ -76,11 +121,10 @@ const BATCH: usize = 64;
 pub(crate) struct SegmentFruit {
     segment: SegmentOrdinal,
     entries: Vec<Entry>,
-    lists: Vec<u32>,
-    tags: Vec<u32>,
-    senders: Vec<u32>,
-    year_min: i64,
-    years: Vec<u32>,
+    /// Matches per ordinal of the facet column.
+    facets: Vec<u32>,
+    /// (year, matches) of the years with matches.
+    years: Vec<(i64, u32)>,
 }
 
 /// Reads each match's ranking keys and facet ordinals from fast fields; never touches the
@@ -90,6 +134,9 @@ pub(crate) struct MatchCollector {
     pub scoring: bool,
     /// Date of the newest message, for the recency factor.
     pub newest: i64,
+    /// Whether hits are folded into threads (otherwise the thread column is read only for
+    /// the page).
+    pub threads: bool,
 }
 
 pub(crate) struct MatchSegmentCollector {
@@ -97,11 +144,8 @@ pub(crate) struct MatchSegmentCollector {
     newest: i64,
     date: Option<Column<i64>>,
     thread: Option<Column<u64>>,
-    year: Option<Column<i64>>,
-    lists: OrdCounts,
-    tags: OrdCounts,
-    senders: OrdCounts,
-    year_min: i64,
+    years_of: YearTable,
+    facets: OrdCounts,
     years: Vec<u32>,
     segment: SegmentOrdinal,
     entries: Vec<Entry>,
@@ -119,26 +163,20 @@ impl Collector for MatchCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<MatchSegmentCollector> {
         let ff = reader.fast_fields();
-        let year: Option<Column<i64>> = ff.column_opt(col::YEAR)?;
-        let (year_min, year_span) = match &year {
-            // Years come from validated dates, so the span is at most a few thousand.
-            Some(y) => (
-                y.min_value(),
-                (y.max_value() - y.min_value()).clamp(0, 20_000) + 1,
-            ),
-            None => (0, 0),
-        };
+        let date: Option<Column<i64>> = ff.column_opt(col::DATE)?;
+        let years_of = YearTable::new(date.as_ref());
         Ok(MatchSegmentCollector {
             scoring: self.scoring,
             newest: self.newest,
-            date: ff.column_opt(col::DATE)?,
-            thread: ff.column_opt(col::THREAD)?,
-            year,
-            lists: OrdCounts::new(ff.str(col::LIST_SET)?),
-            tags: OrdCounts::new(ff.str(col::TAG_SET)?),
-            senders: OrdCounts::new(ff.str(col::SENDER)?),
-            year_min,
-            years: vec![0; year_span as usize],
+            thread: if self.threads {
+                ff.column_opt(col::THREAD)?
+            } else {
+                None
+            },
+            date,
+            years: vec![0; years_of.len()],
+            years_of,
+            facets: OrdCounts::new(ff.str(col::FACETS)?),
             segment,
             entries: Vec::new(),
             pending_docs: Vec::with_capacity(BATCH),
@@ -161,38 +199,31 @@ impl MatchSegmentCollector {
         let n = docs.len();
         let mut dates = [None; BATCH];
         let mut threads = [None; BATCH];
-        let mut years = [None; BATCH];
         if let Some(c) = &self.date {
             c.first_vals(docs, &mut dates[..n]);
         }
         if let Some(c) = &self.thread {
             c.first_vals(docs, &mut threads[..n]);
         }
-        if let Some(c) = &self.year {
-            c.first_vals(docs, &mut years[..n]);
-        }
         for i in 0..n {
-            let date = dates[i].unwrap_or(0);
             let score = match scores.get(i) {
-                Some(s) if self.scoring => s * recency_factor(self.newest, date),
+                Some(s) if self.scoring => s * recency_factor(self.newest, dates[i].unwrap_or(0)),
                 _ => 0.0,
             };
-            self.entries.push(Entry {
-                score,
-                date,
-                thread: threads[i].unwrap_or(0),
-                doc: docs[i],
-            });
-            if let Some(year) = years[i] {
-                if let Some(slot) = self.years.get_mut((year - self.year_min) as usize) {
+            if let Some(date) = dates[i] {
+                if let Some(slot) = self.years.get_mut(self.years_of.slot(date)) {
                     *slot += 1;
                 }
             }
+            self.entries.push(Entry {
+                score,
+                date: dates[i].unwrap_or(0),
+                thread: threads[i].unwrap_or(0),
+                doc: docs[i],
+            });
         }
         let mut ords = [None; BATCH];
-        self.lists.add(docs, &mut ords);
-        self.tags.add(docs, &mut ords);
-        self.senders.add(docs, &mut ords);
+        self.facets.add(docs, &mut ords);
     }
 
     fn flush_pending(&mut self) {
@@ -231,11 +262,8 @@ impl SegmentCollector for MatchSegmentCollector {
         SegmentFruit {
             segment: self.segment,
             entries: self.entries,
-            lists: self.lists.counts,
-            tags: self.tags.counts,
-            senders: self.senders.counts,
-            year_min: self.year_min,
-            years: self.years,
+            facets: self.facets.counts,
+            years: self.years_of.years(self.years),
         }
     }
 }
@@ -276,36 +304,42 @@ struct Dicts {
     segments: HashMap<SegmentId, Arc<SegmentMaps>>,
 }
 
-fn ord_map(
-    column: Option<StrColumn>,
-    interner: &mut Interner,
-    split: bool,
-) -> Result<Vec<Vec<u32>>> {
-    let Some(column) = column else {
-        return Ok(Vec::new());
+/// Splits one segment's facet dictionary into per-ordinal member ids of each facet.
+fn segment_maps(column: Option<StrColumn>, d: &mut Dicts) -> Result<SegmentMaps> {
+    let mut maps = SegmentMaps {
+        lists: Vec::new(),
+        tags: Vec::new(),
+        senders: Vec::new(),
     };
-    let mut map = Vec::with_capacity(column.num_terms());
+    let Some(column) = column else {
+        return Ok(maps);
+    };
     let mut stream = column
         .dictionary()
         .stream()
         .context("cannot read a facet dictionary")?;
-    let sep = SET_SEPARATOR;
+    let members = |part: &[u8], interner: &mut Interner| -> Vec<u32> {
+        part.split(|&b| b == SET_SEPARATOR)
+            .filter(|m| !m.is_empty())
+            .map(|m| interner.id(m))
+            .collect()
+    };
     while stream.advance() {
-        let value = stream.key();
-        let members: Vec<u32> = if value.is_empty() {
+        let mut parts = stream.key().splitn(3, |&b| b == PART_SEPARATOR);
+        let (lists, tags, sender) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        maps.lists.push(members(lists, &mut d.lists));
+        maps.tags.push(members(tags, &mut d.tags));
+        maps.senders.push(if sender.is_empty() {
             Vec::new()
-        } else if split {
-            value
-                .split(|&b| b == sep)
-                .filter(|m| !m.is_empty())
-                .map(|m| interner.id(m))
-                .collect()
         } else {
-            vec![interner.id(value)]
-        };
-        map.push(members);
+            vec![d.senders.id(sender)]
+        });
     }
-    Ok(map)
+    Ok(maps)
 }
 
 /// Facet values of one index generation, interned. A segment's dictionaries are read once,
@@ -339,13 +373,8 @@ impl FacetDicts {
                 maps.push(Arc::clone(m));
                 continue;
             }
-            let ff = r.fast_fields();
             let d = &mut *dicts;
-            let m = Arc::new(SegmentMaps {
-                lists: ord_map(ff.str(col::LIST_SET)?, &mut d.lists, true)?,
-                tags: ord_map(ff.str(col::TAG_SET)?, &mut d.tags, true)?,
-                senders: ord_map(ff.str(col::SENDER)?, &mut d.senders, false)?,
-            });
+            let m = Arc::new(segment_maps(r.fast_fields().str(col::FACETS)?, d)?);
             d.segments.insert(r.segment_id(), Arc::clone(&m));
             maps.push(m);
         }
@@ -362,16 +391,13 @@ impl FacetDicts {
         let dicts = self.0.read().unwrap_or_else(PoisonError::into_inner);
         // Totals by interned id; only the values returned are cloned, and for senders only the
         // top few are ordered.
-        let total = |names: &Interner,
-                     counts_of: fn(&SegmentFruit) -> &[u32],
-                     map_of: fn(&SegmentMaps) -> &[Vec<u32>],
-                     limit: usize| {
+        let total = |names: &Interner, map_of: fn(&SegmentMaps) -> &[Vec<u32>], limit: usize| {
             let mut totals = vec![0u64; names.names.len()];
             for f in fruits {
                 let Some(map) = maps.get(f.segment as usize) else {
                     continue;
                 };
-                for (&n, ids) in counts_of(f).iter().zip(map_of(map)) {
+                for (&n, ids) in f.facets.iter().zip(map_of(map)) {
                     if n == 0 {
                         continue;
                     }
@@ -405,15 +431,13 @@ impl FacetDicts {
                 })
                 .collect::<Vec<_>>()
         };
-        let lists = total(&dicts.lists, |f| &f.lists, |m| &m.lists, usize::MAX);
-        let tags = total(&dicts.tags, |f| &f.tags, |m| &m.tags, usize::MAX);
-        let senders = total(&dicts.senders, |f| &f.senders, |m| &m.senders, TOP_SENDERS);
+        let lists = total(&dicts.lists, |m| &m.lists, usize::MAX);
+        let tags = total(&dicts.tags, |m| &m.tags, usize::MAX);
+        let senders = total(&dicts.senders, |m| &m.senders, TOP_SENDERS);
         let mut years: BTreeMap<i64, u64> = BTreeMap::new();
         for f in fruits {
-            for (year, &n) in (f.year_min..).zip(&f.years) {
-                if n > 0 {
-                    *years.entry(year).or_default() += u64::from(n);
-                }
+            for &(year, n) in &f.years {
+                *years.entry(year).or_default() += u64::from(n);
             }
         }
         Ok(Facets {
@@ -458,6 +482,8 @@ fn cmp_key(sort: Sort, a: &Cand, b: &Cand) -> Ordering {
 /// full id (from the string column's dictionary) settles the rest.
 pub(crate) struct Ids {
     columns: Vec<(Option<Column<u64>>, Option<StrColumn>)>,
+    /// Thread columns, for the page's hits when they were not read for every match.
+    threads: Vec<Option<Column<u64>>>,
 }
 
 impl Ids {
@@ -471,7 +497,22 @@ impl Ids {
             })
             .collect::<tantivy::Result<_>>()
             .context("cannot open the message id columns")?;
-        Ok(Ids { columns })
+        let threads = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.fast_fields().column_opt(col::THREAD))
+            .collect::<tantivy::Result<_>>()
+            .context("cannot open the thread columns")?;
+        Ok(Ids { columns, threads })
+    }
+
+    /// The thread of a candidate.
+    pub(crate) fn thread(&self, c: &Cand) -> u64 {
+        self.threads
+            .get(c.segment as usize)
+            .and_then(Option::as_ref)
+            .and_then(|t| t.first(c.doc))
+            .unwrap_or(0)
     }
 
     fn key(&self, c: &Cand) -> u64 {
@@ -506,17 +547,7 @@ impl Ids {
 pub(crate) fn messages(fruits: &[SegmentFruit]) -> Vec<Cand> {
     let n = fruits.iter().map(|f| f.entries.len()).sum();
     let mut cands = Vec::with_capacity(n);
-    for f in fruits {
-        cands.extend(f.entries.iter().map(|e| Cand {
-            score: e.score,
-            date: e.date,
-            thread: e.thread,
-            segment: f.segment,
-            doc: e.doc,
-            hits: 1,
-            idkey: 0,
-        }));
-    }
+    cands.extend(each_cand(fruits));
     cands
 }
 
@@ -539,27 +570,66 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Every match as a candidate, segment by segment.
+fn each_cand(fruits: &[SegmentFruit]) -> impl Iterator<Item = Cand> + '_ {
+    fruits.iter().flat_map(|f| {
+        f.entries.iter().map(|e| Cand {
+            score: e.score,
+            date: e.date,
+            thread: e.thread,
+            segment: f.segment,
+            doc: e.doc,
+            hits: 1,
+            idkey: 0,
+        })
+    })
+}
+
+/// Counts `c` into its thread's entry `b`, keeping the better message.
+fn fold_into(b: &mut Cand, c: Cand, sort: Sort, ids: &Ids) -> Result<()> {
+    let hits = b.hits + 1;
+    let better = match cmp_key(sort, &c, b) {
+        Ordering::Less => true,
+        Ordering::Greater => false,
+        Ordering::Equal => ids.cmp(&c, b)? == Ordering::Less,
+    };
+    if better {
+        *b = c;
+    }
+    b.hits = hits;
+    Ok(())
+}
+
 /// Folds messages into threads: each thread's best message (by key, then message id) and how
 /// many of its messages matched.
 pub(crate) fn threads(fruits: &[SegmentFruit], sort: Sort, ids: &Ids) -> Result<Vec<Cand>> {
+    let matches: usize = fruits.iter().map(|f| f.entries.len()).sum();
+    let max_thread = each_cand(fruits).map(|c| c.thread).max().unwrap_or(0);
+    // Thread numbers are small dense integers from the archive's threading, so a table indexed
+    // by thread beats hashing every match, unless the numbers are sparse for this result set.
+    let dense_limit = matches.saturating_mul(16).max(1 << 16);
+    if usize::try_from(max_thread).is_ok_and(|m| m < dense_limit) {
+        let mut slot = vec![u32::MAX; max_thread as usize + 1];
+        let mut out: Vec<Cand> = Vec::new();
+        for c in each_cand(fruits) {
+            let s = &mut slot[c.thread as usize];
+            match out.get_mut(*s as usize) {
+                Some(b) => fold_into(b, c, sort, ids)?,
+                None => {
+                    *s = out.len() as u32;
+                    out.push(c);
+                }
+            }
+        }
+        return Ok(out);
+    }
     let mut best: HashMap<u64, Cand, BuildHasherDefault<IdHasher>> = HashMap::default();
-    for c in messages(fruits) {
+    for c in each_cand(fruits) {
         match best.get_mut(&c.thread) {
             None => {
                 best.insert(c.thread, c);
             }
-            Some(b) => {
-                let hits = b.hits + 1;
-                let better = match cmp_key(sort, &c, b) {
-                    Ordering::Less => true,
-                    Ordering::Greater => false,
-                    Ordering::Equal => ids.cmp(&c, b)? == Ordering::Less,
-                };
-                if better {
-                    *b = c;
-                }
-                b.hits = hits;
-            }
+            Some(b) => fold_into(b, c, sort, ids)?,
         }
     }
     Ok(best.into_values().collect())

@@ -1,11 +1,11 @@
 //! Compiles parsed queries into tantivy queries: words become per-field term or phrase
-//! queries (stemmed and plain twins), filters become zero-score clauses.
+//! queries (text stemmed, sender and recipients not), filters become zero-score clauses.
 
 use std::ops::Bound;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, PhraseQuery,
-    Query, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery,
+    TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Term};
 use tantivy::tokenizer::{TextAnalyzer, TokenStream as _};
@@ -77,51 +77,35 @@ pub(crate) fn match_all() -> Box<dyn Query> {
 impl Compiler {
     fn text(&mut self, scope: Scope, text: &str, notices: &mut Notices) -> Option<Compiled> {
         let f = self.fields;
-        // (stemmed field, plain field, boost); the plain twin finds words the English stemmer
-        // would mangle, and the max of the two keeps English words from counting twice.
-        let groups: &[(Option<Field>, Field, Score)] = match scope {
+        // (field, stemmed?, boost): text fields are stemmed, sender and recipients are not.
+        let groups: &[(Field, bool, Score)] = match scope {
             Scope::Any => &[
-                (Some(f.subject), f.subject_plain, SUBJECT_BOOST),
-                (Some(f.own), f.own_plain, 1.0),
-                (Some(f.quoted), f.quoted_plain, QUOTED_BOOST),
-                (None, f.from, 1.0),
-                (None, f.to, RECIPIENT_BOOST),
+                (f.subject, true, SUBJECT_BOOST),
+                (f.own, true, 1.0),
+                (f.quoted, true, QUOTED_BOOST),
+                (f.from, false, 1.0),
+                (f.to, false, RECIPIENT_BOOST),
             ],
-            Scope::Subject => &[(Some(f.subject), f.subject_plain, SUBJECT_BOOST)],
-            Scope::Body => &[
-                (Some(f.own), f.own_plain, 1.0),
-                (Some(f.quoted), f.quoted_plain, QUOTED_BOOST),
-            ],
-            Scope::From => &[(None, f.from, 1.0)],
-            Scope::To => &[(None, f.to, 1.0)],
+            Scope::Subject => &[(f.subject, true, SUBJECT_BOOST)],
+            Scope::Body => &[(f.own, true, 1.0), (f.quoted, true, QUOTED_BOOST)],
+            Scope::From => &[(f.from, false, 1.0)],
+            Scope::To => &[(f.to, false, 1.0)],
         };
         let stemmed = tokens(&mut self.stemmed, text);
-        let plain = tokens(&mut self.plain, text);
+        let plain = if groups.iter().any(|g| !g.1) {
+            tokens(&mut self.plain, text)
+        } else {
+            Vec::new()
+        };
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut highlight = Vec::new();
-        for &(stem_field, plain_field, boost) in groups {
-            let mut alternatives = Vec::new();
-            if let Some(sf) = stem_field {
-                if let Some(q) = words_query(sf, &stemmed) {
-                    alternatives.push(q);
-                }
-                if sf == f.own {
-                    highlight.extend(stemmed.iter().map(|(_, w)| Term::from_field_text(f.own, w)));
-                }
+        for &(field, is_stemmed, boost) in groups {
+            let words = if is_stemmed { &stemmed } else { &plain };
+            if field == f.own {
+                highlight.extend(words.iter().map(|(_, w)| Term::from_field_text(f.own, w)));
             }
-            // The plain twin is asked only for a single word the stemmer changes: it holds no
-            // positions (a phrase is left to the stemmed field), and when the stem is the word
-            // itself the stemmed field already matches every document the twin would.
-            let twin_adds = stem_field.is_none() || (plain.len() == 1 && stemmed != plain);
-            if twin_adds {
-                if let Some(q) = words_query(plain_field, &plain) {
-                    alternatives.push(q);
-                }
-            }
-            let q: Box<dyn Query> = match alternatives.len() {
-                0 => continue,
-                1 => alternatives.remove(0),
-                _ => Box::new(DisjunctionMaxQuery::new(alternatives)),
+            let Some(q) = words_query(field, words) else {
+                continue;
             };
             let q = if boost == 1.0 {
                 q

@@ -21,8 +21,9 @@
 //! - Words are ANDed: `nova boot`. `OR` binds tighter than AND, as in web and mail search:
 //!   `a b OR c` means `a AND (b OR c)`. `AND`, `OR`, `NOT` must be upper case; `-word`,
 //!   `-"phrase"` and `-(group)` negate. Parentheses group (up to 32 deep).
-//! - `"a phrase"`. Words are matched stemmed (English) and exactly as written, so `upgrading`
-//!   finds `upgrade`, and `Größe` or `привет` are found too.
+//! - `"a phrase"`. Words are matched stemmed (English), the query analysed like the text, so
+//!   `upgrading` finds `upgrade`, and words of other languages (`Größe`, `привет`) are found
+//!   as written.
 //! - Fields: `from:` (sender name or address), `to:` (recipients), `subject:`/`s:`,
 //!   `body:`/`b:`, `list:`/`l:`, `tag:` (subject tags like `[nova]`), `msgid:`, `thread:N`
 //!   (a thread number), `has:attachment`, `has:patch`. Values may be quoted (`from:"Jane Doe"`)
@@ -38,9 +39,9 @@
 //!
 //! # How a search runs
 //!
-//! One pass over every match reads only fast fields: date, thread, year and the ordinals of
-//! the sender, list-set and tag-set columns (facet counts), plus the BM25 score times a mild
-//! recency factor. Ranking then selects the page (ties broken by message id, read from an
+//! One pass over every match reads only fast fields: date (which gives the year), thread
+//! (only when collapsing) and the ordinal of the facet column (list set, tag set and sender in
+//! one value), plus the BM25 score times a mild recency factor. Ranking then selects the page (ties broken by message id, read from an
 //! 8-byte prefix column and, only on equal prefixes, the full id), and only the page's
 //! documents are loaded, for their snippets. Facet ordinals become names through dictionaries
 //! interned once per segment.

@@ -18,9 +18,6 @@ pub(crate) const SCHEMA_DIR: &str = "v1";
 /// stemming, so words of other languages are found exactly as written.
 use super::analysis::{PLAIN, STEMMED};
 
-/// Term frequencies without positions.
-const WORDS_ONLY: IndexRecordOption = IndexRecordOption::WithFreqs;
-
 /// Own text longer than this is still indexed in full but stored only up to here: the stored
 /// copy exists only to cut snippets from, and snippets come from the first match anyway.
 pub(crate) const STORED_TEXT_MAX_BYTES: usize = 32 * 1024;
@@ -32,21 +29,15 @@ pub(crate) struct Fields {
     pub msgid_key: Field,
     pub thread: Field,
     pub date: Field,
-    pub year: Field,
     pub subject: Field,
-    pub subject_plain: Field,
     pub own: Field,
-    pub own_plain: Field,
     pub own_stored: Field,
     pub quoted: Field,
-    pub quoted_plain: Field,
     pub from: Field,
     pub to: Field,
-    pub sender: Field,
     pub lists: Field,
     pub tags: Field,
-    pub list_set: Field,
-    pub tag_set: Field,
+    pub facets: Field,
     pub has_attachment: Field,
     pub has_patch: Field,
 }
@@ -57,21 +48,14 @@ pub(crate) mod col {
     pub const MSGID_KEY: &str = "msgid_key";
     pub const THREAD: &str = "thread";
     pub const DATE: &str = "date";
-    pub const YEAR: &str = "year";
-    pub const SENDER: &str = "sender";
-    pub const LIST_SET: &str = "list_set";
-    pub const TAG_SET: &str = "tag_set";
+    pub const FACETS: &str = "facets";
 }
 
 fn text(tokenizer: &str) -> TextOptions {
-    text_with(tokenizer, IndexRecordOption::WithFreqsAndPositions)
-}
-
-fn text_with(tokenizer: &str, record: IndexRecordOption) -> TextOptions {
     TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(tokenizer)
-            .set_index_option(record),
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     )
 }
 
@@ -87,29 +71,23 @@ pub(crate) fn build() -> (Schema, Fields) {
         thread: b.add_u64_field(col::THREAD, fast_indexed.clone()),
         // Fast only: date ranges run on the column, which beats a term range over one term per
         // distinct second.
-        date: b.add_i64_field(col::DATE, fast.clone()),
-        year: b.add_i64_field(col::YEAR, fast),
+        date: b.add_i64_field(col::DATE, fast),
+        // Text is indexed once, stemmed: the query is analysed the same way, so a word is
+        // found as written whatever the stemmer makes of it (plain-word twins of these fields
+        // matched nothing more and doubled the text indexed).
         subject: b.add_text_field("subject", text(STEMMED)),
-        // The plain twins match single words exactly; phrases go through the stemmed fields
-        // (same analysis at index and query time), so the twins skip positions, which keeps
-        // indexing about a third cheaper.
-        subject_plain: b.add_text_field("subject_plain", text_with(PLAIN, WORDS_ONLY)),
         own: b.add_text_field("own", text(STEMMED)),
-        own_plain: b.add_text_field("own_plain", text_with(PLAIN, WORDS_ONLY)),
         // Stored only, capped: the text snippets are cut from.
         own_stored: b.add_text_field("own_stored", STORED),
         quoted: b.add_text_field("quoted", text(STEMMED)),
-        quoted_plain: b.add_text_field("quoted_plain", text_with(PLAIN, WORDS_ONLY)),
         from: b.add_text_field("from", text(PLAIN)),
         to: b.add_text_field("to", text(PLAIN)),
-        // Facet columns hold exactly one value per message (empty when there is none), so the
-        // collector reads them as dense single values, much cheaper than multi-valued columns;
-        // a set is its members joined by SET_SEPARATOR, split again when counts are totalled.
-        sender: b.add_text_field(col::SENDER, FAST),
         lists: b.add_text_field("lists", STRING),
         tags: b.add_text_field("tags", STRING),
-        list_set: b.add_text_field(col::LIST_SET, FAST),
-        tag_set: b.add_text_field(col::TAG_SET, FAST),
+        // Every facet of a message in one value (see `facet_value`), so the collector reads one
+        // dense single-valued column per match, not one per facet; values are split again
+        // once per segment dictionary, when counts are totalled.
+        facets: b.add_text_field(col::FACETS, FAST),
         has_attachment: b.add_bool_field("has_attachment", INDEXED),
         has_patch: b.add_bool_field("has_patch", INDEXED),
     };
@@ -145,8 +123,20 @@ pub(crate) fn msgid_key(id: &str) -> u64 {
 /// unit separator), so it occurs in no list name or tag (both are cleaned of them).
 pub(crate) const SET_SEPARATOR: u8 = 0x1f;
 
-fn join_set(members: &[String]) -> String {
-    members.join(&char::from(SET_SEPARATOR).to_string())
+/// Separates the parts of a facet value (ASCII record separator).
+pub(crate) const PART_SEPARATOR: u8 = 0x1e;
+
+/// One message's facets as one column value: its list set, tag set and sender, each set's
+/// members joined by [`SET_SEPARATOR`], the parts by [`PART_SEPARATOR`]. Lists and tags hold
+/// no control characters; they are dropped from the sender here.
+fn facet_value(lists: &[String], tags: &[String], sender: &str) -> String {
+    let set = char::from(SET_SEPARATOR).to_string();
+    let mut v = lists.join(&set);
+    v.push(char::from(PART_SEPARATOR));
+    v.push_str(&tags.join(&set));
+    v.push(char::from(PART_SEPARATOR));
+    v.extend(sender.chars().filter(|c| !c.is_control()));
+    v
 }
 
 /// List names are matched case-insensitively, and never contain control characters.
@@ -196,20 +186,16 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
     d.add_u64(f.msgid_key, msgid_key(msgid));
     d.add_u64(f.thread, doc.thread);
     d.add_i64(f.date, doc.date);
-    d.add_i64(f.year, year_of(doc.date));
     d.add_text(f.subject, &doc.subject);
-    d.add_text(f.subject_plain, &doc.subject);
 
     let body = split_body(&doc.body);
     d.add_text(f.own, &body.own);
-    d.add_text(f.own_plain, &body.own);
     d.add_text(
         f.own_stored,
         truncate_at_char(&body.own, STORED_TEXT_MAX_BYTES),
     );
     if !body.quoted.is_empty() {
         d.add_text(f.quoted, &body.quoted);
-        d.add_text(f.quoted_plain, &body.quoted);
     }
 
     for part in [doc.from_name.as_deref(), doc.from_addr.as_deref()]
@@ -218,8 +204,6 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
     {
         d.add_text(f.from, part);
     }
-    let sender = sender_key(doc.from_name.as_deref(), doc.from_addr.as_deref());
-    d.add_text(f.sender, sender.unwrap_or_default());
     for r in &doc.recipients {
         d.add_text(f.to, r);
     }
@@ -234,12 +218,15 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
     for l in &lists {
         d.add_text(f.lists, l);
     }
-    d.add_text(f.list_set, join_set(&lists));
     let tags = subject_tags(&doc.subject);
     for t in &tags {
         d.add_text(f.tags, t);
     }
-    d.add_text(f.tag_set, join_set(&tags));
+    let sender = sender_key(doc.from_name.as_deref(), doc.from_addr.as_deref());
+    d.add_text(
+        f.facets,
+        facet_value(&lists, &tags, sender.as_deref().unwrap_or("")),
+    );
     d.add_bool(f.has_attachment, doc.has_attachment);
     d.add_bool(f.has_patch, doc.has_patch);
     d

@@ -159,7 +159,7 @@ impl Live {
         Ok(Compiler {
             fields: self.fields,
             stemmed: analyzer(self.fields.own)?,
-            plain: analyzer(self.fields.own_plain)?,
+            plain: analyzer(self.fields.from)?,
         })
     }
 }
@@ -269,6 +269,7 @@ impl Searcher {
         let collector = MatchCollector {
             scoring: sort == Sort::Relevance,
             newest,
+            threads: opts.collapse_threads,
         };
         let fruits = searcher
             .search(&*compiled.query, &collector)
@@ -302,7 +303,11 @@ impl Searcher {
                 hits.push(Hit {
                     message_id: stored(live.fields.msgid).unwrap_or("").to_string(),
                     score: c.score,
-                    thread: c.thread,
+                    thread: if opts.collapse_threads {
+                        c.thread
+                    } else {
+                        ids.thread(c)
+                    },
                     date: c.date,
                     thread_hits: c.hits,
                     snippet,

@@ -14,6 +14,7 @@ use crossbeam_channel::bounded;
 use serde::Serialize;
 
 use crate::dedup::{self, Candidate, ContentKey, KeyInput, Verdict};
+use crate::index::IndexDoc;
 use crate::indexer::Indexer;
 use crate::message::{Address, ListName, MessageId};
 use crate::store::{self, Batch, FileProgress, FileRef, ListRef, Store};
@@ -732,27 +733,33 @@ impl FileSession<'_> {
             }
         }
 
-        self.thread_and_fill(store, &mut batch, new_messages)?;
+        let fresh = self.thread_and_fill(store, &mut batch, new_messages)?;
         self.report.first_date = self.min_date.map(rfc3339);
         self.report.last_date = self.max_date.map(rfc3339);
         store.write_batch(list, self.file, &batch)?;
-        // The index follows SQLite, batch by batch, from the committed change feed.
+        // The index follows SQLite, batch by batch, after the commit: new messages from
+        // memory, other changes from the committed change feed.
         if let Some(ix) = self.indexer.as_deref_mut() {
-            ix.catch_up(store)?;
+            ix.follow(store, fresh)?;
         }
         Ok(())
     }
 
-    /// Assigns threads to the batch's new messages and turns them into rows.
+    /// Assigns threads to the batch's new messages and turns them into rows and, when there is
+    /// an index, into index documents (what the index would read back from those rows).
     fn thread_and_fill(
         &mut self,
         store: &mut Store,
         batch: &mut Batch,
         new_messages: Vec<(Prepared, MessageId, ContentKey)>,
-    ) -> Result<()> {
+    ) -> Result<Vec<IndexDoc>> {
+        let mut docs = Vec::new();
         if new_messages.is_empty() {
-            return Ok(());
+            return Ok(docs);
         }
+        // In the order the store reads them back, so both strip footers alike.
+        let mut footers = self.footers.clone();
+        footers.sort_unstable();
         let inputs: Vec<thread::NewMessage> = new_messages
             .iter()
             .map(|(m, id, _)| {
@@ -811,6 +818,30 @@ impl FileSession<'_> {
                     .map(|a: &Address| [a.name.as_deref(), a.addr.as_deref()])
                     .collect();
             let refs: Vec<&str> = p.refs.iter().map(MessageId::as_str).collect();
+            if self.indexer.is_some() {
+                docs.push(IndexDoc {
+                    message_id: id.as_str().to_string(),
+                    thread: thread_id.0.max(0) as u64,
+                    date: p.date.unwrap_or(0),
+                    subject: p.subject.clone(),
+                    body: dedup::strip_footer(&p.body, &footers).to_string(),
+                    from_name: p.from.name.clone(),
+                    from_addr: p.from.addr.clone(),
+                    recipients: recipients
+                        .iter()
+                        .filter_map(|[name, addr]| match (name, addr) {
+                            (Some(n), Some(a)) => Some(format!("{n} <{a}>")),
+                            (Some(n), None) => Some(n.to_string()),
+                            (None, Some(a)) => Some(a.to_string()),
+                            (None, None) => None,
+                        })
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                    lists: self.list_name.iter().cloned().collect(),
+                    has_attachment: !p.attachments.is_empty(),
+                    has_patch: p.has_patch,
+                });
+            }
             batch.messages.push(store::NewMessage {
                 id,
                 header_id: p.message_id.clone(),
@@ -830,7 +861,7 @@ impl FileSession<'_> {
                 offset: m.offset,
             });
         }
-        Ok(())
+        Ok(docs)
     }
 }
 

@@ -19,9 +19,36 @@ pub fn pack_content(
     zstd.compress(&plain).context("zstd compression failed")
 }
 
+thread_local! {
+    /// One decompression context per thread: creating one per message cost more than
+    /// decompressing a typical message (a reindex unpacks every message).
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Frames larger than this are decompressed by streaming instead of into one exact buffer.
+const EXACT_MAX_BYTES: u64 = 1 << 29;
+
+fn decompress(packed: &[u8]) -> Result<Vec<u8>> {
+    // `pack_content` frames record their size; anything else takes the streaming path.
+    let size = match zstd::zstd_safe::get_frame_content_size(packed) {
+        Ok(Some(n)) if n <= EXACT_MAX_BYTES => n as usize,
+        _ => return zstd::decode_all(packed).context("stored message does not decompress"),
+    };
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let dctx = match slot.as_mut() {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new().context("zstd")?),
+        };
+        dctx.decompress(packed, size)
+            .context("stored message does not decompress")
+    })
+}
+
 /// Unpacks a frame made by [`pack_content`] into the raw bytes and the text.
 pub fn unpack(packed: &[u8]) -> Result<(Vec<u8>, String)> {
-    let mut plain = zstd::decode_all(packed).context("stored message does not decompress")?;
+    let mut plain = decompress(packed)?;
     let Some(len_bytes) = plain.get(..4) else {
         bail!("stored message is truncated");
     };

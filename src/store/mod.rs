@@ -808,6 +808,54 @@ impl Store {
         Ok((self.index_sources(&rows)?, last))
     }
 
+    /// The index feed after position `after`, at most `limit` entries, without reading the
+    /// messages: each entry's message and its id, in feed order, and the position reached. An
+    /// import that still holds a batch's new messages in memory indexes those from memory and
+    /// reads only the rest with [`Store::index_sources_of`].
+    pub fn index_feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(MessageRef, MessageId)>, u64)> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT l.seq, l.message, m.message_id FROM index_log l
+             JOIN messages m ON m.id = l.message
+             WHERE l.seq > ?1 ORDER BY l.seq LIMIT ?2",
+        )?;
+        let mut last = after;
+        let mut out = Vec::new();
+        for row in stmt.query_map(params![after as i64, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (seq, message, id) = row?;
+            last = seq as u64;
+            out.push((MessageRef(message), MessageId::from_trusted(id)));
+        }
+        // A feed entry whose message row is gone (never happens today) still advances `last`
+        // through the plain query, so the feed cannot stall on it.
+        if out.is_empty() {
+            let head: Option<i64> = self.conn.query_row(
+                "SELECT MAX(seq) FROM (SELECT seq FROM index_log WHERE seq > ?1 ORDER BY seq LIMIT ?2)",
+                params![after as i64, limit as i64],
+                |r| r.get(0),
+            )?;
+            last = head.map_or(after, |h| h as u64);
+        }
+        Ok((out, last))
+    }
+
+    /// What the index needs of the given messages, read from the archive.
+    pub fn index_sources_of(&self, messages: &[MessageRef]) -> Result<Vec<IndexSource>> {
+        let mut rows: Vec<i64> = messages.iter().map(|m| m.0).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        self.index_sources(&rows)
+    }
+
     /// Up to `limit` messages after `cursor` in storage order, for a full rebuild; `None` as the
     /// next cursor once the scan is done.
     pub fn index_scan(
