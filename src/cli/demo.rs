@@ -62,7 +62,7 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<()> {
         "open http://{}/ in a browser (Ctrl-C to stop)",
         config.server.bind
     );
-    crate::web::serve(&config.data_dir, &config.server.bind)
+    crate::web::serve(&config.data_dir, &config.server.bind, &config.server)
 }
 
 /// Writes a sample archive of the requested size.

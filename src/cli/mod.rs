@@ -95,7 +95,7 @@ pub fn run(args: Args) -> Result<()> {
         Command::Search(a) => search::run(&config, a),
         Command::Serve(a) => {
             let bind = a.bind.unwrap_or_else(|| config.server.bind.clone());
-            crate::web::serve(&config.data_dir, &bind)
+            crate::web::serve(&config.data_dir, &bind, &config.server)
         }
         Command::Reindex(a) => search::reindex(&config, a),
         Command::Problems(a) => stats::problems(&config, a),

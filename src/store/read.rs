@@ -74,6 +74,14 @@ pub struct FullMessage {
 }
 
 impl Store {
+    /// SQLite's `data_version`: it changes between two calls on this connection exactly when
+    /// another connection (an import) committed in between. The web cache watches it.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
     /// Every list with its message count and latest activity, by name.
     pub fn lists_overview(&self) -> Result<Vec<ListOverview>> {
         let mut stmt = self.conn.prepare_cached(
@@ -166,6 +174,14 @@ impl Store {
             Some(row) => Ok(self.full_messages("m.id = ?1", row)?.into_iter().next()),
             None => Ok(None),
         }
+    }
+
+    /// Messages in a thread, by the thread number of a [`FullMessage`].
+    pub fn thread_size(&self, thread: i64) -> Result<u64> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM messages WHERE thread_id = ?1")?;
+        Ok(stmt.query_row([thread], |r| r.get::<_, i64>(0))? as u64)
     }
 
     /// Every message of the thread that holds `id`, in date order; `None` if `id` is unknown.
