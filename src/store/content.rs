@@ -19,9 +19,39 @@ pub fn pack_content(
     zstd.compress(&plain).context("zstd compression failed")
 }
 
+/// Frames that say they hold more than this are decoded as a stream instead of into one
+/// buffer of the size they claim.
+const MAX_FRAME: u64 = 256 << 20;
+
+thread_local! {
+    /// One decompression context per thread, reused: creating one costs more than
+    /// decompressing a typical message (it probes the CPU, which traps in a VM), and a thread
+    /// page decompresses a hundred.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn decompress(packed: &[u8]) -> std::io::Result<Vec<u8>> {
+    let size = zstd::zstd_safe::get_frame_content_size(packed)
+        .ok()
+        .flatten()
+        .filter(|&n| n <= MAX_FRAME);
+    let Some(size) = size else {
+        return zstd::decode_all(packed);
+    };
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match slot.as_mut() {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new()?),
+        };
+        decompressor.decompress(packed, size as usize)
+    })
+}
+
 /// Unpacks a frame made by [`pack_content`] into the raw bytes and the text.
 pub fn unpack(packed: &[u8]) -> Result<(Vec<u8>, String)> {
-    let mut plain = zstd::decode_all(packed).context("stored message does not decompress")?;
+    let mut plain = decompress(packed).context("stored message does not decompress")?;
     let Some(len_bytes) = plain.get(..4) else {
         bail!("stored message is truncated");
     };
