@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Web benchmark: wrk (32 connections) against a release `archivist serve` over a large
-# archive: search, a 100-message thread page, a message page; server RSS; and search while an
-# import runs into the same archive, each with the response cache on and off (cache_mb = 0). Usage: bash benches/web.sh DATA_DIR [SECONDS]
+# archive: searches (324 distinct), a 100-message thread page, message pages (hundreds of
+# distinct ids), API search and server RSS, first with the response cache on, then off
+# (cache_mb = 0); then search (cache off) while an import runs into the same archive.
+# Usage: bash benches/web.sh DATA_DIR [SECONDS]
 # DATA_DIR must hold an imported archive (see BENCHMARKS.md for how it was made).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,7 +75,7 @@ end
 LUA
 
 run() { # label path [script]
-    echo "== $1"
+    echo "== $1 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     if [ -n "${3:-}" ]; then
         wrk -t2 -c32 -d"${secs}s" --latency -s "$3" "http://127.0.0.1:$port$2" | grep -E "Requests/sec|50%|90%|99%|Non-2xx"
     else
@@ -82,10 +84,11 @@ run() { # label path [script]
 }
 all_routes() {
     run "search (324 distinct queries)" "/search" "$work/search.lua"
+    run "search again (same queries: warm if the cache is on)" "/search" "$work/search.lua"
     run "thread page, 100 messages" "/t/long-thread-0@bench.example"
     run "message pages (distinct ids, see above)" "/m/x" "$work/messages.lua"
     run "API search" "/api/v1/search?q=placement"
-    echo "server RSS: $(ps -o rss= -p $server | awk '{printf "%.0f MB", $1/1024}')"
+    echo "server RSS: $(ps -o rss= -p $server | awk '{printf "%.0f MB", $1/1024}') ($(grep -E 'RssAnon|RssFile' /proc/$server/status | awk '{printf "%s %.0f MB ", $1, $2/1024}'))"
 }
 echo "### response cache on (64 MB): after the first request of each URL, hits are warm"
 all_routes

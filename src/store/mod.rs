@@ -231,7 +231,9 @@ impl Store {
         )
         .with_context(|| format!("cannot open archive database {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "cache_size", -65536)?;
+        // 16 MiB of page cache: the web server holds several of these connections, and the
+        // OS page cache keeps the file's hot pages for all of them.
+        conn.pragma_update(None, "cache_size", -16384)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         anyhow::ensure!(
             version == migrate::MIGRATIONS.len() as i64,

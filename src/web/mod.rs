@@ -31,15 +31,19 @@ pub use error::WebError;
 /// from this server, no framing, forms only to this server.
 pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// Read-only archive connections per CPU: SQLite reads run in parallel, and requests beyond
-/// these wait for a connection on a blocking thread, never on an event loop.
-const CONNECTIONS_PER_CPU: usize = 2;
+/// Responses built at once per CPU, each on a blocking thread with its own read-only
+/// connection. Building is mostly CPU work (decompressing, rendering, searching) with some
+/// waiting on the disk, so two per CPU keep the CPUs busy; more would only take time from
+/// the event loops answering from the cache, and grow memory (a thread, a connection and
+/// a malloc arena each). Further requests wait, as futures, for a permit.
+const BUILDERS_PER_CPU: usize = 2;
 
 /// What every request handler shares: one per server, not per worker, so the connection
 /// pool, the searcher and the response cache are shared by all workers.
 pub struct State {
     data_dir: PathBuf,
     pool: pool::Pool,
+    builders: tokio::sync::Semaphore,
     searcher: Mutex<Option<Arc<Searcher>>>,
     cache: Cache,
     freshness: Freshness,
@@ -60,7 +64,8 @@ impl State {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         State {
             data_dir: data_dir.to_path_buf(),
-            pool: pool::Pool::new(data_dir, cpus * CONNECTIONS_PER_CPU),
+            pool: pool::Pool::new(data_dir, cpus * BUILDERS_PER_CPU),
+            builders: tokio::sync::Semaphore::new(cpus * BUILDERS_PER_CPU),
             searcher: Mutex::new(None),
             cache: Cache::new(config.cache_mb.saturating_mul(1 << 20)),
             freshness: Freshness::new(&crate::indexer::index_dir(data_dir)),
@@ -90,6 +95,11 @@ pub(crate) async fn blocking<T: Send + 'static>(
     state: &web::Data<State>,
     f: impl FnOnce(&State, &Store) -> Result<T, WebError> + Send + 'static,
 ) -> Result<T, WebError> {
+    let _permit = state
+        .builders
+        .acquire()
+        .await
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("the builder limit is closed: {e}")))?;
     let state = web::Data::clone(state);
     web::block(move || {
         let store = state.pool.get()?;
