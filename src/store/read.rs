@@ -278,21 +278,23 @@ impl Store {
                 thread: r.get(12)?,
             });
         }
+        // One query for the attachments of every message selected, not one per message.
         let mut attachments: HashMap<i64, Vec<Attachment>> = HashMap::new();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT filename, content_type, size FROM attachments WHERE message = ?1 ORDER BY position",
-        )?;
-        for row in &row_ids {
-            let list: Vec<Attachment> = stmt
-                .query_map([row], |r| {
-                    Ok(Attachment {
-                        filename: r.get(0)?,
-                        content_type: r.get(1)?,
-                        size: r.get::<_, i64>(2)? as u64,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            attachments.insert(*row, list);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT a.message, a.filename, a.content_type, a.size FROM attachments a
+             WHERE a.message IN (SELECT m.id FROM messages m WHERE {condition})
+             ORDER BY a.message, a.position"
+        ))?;
+        let mut rows = stmt.query([value])?;
+        while let Some(r) = rows.next()? {
+            attachments
+                .entry(r.get::<_, i64>(0)?)
+                .or_default()
+                .push(Attachment {
+                    filename: r.get(1)?,
+                    content_type: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                });
         }
         for (message, row) in out.iter_mut().zip(&row_ids) {
             message.attachments = attachments.remove(row).unwrap_or_default();
