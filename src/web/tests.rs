@@ -582,3 +582,50 @@ async fn cached_pages_follow_a_new_import() {
         "the cached search went stale: {body}"
     );
 }
+
+#[actix_web::test]
+async fn attachments_are_listed_per_message_in_order() {
+    let dir = archive();
+    let file = dir.path().join("dev").join("2023-07.mbox");
+    let part = |name: &str, body: &str| {
+        format!("--b\nContent-Type: text/x-patch\nContent-Disposition: attachment; filename=\"{name}\"\n\n{body}\n")
+    };
+    let message = |id: &str, reply: &str, files: &[(&str, &str)]| {
+        let parts: String = files.iter().map(|(n, b)| part(n, b)).collect();
+        format!("From x@y Mon May  1 09:12:44 2023\nFrom: Dora <dora@example.org>\nSubject: patches\nDate: Thu, 4 May 2023 10:00:00 +0000\nMessage-ID: <{id}>\n{reply}MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nSee attached.\n{parts}--b--\n\n")
+    };
+    let mbox = message(
+        "att1@example.org",
+        "",
+        &[("one.patch", "a"), ("two.patch", "bb")],
+    ) + &message(
+        "att2@example.org",
+        "In-Reply-To: <att1@example.org>\n",
+        &[("three.patch", "ccc")],
+    );
+    std::fs::write(&file, mbox).expect("write");
+    assert_eq!(import(&dir.path().join("data"), file).messages_new, 2);
+    let app = app!(dir);
+    let (status, body, _) = get!(app, "/api/v1/threads/att1@example.org");
+    assert_eq!(status, StatusCode::OK);
+    let thread: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let names: Vec<Vec<&str>> = thread["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            m["attachments"]
+                .as_array()
+                .expect("attachments")
+                .iter()
+                .filter_map(|a| a["filename"].as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![vec!["one.patch", "two.patch"], vec!["three.patch"]]
+    );
+    let (_, page, _) = get!(app, "/t/att1@example.org");
+    assert!(page.contains("three.patch") && page.contains("two.patch"));
+}
