@@ -179,7 +179,7 @@ struct Watch {
 type IndexMark = u64;
 
 impl Freshness {
-    /// Watches the archive database opened through `open` and the index under `index_dir`.
+    /// Watches the index under `index_dir`; the archive database is opened on first use.
     pub fn new(index_dir: &Path) -> Self {
         Freshness {
             index_dir: index_dir.to_path_buf(),

@@ -1,6 +1,7 @@
 //! The read-only archive connections that request handlers borrow on actix's blocking
-//! threads, so no SQLite work runs on an event loop. Bounded: a request that finds every
-//! connection lent out waits for one instead of opening more (each has its own page cache).
+//! threads, so no query runs on an event loop (only the cache's `data_version` pragma does).
+//! Bounded: a request that finds every connection lent out waits for one instead of opening
+//! more (each has its own page cache).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
