@@ -262,3 +262,56 @@ fn index_mark(dir: &Path) -> IndexMark {
     }
     hasher.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(n: usize) -> Arc<Rendered> {
+        Arc::new(Rendered::new("text/plain", vec![b'x'; n], None))
+    }
+
+    fn stamp(archive: u64, index: u64) -> Stamp {
+        Stamp { archive, index }
+    }
+
+    #[test]
+    fn stays_within_its_budget_dropping_the_oldest() {
+        let cache = Cache::new(10_000);
+        for i in 0..20 {
+            cache.put(format!("/m/{i}"), Scope::Archive, stamp(1, 0), body(1_000));
+        }
+        let inner = cache.lock();
+        assert!(inner.bytes <= 10_000, "{} bytes kept", inner.bytes);
+        assert!(inner.entries.contains_key("/m/19"));
+        assert!(!inner.entries.contains_key("/m/0"));
+        assert_eq!(inner.entries.len(), inner.order.len());
+        drop(inner);
+        // Larger than an eighth of the budget: not kept at all.
+        cache.put("/big".into(), Scope::Archive, stamp(1, 0), body(2_000));
+        assert!(cache.get("/big", Scope::Archive, stamp(1, 0)).is_none());
+        assert!(Cache::new(0)
+            .get("/m/1", Scope::Archive, stamp(1, 0))
+            .is_none());
+    }
+
+    #[test]
+    fn a_newer_archive_or_index_misses() {
+        let cache = Cache::new(1 << 20);
+        cache.put("/t/a".into(), Scope::Archive, stamp(1, 5), body(10));
+        cache.put("/search?q=a".into(), Scope::Search, stamp(1, 5), body(10));
+        assert!(cache.get("/t/a", Scope::Archive, stamp(1, 6)).is_some());
+        assert!(cache
+            .get("/search?q=a", Scope::Search, stamp(1, 5))
+            .is_some());
+        assert!(cache
+            .get("/search?q=a", Scope::Search, stamp(1, 6))
+            .is_none());
+        // A response built before the archive changed is not kept after it.
+        assert!(cache.get("/t/a", Scope::Archive, stamp(2, 6)).is_none());
+        cache.put("/t/old".into(), Scope::Archive, stamp(1, 6), body(10));
+        assert!(cache.get("/t/old", Scope::Archive, stamp(2, 6)).is_none());
+        assert!(cache.get("/t/old", Scope::Archive, stamp(1, 6)).is_none());
+        assert_eq!(cache.lock().bytes, 0);
+    }
+}
