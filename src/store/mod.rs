@@ -887,19 +887,22 @@ impl Store {
     /// Every list's name and learned footers, by list row.
     fn all_footers(&self) -> Result<HashMap<i64, (String, Vec<String>)>> {
         let mut out: HashMap<i64, (String, Vec<String>)> = HashMap::new();
-        let mut stmt = self.conn.prepare_cached("SELECT id, name FROM lists")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
-            let (id, name) = row?;
-            out.insert(id, (name, Vec::new()));
-        }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT list, footer FROM list_footers ORDER BY list, footer")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
-            let (id, footer) = row?;
-            if let Some(entry) = out.get_mut(&id) {
-                entry.1.push(footer);
-            }
+        // One statement: every message page asks.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT l.id, l.name, f.footer FROM lists l
+             LEFT JOIN list_footers f ON f.list = l.id ORDER BY l.id, f.footer",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, name, footer) = row?;
+            let entry = out.entry(id).or_insert_with(|| (name, Vec::new()));
+            entry.1.extend(footer);
         }
         Ok(out)
     }

@@ -104,7 +104,8 @@ impl Store {
     pub fn list_exists(&self, name: &str) -> Result<bool> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM lists WHERE name = ?1", [name], |_| Ok(()))
+            .prepare_cached("SELECT 1 FROM lists WHERE name = ?1")?
+            .query_row([name], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -123,11 +124,10 @@ impl Store {
              WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM memberships ms JOIN lists l ON l.id = ms.list
                                           WHERE ms.message = m.id AND l.name = ?1))
                AND COALESCE(m.date, 0) >= ?2 AND COALESCE(m.date, 0) < ?3";
-        let total: i64 = self.conn.query_row(
-            &format!("SELECT COUNT(DISTINCT m.thread_id) {filter}"),
-            params![list, from, to],
-            |r| r.get(0),
-        )?;
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT COUNT(DISTINCT m.thread_id) {filter}"))?
+            .query_row(params![list, from, to], |r| r.get(0))?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT m.thread_id, COUNT(*), MIN(m.date), MAX(m.date) {filter}
              GROUP BY m.thread_id ORDER BY MAX(COALESCE(m.date, 0)) DESC, m.thread_id DESC
@@ -164,11 +164,8 @@ impl Store {
     pub fn message(&self, id: &MessageId) -> Result<Option<FullMessage>> {
         let row: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT id FROM messages WHERE message_id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT id FROM messages WHERE message_id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
             .optional()?;
         match row {
             Some(row) => Ok(self.full_messages("m.id = ?1", row)?.into_iter().next()),
@@ -217,11 +214,8 @@ impl Store {
     fn thread_id_of(&self, id: &MessageId) -> Result<Option<i64>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT thread_id FROM messages WHERE message_id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT thread_id FROM messages WHERE message_id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
             .optional()?)
     }
 
