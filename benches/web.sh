@@ -87,6 +87,7 @@ all_routes() {
     run "search again (same queries: warm if the cache is on)" "/search" "$work/search.lua"
     run "thread page, 100 messages" "/t/long-thread-0@bench.example"
     run "message pages (distinct ids, see above)" "/m/x" "$work/messages.lua"
+    run "message pages again (same ids: warm if the cache is on)" "/m/x" "$work/messages.lua"
     run "API search" "/api/v1/search?q=placement"
     echo "server RSS: $(ps -o rss= -p $server | awk '{printf "%.0f MB", $1/1024}') ($(grep -E 'RssAnon|RssFile' /proc/$server/status | awk '{printf "%s %.0f MB ", $1, $2/1024}'))"
 }
