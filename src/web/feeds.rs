@@ -187,11 +187,20 @@ pub async fn search(
                 summary: h.snippet.replace("<b>", "").replace("</b>", ""),
             })
             .collect();
+        let newest = results
+            .hits
+            .iter()
+            .filter_map(|h| h.date.as_deref())
+            .filter_map(|d| {
+                time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|d| d.unix_timestamp())
+            .max();
         Ok(feed(
             &origin,
             &format!("search: {}", p.query),
             &entries,
-            None,
+            newest,
         ))
     })
     .await

@@ -441,6 +441,7 @@ async fn last_modified_and_if_modified_since() {
         ),
         ("/dev/", "Wed, 03 May 2023 10:00:00 GMT"),
         ("/dev/atom", "Wed, 03 May 2023 10:00:00 GMT"),
+        ("/search/atom?q=placement", "Mon, 01 May 2023 11:00:00 GMT"),
     ];
     for (uri, date) in cases {
         let (status, headers) = get_with!(app, uri, &[] as &[(header::HeaderName, &str)]);
