@@ -68,12 +68,18 @@ impl Default for ImportConfig {
 pub struct ServerConfig {
     /// Listen address.
     pub bind: String,
+    /// Memory for the cache of rendered pages, in MiB (0 turns it off).
+    pub cache_mb: usize,
+    /// Show addresses as `user at example.org` in pages, the API and feeds.
+    pub obfuscate_addresses: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             bind: "127.0.0.1:8080".into(),
+            cache_mb: 64,
+            obfuscate_addresses: false,
         }
     }
 }

@@ -34,7 +34,7 @@ pub fn run(config: &Config, bind: &str) -> Result<()> {
         &config.digest.base_url,
         build_options(config),
     )?;
-    web::serve(&config.data_dir, bind, digests)
+    web::serve(&config.data_dir, bind, &config.server, digests)
 }
 
 /// Sends each week's digest when it falls due: at start-up (a week missed during downtime is

@@ -231,7 +231,9 @@ impl Store {
         )
         .with_context(|| format!("cannot open archive database {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "cache_size", -65536)?;
+        // 16 MiB of page cache: the web server holds several of these connections, and the
+        // OS page cache keeps the file's hot pages for all of them.
+        conn.pragma_update(None, "cache_size", -16384)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         anyhow::ensure!(
             version == migrate::MIGRATIONS.len() as i64,
@@ -933,19 +935,22 @@ impl Store {
     /// Every list's name and learned footers, by list row.
     fn all_footers(&self) -> Result<HashMap<i64, (String, Vec<String>)>> {
         let mut out: HashMap<i64, (String, Vec<String>)> = HashMap::new();
-        let mut stmt = self.conn.prepare_cached("SELECT id, name FROM lists")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
-            let (id, name) = row?;
-            out.insert(id, (name, Vec::new()));
-        }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT list, footer FROM list_footers ORDER BY list, footer")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
-            let (id, footer) = row?;
-            if let Some(entry) = out.get_mut(&id) {
-                entry.1.push(footer);
-            }
+        // One statement: every message page asks.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT l.id, l.name, f.footer FROM lists l
+             LEFT JOIN list_footers f ON f.list = l.id ORDER BY l.id, f.footer",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, name, footer) = row?;
+            let entry = out.entry(id).or_insert_with(|| (name, Vec::new()));
+            entry.1.extend(footer);
         }
         Ok(out)
     }

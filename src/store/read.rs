@@ -74,6 +74,14 @@ pub struct FullMessage {
 }
 
 impl Store {
+    /// SQLite's `data_version`: it changes between two calls on this connection exactly when
+    /// another connection (an import) committed in between. The web cache watches it.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
     /// Every list with its message count and latest activity, by name.
     pub fn lists_overview(&self) -> Result<Vec<ListOverview>> {
         let mut stmt = self.conn.prepare_cached(
@@ -96,7 +104,8 @@ impl Store {
     pub fn list_exists(&self, name: &str) -> Result<bool> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM lists WHERE name = ?1", [name], |_| Ok(()))
+            .prepare_cached("SELECT 1 FROM lists WHERE name = ?1")?
+            .query_row([name], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -115,11 +124,10 @@ impl Store {
              WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM memberships ms JOIN lists l ON l.id = ms.list
                                           WHERE ms.message = m.id AND l.name = ?1))
                AND COALESCE(m.date, 0) >= ?2 AND COALESCE(m.date, 0) < ?3";
-        let total: i64 = self.conn.query_row(
-            &format!("SELECT COUNT(DISTINCT m.thread_id) {filter}"),
-            params![list, from, to],
-            |r| r.get(0),
-        )?;
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT COUNT(DISTINCT m.thread_id) {filter}"))?
+            .query_row(params![list, from, to], |r| r.get(0))?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT m.thread_id, COUNT(*), MIN(m.date), MAX(m.date) {filter}
              GROUP BY m.thread_id ORDER BY MAX(COALESCE(m.date, 0)) DESC, m.thread_id DESC
@@ -156,16 +164,21 @@ impl Store {
     pub fn message(&self, id: &MessageId) -> Result<Option<FullMessage>> {
         let row: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT id FROM messages WHERE message_id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT id FROM messages WHERE message_id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
             .optional()?;
         match row {
             Some(row) => Ok(self.full_messages("m.id = ?1", row)?.into_iter().next()),
             None => Ok(None),
         }
+    }
+
+    /// Messages in a thread, by the thread number of a [`FullMessage`].
+    pub fn thread_size(&self, thread: i64) -> Result<u64> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM messages WHERE thread_id = ?1")?;
+        Ok(stmt.query_row([thread], |r| r.get::<_, i64>(0))? as u64)
     }
 
     /// Every message of the thread that holds `id`, in date order; `None` if `id` is unknown.
@@ -201,11 +214,8 @@ impl Store {
     fn thread_id_of(&self, id: &MessageId) -> Result<Option<i64>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT thread_id FROM messages WHERE message_id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT thread_id FROM messages WHERE message_id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
             .optional()?)
     }
 
@@ -262,21 +272,23 @@ impl Store {
                 thread: r.get(12)?,
             });
         }
+        // One query for the attachments of every message selected, not one per message.
         let mut attachments: HashMap<i64, Vec<Attachment>> = HashMap::new();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT filename, content_type, size FROM attachments WHERE message = ?1 ORDER BY position",
-        )?;
-        for row in &row_ids {
-            let list: Vec<Attachment> = stmt
-                .query_map([row], |r| {
-                    Ok(Attachment {
-                        filename: r.get(0)?,
-                        content_type: r.get(1)?,
-                        size: r.get::<_, i64>(2)? as u64,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            attachments.insert(*row, list);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT a.message, a.filename, a.content_type, a.size FROM attachments a
+             WHERE a.message IN (SELECT m.id FROM messages m WHERE {condition})
+             ORDER BY a.message, a.position"
+        ))?;
+        let mut rows = stmt.query([value])?;
+        while let Some(r) = rows.next()? {
+            attachments
+                .entry(r.get::<_, i64>(0)?)
+                .or_default()
+                .push(Attachment {
+                    filename: r.get(1)?,
+                    content_type: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                });
         }
         for (message, row) in out.iter_mut().zip(&row_ids) {
             message.attachments = attachments.remove(row).unwrap_or_default();

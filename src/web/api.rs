@@ -5,27 +5,34 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::cache::{Rendered, Scope};
 use super::error::ApiError;
 use super::pages::{page_number, parse_id, run_search, search_params, SearchQuery};
 use super::render::iso_date;
-use super::{cached, State, WebError};
+use super::{cached, obfuscate, respond, State, WebError};
 use crate::store::FullMessage;
 
 type Api = Result<HttpResponse, ApiError>;
 
-fn json_response(req: &HttpRequest, value: &Value) -> HttpResponse {
-    cached(
-        req,
-        "application/json",
+const JSON: &str = "application/json";
+
+fn json_body(value: &Value, last_modified: Option<i64>) -> Rendered {
+    Rendered::new(
+        JSON,
         serde_json::to_vec(value).unwrap_or_default(),
+        last_modified,
     )
 }
 
-fn message_json(m: &FullMessage) -> Value {
+fn message_json(state: &State, m: &FullMessage) -> Value {
+    let hide = state.obfuscate;
     json!({
         "message_id": m.id.as_str(),
         "subject": m.subject,
-        "from": {"name": m.from.name, "address": m.from.addr},
+        "from": {
+            "name": m.from.name.as_deref().map(|n| obfuscate::maybe(hide, n)),
+            "address": m.from.addr.as_deref().map(|a| obfuscate::maybe(hide, a)),
+        },
         "date": iso_date(m.date),
         "lists": m.lists,
         "references": m.refs,
@@ -33,18 +40,24 @@ fn message_json(m: &FullMessage) -> Value {
             "filename": a.filename, "content_type": a.content_type, "size": a.size
         })).collect::<Vec<_>>(),
         "has_patch": m.has_patch,
-        "body": m.body,
+        "body": obfuscate::maybe(hide, &m.body),
         "raw_url": format!("/m/{}/raw", super::render::id_path(m.id.as_str())),
     })
 }
 
 /// `GET /api/v1/lists`
 pub async fn lists(state: web::Data<State>, req: HttpRequest) -> Api {
-    let lists = state.with_store(|s| s.lists_overview())?;
-    let value = json!({"lists": lists.iter().map(|l| json!({
-        "name": l.name, "messages": l.messages, "latest": iso_date(l.latest)
-    })).collect::<Vec<_>>()});
-    Ok(json_response(&req, &value))
+    respond(&state, &req, Scope::Archive, |_, s| {
+        let lists = s.lists_overview()?;
+        let value = json!({"lists": lists.iter().map(|l| json!({
+            "name": l.name, "messages": l.messages, "latest": iso_date(l.latest)
+        })).collect::<Vec<_>>()});
+        Ok(json_body(
+            &value,
+            lists.iter().filter_map(|l| l.latest).max(),
+        ))
+    })
+    .await
 }
 
 /// `?page=`
@@ -63,58 +76,62 @@ pub async fn list_threads(
     let list = path.into_inner();
     let page = page_number(query.page.as_deref())?;
     let per_page = 50;
-    let found = state.with_store(|s| {
+    respond(&state, &req, Scope::Archive, move |state, s| {
         if !s.list_exists(&list)? {
-            return Ok(None);
+            return Err(WebError::NotFound {
+                message: format!("no list named {list:?}"),
+                search: None,
+            });
         }
-        Ok(Some(s.threads_by_activity(
-            Some(&list),
-            None,
-            per_page,
-            (page - 1) * per_page,
-        )?))
-    })?;
-    let (threads, total) = found.ok_or_else(|| WebError::NotFound {
-        message: format!("no list named {list:?}"),
-        search: None,
-    })?;
-    let value = json!({
-        "list": list, "page": page, "total": total,
-        "threads": threads.iter().map(|t| json!({
-            "root_message_id": t.root_id.as_str(), "subject": t.subject,
-            "from": t.from.label(), "messages": t.messages,
-            "first": iso_date(t.first), "last": iso_date(t.last),
-        })).collect::<Vec<_>>(),
-    });
-    Ok(json_response(&req, &value))
+        let (threads, total) =
+            s.threads_by_activity(Some(&list), None, per_page, (page - 1) * per_page)?;
+        let value = json!({
+            "list": list, "page": page, "total": total,
+            "threads": threads.iter().map(|t| json!({
+                "root_message_id": t.root_id.as_str(), "subject": t.subject,
+                "from": obfuscate::label(state.obfuscate, &t.from), "messages": t.messages,
+                "first": iso_date(t.first), "last": iso_date(t.last),
+            })).collect::<Vec<_>>(),
+        });
+        Ok(json_body(
+            &value,
+            threads.iter().filter_map(|t| t.last).max(),
+        ))
+    })
+    .await
 }
 
 /// `GET /api/v1/threads/{message-id}`: the thread holding that message.
 pub async fn thread(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Api {
     let id = parse_id(&path.into_inner())?;
-    let messages = state
-        .with_store(|s| s.thread_messages(&id))?
-        .ok_or_else(|| WebError::NotFound {
+    respond(&state, &req, Scope::Archive, move |state, s| {
+        let messages = s.thread_messages(&id)?.ok_or_else(|| WebError::NotFound {
             message: format!("no message <{id}>"),
             search: None,
         })?;
-    let value = json!({
-        "message_id": id.as_str(),
-        "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
-    });
-    Ok(json_response(&req, &value))
+        let value = json!({
+            "message_id": id.as_str(),
+            "messages": messages.iter().map(|m| message_json(state, m)).collect::<Vec<_>>(),
+        });
+        Ok(json_body(
+            &value,
+            messages.iter().filter_map(|m| m.date).max(),
+        ))
+    })
+    .await
 }
 
 /// `GET /api/v1/messages/{message-id}`
 pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Api {
     let id = parse_id(&path.into_inner())?;
-    let m = state
-        .with_store(|s| s.message(&id))?
-        .ok_or_else(|| WebError::NotFound {
+    respond(&state, &req, Scope::Archive, move |state, s| {
+        let m = s.message(&id)?.ok_or_else(|| WebError::NotFound {
             message: format!("no message <{id}>"),
             search: None,
         })?;
-    Ok(json_response(&req, &message_json(&m)))
+        Ok(json_body(&message_json(state, &m), m.date))
+    })
+    .await
 }
 
 /// `GET /api/v1/search?q=&sort=&page=&collapse=`: the same object as `archivist search --json`.
@@ -130,14 +147,17 @@ pub async fn search(
         query.collapse.as_deref(),
         20,
     )?;
-    let page = run_search(&state, &p)?;
-    let value = serde_json::to_value(&page).map_err(|e| WebError::Internal(e.into()))?;
-    Ok(json_response(&req, &value))
+    respond(&state, &req, Scope::Search, move |state, s| {
+        let page = run_search(state, s, &p)?;
+        let value = serde_json::to_value(&page).map_err(|e| WebError::Internal(e.into()))?;
+        Ok(json_body(&value, None))
+    })
+    .await
 }
 
 /// `GET /api/v1/openapi.json`
 pub async fn openapi(req: HttpRequest) -> HttpResponse {
-    cached(&req, "application/json", OPENAPI.as_bytes().to_vec())
+    cached(&req, JSON, OPENAPI.as_bytes().to_vec())
 }
 
 const OPENAPI: &str = r##"{

@@ -723,12 +723,12 @@ pub async fn feed(
             summary,
         });
     }
-    Ok(super::feeds::feed(
-        &req,
-        "Weekly digests",
-        &format!("/digest/atom{suffix}"),
-        &entries,
-    ))
+    let latest = weeks
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| d.week.end(digests.build.zone))
+        .max();
+    Ok(super::feeds::atom(&req, "Weekly digests", &entries, latest))
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::cache::{Rendered, Scope};
 use super::pages::{parse_id, run_search, search_params, SearchQuery};
 use super::render::{id_path, iso_date};
 use super::text::escape;
-use super::{cached, State, WebError};
+use super::{obfuscate, respond, State, WebError};
 
 /// Entries per feed.
 const FEED_ENTRIES: usize = 50;
@@ -20,15 +21,40 @@ pub(crate) struct Entry {
     pub summary: String,
 }
 
-pub(crate) fn feed(
+/// Where a feed is served: its absolute links need the scheme and host asked for.
+struct Origin {
+    base: String,
+    self_path: String,
+}
+
+impl Origin {
+    fn of(req: &HttpRequest) -> Origin {
+        let info = req.connection_info();
+        let self_path = match req.query_string() {
+            "" => req.path().to_string(),
+            q => format!("{}?{q}", req.path()),
+        };
+        Origin {
+            base: format!("{}://{}", info.scheme(), info.host()),
+            self_path,
+        }
+    }
+}
+
+/// A feed answered at once (with its conditional-request handling), for feeds built outside
+/// the response cache.
+pub(crate) fn atom(
     req: &HttpRequest,
     title: &str,
-    self_path: &str,
     entries: &[Entry],
+    last_modified: Option<i64>,
 ) -> HttpResponse {
-    let host = req.connection_info().host().to_string();
-    let scheme = req.connection_info().scheme().to_string();
-    let base = format!("{scheme}://{host}");
+    super::conditional(req, &feed(&Origin::of(req), title, entries, last_modified))
+}
+
+fn feed(origin: &Origin, title: &str, entries: &[Entry], last_modified: Option<i64>) -> Rendered {
+    let base = &origin.base;
+    let self_path = &origin.self_path;
     let updated = entries
         .iter()
         .map(|e| e.updated.as_str())
@@ -54,7 +80,11 @@ pub(crate) fn feed(
         ));
     }
     xml.push_str("</feed>\n");
-    cached(req, "application/atom+xml; charset=utf-8", xml.into_bytes())
+    Rendered::new(
+        "application/atom+xml; charset=utf-8",
+        xml.into_bytes(),
+        last_modified,
+    )
 }
 
 fn excerpt(body: &str) -> String {
@@ -74,39 +104,43 @@ pub async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let list = path.into_inner();
-    let messages = state.with_store(|s| {
+    let origin = Origin::of(&req);
+    respond(&state, &req, Scope::Archive, move |state, s| {
         if !s.list_exists(&list)? {
-            return Ok(None);
+            return Err(WebError::NotFound {
+                message: format!("There is no list named {list:?}."),
+                search: None,
+            });
         }
         let (threads, _) = s.threads_by_activity(Some(&list), None, FEED_ENTRIES, 0)?;
-        let mut out = Vec::new();
+        let mut messages = Vec::new();
         for t in threads {
             if let Some(m) = s.message(&t.root_id)? {
-                out.push((m, t.last));
+                messages.push((m, t.last));
             }
         }
-        Ok(Some(out))
-    })?;
-    let messages = messages.ok_or_else(|| WebError::NotFound {
-        message: format!("There is no list named {list:?}."),
-        search: None,
-    })?;
-    let entries: Vec<Entry> = messages
-        .iter()
-        .map(|(m, last)| Entry {
-            path: format!("/m/{}", id_path(m.id.as_str())),
-            title: m.subject.clone(),
-            author: m.from.label().to_string(),
-            updated: iso_date(last.or(m.date)),
-            summary: excerpt(&m.body),
-        })
-        .collect();
-    Ok(feed(
-        &req,
-        &format!("{list}: latest threads"),
-        req.path(),
-        &entries,
-    ))
+        let entries: Vec<Entry> = messages
+            .iter()
+            .map(|(m, last)| Entry {
+                path: format!("/m/{}", id_path(m.id.as_str())),
+                title: m.subject.clone(),
+                author: obfuscate::label(state.obfuscate, &m.from),
+                updated: iso_date(last.or(m.date)),
+                summary: obfuscate::maybe(state.obfuscate, &excerpt(&m.body)),
+            })
+            .collect();
+        let latest = messages
+            .iter()
+            .filter_map(|(m, last)| last.or(m.date))
+            .max();
+        Ok(feed(
+            &origin,
+            &format!("{list}: latest threads"),
+            &entries,
+            latest,
+        ))
+    })
+    .await
 }
 
 /// `/t/{id}/atom`
@@ -116,29 +150,32 @@ pub async fn thread(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(&path.into_inner())?;
-    let messages = state
-        .with_store(|s| s.thread_messages(&id))?
-        .ok_or_else(|| WebError::NotFound {
+    let origin = Origin::of(&req);
+    respond(&state, &req, Scope::Archive, move |state, s| {
+        let messages = s.thread_messages(&id)?.ok_or_else(|| WebError::NotFound {
             message: format!("No message <{id}> is in this archive."),
             search: Some(format!("msgid:{id}")),
         })?;
-    let title = messages
-        .first()
-        .map(|m| m.subject.clone())
-        .unwrap_or_default();
-    let entries: Vec<Entry> = messages
-        .iter()
-        .rev()
-        .take(FEED_ENTRIES)
-        .map(|m| Entry {
-            path: format!("/m/{}", id_path(m.id.as_str())),
-            title: m.subject.clone(),
-            author: m.from.label().to_string(),
-            updated: iso_date(m.date),
-            summary: excerpt(&m.body),
-        })
-        .collect();
-    Ok(feed(&req, &title, req.path(), &entries))
+        let title = messages
+            .first()
+            .map(|m| m.subject.clone())
+            .unwrap_or_default();
+        let entries: Vec<Entry> = messages
+            .iter()
+            .rev()
+            .take(FEED_ENTRIES)
+            .map(|m| Entry {
+                path: format!("/m/{}", id_path(m.id.as_str())),
+                title: m.subject.clone(),
+                author: obfuscate::label(state.obfuscate, &m.from),
+                updated: iso_date(m.date),
+                summary: obfuscate::maybe(state.obfuscate, &excerpt(&m.body)),
+            })
+            .collect();
+        let latest = messages.iter().filter_map(|m| m.date).max();
+        Ok(feed(&origin, &title, &entries, latest))
+    })
+    .await
 }
 
 /// `/search/atom?q=`: the newest matching messages.
@@ -148,23 +185,35 @@ pub async fn search(
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, WebError> {
     let p = search_params(query.q.as_deref(), Some("date"), None, None, FEED_ENTRIES)?;
-    let results = run_search(&state, &p)?;
-    let entries: Vec<Entry> = results
-        .hits
-        .iter()
-        .map(|h| Entry {
-            path: format!("/m/{}", id_path(&h.message_id)),
-            title: h.subject.clone(),
-            author: h.from.clone(),
-            updated: h.date.clone().unwrap_or_default(),
-            summary: h.snippet.replace("<b>", "").replace("</b>", ""),
-        })
-        .collect();
-    let self_path = format!("{}?{}", req.path(), req.query_string());
-    Ok(feed(
-        &req,
-        &format!("search: {}", p.query),
-        &self_path,
-        &entries,
-    ))
+    let origin = Origin::of(&req);
+    respond(&state, &req, Scope::Search, move |state, s| {
+        let results = run_search(state, s, &p)?;
+        let entries: Vec<Entry> = results
+            .hits
+            .iter()
+            .map(|h| Entry {
+                path: format!("/m/{}", id_path(&h.message_id)),
+                title: h.subject.clone(),
+                author: h.from.clone(),
+                updated: h.date.clone().unwrap_or_default(),
+                summary: h.snippet.replace("<b>", "").replace("</b>", ""),
+            })
+            .collect();
+        let newest = results
+            .hits
+            .iter()
+            .filter_map(|h| h.date.as_deref())
+            .filter_map(|d| {
+                time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|d| d.unix_timestamp())
+            .max();
+        Ok(feed(
+            &origin,
+            &format!("search: {}", p.query),
+            &entries,
+            newest,
+        ))
+    })
+    .await
 }

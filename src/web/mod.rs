@@ -3,11 +3,14 @@
 //! runs in another process and sees new messages as the importer commits them.
 
 mod api;
+mod cache;
 mod digest;
 mod error;
 mod feeds;
 mod limit;
+mod obfuscate;
 mod pages;
+mod pool;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -22,8 +25,10 @@ use actix_web::http::header;
 use actix_web::{middleware, web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::{Context, Result};
 
+use crate::config::ServerConfig;
 use crate::index::Searcher;
 use crate::store::Store;
+use cache::{Cache, Freshness, Rendered, Scope};
 pub use digest::Digests;
 pub use error::WebError;
 
@@ -31,43 +36,45 @@ pub use error::WebError;
 /// from this server, no framing, forms only to this server.
 pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// What every request handler shares.
+/// Responses built at once per CPU, each on a blocking thread with its own read-only
+/// connection. Building is mostly CPU work (decompressing, rendering, searching) with some
+/// waiting on the disk, so two per CPU keep the CPUs busy; more would only take time from
+/// the event loops answering from the cache, and grow memory (a thread, a connection and
+/// a malloc arena each). Further requests wait, as futures, for a permit.
+const BUILDERS_PER_CPU: usize = 2;
+
+/// What every request handler shares: one per server, not per worker, so the connection
+/// pool, the searcher and the response cache are shared by all workers.
 pub struct State {
     data_dir: PathBuf,
-    store: Mutex<Option<Store>>,
+    pool: pool::Pool,
+    builders: tokio::sync::Semaphore,
     searcher: Mutex<Option<Arc<Searcher>>>,
+    cache: Cache,
+    freshness: Freshness,
+    /// Show addresses as `user at example.org` (pages, API, feeds).
+    obfuscate: bool,
 }
 
 impl State {
-    /// State over a data directory. Nothing is opened until a request needs it, so the server
-    /// starts before the first import and picks the archive up when it appears.
+    /// State over a data directory with the default server settings. Nothing is opened
+    /// until a request needs it, so the server starts before the first import and picks the
+    /// archive up when it appears.
     pub fn new(data_dir: &Path) -> State {
-        State {
-            data_dir: data_dir.to_path_buf(),
-            store: Mutex::new(None),
-            searcher: Mutex::new(None),
-        }
+        State::with_config(data_dir, &ServerConfig::default())
     }
 
-    /// Runs `f` with the read-only archive connection.
-    fn with_store<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T, WebError> {
-        let mut guard = self
-            .store
-            .lock()
-            .map_err(|_| anyhow::anyhow!("archive connection poisoned"))?;
-        if guard.is_none() {
-            let path = self.data_dir.join("archive.sqlite3");
-            if !path.exists() {
-                return Err(WebError::NotFound {
-                    message: "The archive is empty: nothing has been imported yet.".into(),
-                    search: None,
-                });
-            }
-            *guard = Some(Store::open_read_only(&path)?);
-        }
-        match guard.as_ref() {
-            Some(store) => Ok(f(store)?),
-            None => Err(anyhow::anyhow!("archive connection missing").into()),
+    /// State with the `[server]` settings.
+    pub fn with_config(data_dir: &Path, config: &ServerConfig) -> State {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        State {
+            data_dir: data_dir.to_path_buf(),
+            pool: pool::Pool::new(data_dir, cpus * BUILDERS_PER_CPU),
+            builders: tokio::sync::Semaphore::new(cpus * BUILDERS_PER_CPU),
+            searcher: Mutex::new(None),
+            cache: Cache::new(config.cache_mb.saturating_mul(1 << 20)),
+            freshness: Freshness::new(&crate::indexer::index_dir(data_dir)),
+            obfuscate: config.obfuscate_addresses,
         }
     }
 
@@ -88,7 +95,55 @@ impl State {
     }
 }
 
-/// Registers every route; shared by the server and the tests.
+/// Runs `f` with a pooled read-only connection on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    state: &web::Data<State>,
+    f: impl FnOnce(&State, &Store) -> Result<T, WebError> + Send + 'static,
+) -> Result<T, WebError> {
+    let _permit = state
+        .builders
+        .acquire()
+        .await
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("the builder limit is closed: {e}")))?;
+    let state = web::Data::clone(state);
+    web::block(move || {
+        let store = state.pool.get()?;
+        f(&state, &store)
+    })
+    .await
+    .map_err(|e| WebError::Internal(anyhow::anyhow!("a blocking task failed: {e}")))?
+}
+
+/// Answers a GET from the response cache while the archive (and, for searches, the
+/// index) is unchanged; otherwise builds the response with `build` on a blocking thread
+/// and keeps it. Either way `If-None-Match` and `If-Modified-Since` are honoured.
+pub(crate) async fn respond<E: From<WebError>>(
+    state: &web::Data<State>,
+    req: &HttpRequest,
+    scope: Scope,
+    build: impl FnOnce(&State, &Store) -> Result<Rendered, WebError> + Send + 'static,
+) -> Result<HttpResponse, E> {
+    let searcher = match scope {
+        Scope::Search => state.searcher()?,
+        Scope::Archive => None,
+    };
+    let archive = state.data_dir.join("archive.sqlite3");
+    let stamp = state.freshness.stamp(&archive, scope, searcher.as_deref());
+    // The host is part of the key: feeds carry absolute links.
+    let key = format!("{}{}", req.connection_info().host(), req.uri());
+    if let Some(stamp) = stamp {
+        if let Some(hit) = state.cache.get(&key, scope, stamp) {
+            return Ok(conditional(req, &hit));
+        }
+    }
+    let rendered = Arc::new(blocking(state, build).await?);
+    if let Some(stamp) = stamp {
+        state.cache.put(key, scope, stamp, Arc::clone(&rendered));
+    }
+    Ok(conditional(req, &rendered))
+}
+
+/// Registers every route; shared by the server and the tests (which give it a `State`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::home))
         .route("/static/style.css", web::get().to(style))
@@ -146,15 +201,14 @@ pub fn security_headers() -> middleware::DefaultHeaders {
 
 /// Serves the archive in `data_dir` on `bind` until the process is stopped; `digests` serves
 /// the digest pages and subscriptions.
-pub fn serve(data_dir: &Path, bind: &str, digests: Digests) -> Result<()> {
-    let data_dir = data_dir.to_path_buf();
+pub fn serve(data_dir: &Path, bind: &str, config: &ServerConfig, digests: Digests) -> Result<()> {
+    let state = web::Data::new(State::with_config(data_dir, config));
     let bind = bind.to_string();
     let digests = web::Data::new(digests);
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
-            // One archive connection and searcher per worker thread: no lock contention.
             App::new()
-                .app_data(web::Data::new(State::new(&data_dir)))
+                .app_data(web::Data::clone(&state))
                 .app_data(digests.clone())
                 .wrap(middleware::Compress::default())
                 .wrap(security_headers())
@@ -182,21 +236,59 @@ async fn style(req: HttpRequest) -> HttpResponse {
 }
 
 /// A 200 response with an ETag over its body; a matching `If-None-Match` gets a 304.
-pub(crate) fn cached(req: &HttpRequest, content_type: &str, body: Vec<u8>) -> HttpResponse {
-    let etag = format!("\"{}\"", &blake3::hash(&body).to_hex()[..20]);
-    let matches = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if matches {
-        return HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag))
-            .finish();
+pub(crate) fn cached(req: &HttpRequest, content_type: &'static str, body: Vec<u8>) -> HttpResponse {
+    conditional(req, &Rendered::new(content_type, body, None))
+}
+
+/// The response for a rendered body: 304 when the client's copy is current (by ETag, else
+/// by date: `If-Modified-Since` counts only without `If-None-Match`, RFC 9110 13.1.3), else
+/// 200 with `ETag` and, where the page has a date, `Last-Modified`.
+fn conditional(req: &HttpRequest, r: &Rendered) -> HttpResponse {
+    let last_modified = r.last_modified.and_then(http_date);
+    let headers = req.headers();
+    let not_modified = match headers.get(header::IF_NONE_MATCH) {
+        Some(v) => v
+            .to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim() == r.etag || t.trim() == "*")),
+        None => match (r.last_modified, headers.get(header::IF_MODIFIED_SINCE)) {
+            (Some(modified), Some(since)) => since
+                .to_str()
+                .ok()
+                .and_then(|s| s.parse::<header::HttpDate>().ok())
+                .and_then(|since| {
+                    std::time::SystemTime::from(since)
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                })
+                .is_some_and(|since| modified <= since.as_secs() as i64),
+            _ => false,
+        },
+    };
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response.insert_header((header::ETAG, r.etag.as_str()));
+    if let Some(date) = last_modified {
+        response.insert_header((header::LAST_MODIFIED, date));
     }
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, content_type))
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
-        .body(body)
+    if not_modified {
+        return response.finish();
+    }
+    response
+        .insert_header((header::CONTENT_TYPE, r.content_type))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"));
+    if let Some(disposition) = r.disposition {
+        response.insert_header((header::CONTENT_DISPOSITION, disposition));
+    }
+    response.body(r.body.clone())
+}
+
+/// Unix seconds as an HTTP date; dates before 1970 have none.
+fn http_date(ts: i64) -> Option<header::HttpDate> {
+    let secs = u64::try_from(ts).ok()?;
+    Some(header::HttpDate::from(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+    ))
 }

@@ -2,6 +2,7 @@
 //! raw, thread mbox, search and its help. Every value reaches the page through an
 //! autoescaping template; bodies through `text`, which escapes them itself.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use actix_web::http::header;
@@ -9,11 +10,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::cache::{Rendered, Scope};
 use super::render::{anchor, id_path, iso_date, query_value, render, short_date};
-use super::{cached, text, State, WebError};
+use super::{blocking, cached, obfuscate, respond, text, State, WebError};
 use crate::index::{SearchOptions, Sort};
 use crate::message::MessageId;
-use crate::store::{FullMessage, ThreadSummary};
+use crate::store::{FullMessage, Store, ThreadSummary};
 
 /// Threads per list page.
 const THREADS_PER_PAGE: usize = 50;
@@ -26,8 +28,15 @@ pub const MAX_QUERY: usize = 16 * 1024;
 
 type Page = Result<HttpResponse, WebError>;
 
+const HTML: &str = "text/html; charset=utf-8";
+
 fn html(req: &HttpRequest, body: String) -> HttpResponse {
-    cached(req, "text/html; charset=utf-8", body.into_bytes())
+    cached(req, HTML, body.into_bytes())
+}
+
+/// A rendered page whose newest content is from `last_modified`.
+fn html_page(body: String, last_modified: Option<i64>) -> Rendered {
+    Rendered::new(HTML, body.into_bytes(), last_modified)
 }
 
 /// `?page=N` (1-based).
@@ -72,14 +81,14 @@ fn not_found_message(id: &MessageId) -> WebError {
     }
 }
 
-fn thread_rows(threads: &[ThreadSummary]) -> Vec<Value> {
+fn thread_rows(state: &State, threads: &[ThreadSummary]) -> Vec<Value> {
     threads
         .iter()
         .map(|t| {
             json!({
                 "root_path": id_path(t.root_id.as_str()),
                 "subject": t.subject,
-                "from": t.from.label(),
+                "from": obfuscate::label(state.obfuscate, &t.from),
                 "messages": t.messages,
                 "last": short_date(t.last),
             })
@@ -100,22 +109,21 @@ fn pages_nav(base: &str, page: usize, total: u64, per_page: usize) -> Value {
 
 /// `/`
 pub async fn home(state: web::Data<State>, req: HttpRequest) -> Page {
-    let (lists, threads) = state.with_store(|s| {
+    respond(&state, &req, Scope::Archive, |state, s| {
         let lists = s.lists_overview()?;
         let (threads, _) = s.threads_by_activity(None, None, 30, 0)?;
-        Ok((lists, threads))
-    })?;
-    let lists: Vec<Value> = lists
-        .iter()
-        .map(|l| json!({"name": l.name, "messages": l.messages, "latest": short_date(l.latest)}))
-        .collect();
-    Ok(html(
-        &req,
-        render(
+        let latest = lists.iter().filter_map(|l| l.latest).max();
+        let lists: Vec<Value> = lists
+            .iter()
+            .map(|l| json!({"name": l.name, "messages": l.messages, "latest": short_date(l.latest)}))
+            .collect();
+        let body = render(
             "home.html",
-            json!({"title": "Mailing lists", "lists": lists, "threads": thread_rows(&threads)}),
-        )?,
-    ))
+            json!({"title": "Mailing lists", "lists": lists, "threads": thread_rows(state, &threads)}),
+        )?;
+        Ok(html_page(body, latest))
+    })
+    .await
 }
 
 /// `/help`
@@ -129,7 +137,12 @@ pub async fn help(req: HttpRequest) -> Page {
 /// `/{list}`: the canonical list URL ends with a slash.
 pub async fn list_redirect(state: web::Data<State>, path: web::Path<String>) -> Page {
     let list = path.into_inner();
-    if !state.with_store(|s| s.list_exists(&list))? {
+    let (list, exists) = blocking(&state, move |_, s| {
+        let exists = s.list_exists(&list)?;
+        Ok((list, exists))
+    })
+    .await?;
+    if !exists {
         return Err(list_not_found(&list));
     }
     Ok(HttpResponse::MovedPermanently()
@@ -156,7 +169,10 @@ pub async fn list(
 ) -> Page {
     let list = path.into_inner();
     let page = page_number(query.page.as_deref())?;
-    list_page(&state, &req, &list, None, page)
+    respond(&state, &req, Scope::Archive, move |state, s| {
+        list_page(state, s, &list, None, page)
+    })
+    .await
 }
 
 /// `/{list}/{year}/{month}/`
@@ -178,7 +194,10 @@ pub async fn list_month(
         .filter(|m| (1..=12).contains(m))
         .ok_or_else(|| WebError::BadRequest(format!("{month:?} is not a month (01-12)")))?;
     let page = page_number(query.page.as_deref())?;
-    list_page(&state, &req, &list, Some((year, month)), page)
+    respond(&state, &req, Scope::Archive, move |state, s| {
+        list_page(state, s, &list, Some((year, month)), page)
+    })
+    .await
 }
 
 fn month_range(year: i32, month: u32) -> (i64, i64) {
@@ -194,27 +213,23 @@ fn month_range(year: i32, month: u32) -> (i64, i64) {
 
 fn list_page(
     state: &State,
-    req: &HttpRequest,
+    s: &Store,
     list: &str,
     month: Option<(i32, u32)>,
     page: usize,
-) -> Page {
+) -> Result<Rendered, WebError> {
     let range = month.map(|(y, m)| month_range(y, m));
-    let (exists, threads, total, months) = state.with_store(|s| {
-        if !s.list_exists(list)? {
-            return Ok((false, Vec::new(), 0, Vec::new()));
-        }
-        let (threads, total) = s.threads_by_activity(
-            Some(list),
-            range,
-            THREADS_PER_PAGE,
-            (page - 1) * THREADS_PER_PAGE,
-        )?;
-        Ok((true, threads, total, s.list_months(list)?))
-    })?;
-    if !exists {
+    if !s.list_exists(list)? {
         return Err(list_not_found(list));
     }
+    let (threads, total) = s.threads_by_activity(
+        Some(list),
+        range,
+        THREADS_PER_PAGE,
+        (page - 1) * THREADS_PER_PAGE,
+    )?;
+    let months = s.list_months(list)?;
+    let latest = threads.iter().filter_map(|t| t.last).max();
     let base = match month {
         Some((y, m)) => format!("/{}/{y:04}/{m:02}/", query_value(list)),
         None => format!("/{}/", query_value(list)),
@@ -227,86 +242,136 @@ fn list_page(
         })
         .collect();
     let month_label = month.map(|(y, m)| format!("{y:04}-{m:02}"));
-    Ok(html(
-        req,
-        render(
-            "list.html",
-            json!({
-                "title": match &month_label { Some(l) => format!("{list} {l}"), None => list.to_string() },
-                "list": list, "month_label": month_label, "months": months,
-                "total": total, "threads": thread_rows(&threads),
-                "pages": pages_nav(&base, page, total, THREADS_PER_PAGE),
-            }),
-        )?,
-    ))
+    let body = render(
+        "list.html",
+        json!({
+            "title": match &month_label { Some(l) => format!("{list} {l}"), None => list.to_string() },
+            "list": list, "month_label": month_label, "months": months,
+            "total": total, "threads": thread_rows(state, &threads),
+            "pages": pages_nav(&base, page, total, THREADS_PER_PAGE),
+        }),
+    )?;
+    Ok(html_page(body, latest))
+}
+
+/// Links from a message to its neighbours on a thread page (anchors).
+#[derive(Default)]
+pub(crate) struct Links {
+    parent: Option<String>,
+    /// Replies: (anchor, sender).
+    children: Vec<(String, String)>,
+    next: Option<String>,
 }
 
 /// The view of one message for the templates.
-pub(crate) fn message_view(m: &FullMessage, parent: Option<String>, next: Option<String>) -> Value {
-    let (first, also) = match m.lists.split_first() {
-        Some((first, rest)) => (vec![first.clone()], rest.to_vec()),
-        None => (Vec::new(), Vec::new()),
-    };
-    let attachments: Vec<Value> = m
-        .attachments
-        .iter()
-        .map(|a| json!({"filename": a.filename, "content_type": a.content_type, "size": a.size}))
-        .collect();
-    json!({
-        "id": m.id.as_str(),
-        "path": id_path(m.id.as_str()),
-        "anchor": anchor(m.id.as_str()),
-        "subject": m.subject,
-        "from": m.from.label(),
-        "from_addr": m.from.addr,
-        "date": short_date(m.date),
-        "date_iso": iso_date(m.date),
-        "lists": first,
-        "also": also,
-        "attachments": attachments,
-        "blocks": text::blocks(&m.body, m.footer_at),
-        "parent": parent,
-        "next": next,
-    })
+pub(crate) fn message_view<'a>(state: &State, m: &'a FullMessage, links: Links) -> MessageView<'a> {
+    let hide = state.obfuscate;
+    let (lists, also) = m.lists.split_at(m.lists.len().min(1));
+    MessageView {
+        id: m.id.as_str(),
+        path: id_path(m.id.as_str()),
+        anchor: anchor(m.id.as_str()),
+        subject: &m.subject,
+        from: obfuscate::label(hide, &m.from),
+        from_addr: m.from.addr.as_deref().map(|a| obfuscate::maybe(hide, a)),
+        date: short_date(m.date),
+        date_iso: iso_date(m.date),
+        lists,
+        also,
+        attachments: m
+            .attachments
+            .iter()
+            .map(|a| AttachmentView {
+                filename: a.filename.as_deref(),
+                content_type: &a.content_type,
+                size: a.size,
+            })
+            .collect(),
+        blocks: text::blocks(&m.body, m.footer_at, hide),
+        parent: links.parent,
+        children: links
+            .children
+            .into_iter()
+            .map(|(anchor, from)| ReplyView { anchor, from })
+            .collect(),
+        next: links.next,
+    }
+}
+
+/// The thread page's context (a struct, so the message views are not copied into JSON
+/// values first).
+#[derive(serde::Serialize)]
+struct ThreadView<'a> {
+    title: &'a str,
+    subject: &'a str,
+    root_path: String,
+    count: usize,
+    participants: usize,
+    flat: bool,
+    tree: Vec<Value>,
+    messages: Vec<MessageView<'a>>,
+}
+
+/// One message as the templates see it (`message_body.html`). A struct rather than a JSON
+/// value: a thread page renders a hundred of these, and building maps of owned strings first
+/// was a tenth of its time.
+#[derive(serde::Serialize)]
+pub(crate) struct MessageView<'a> {
+    id: &'a str,
+    path: String,
+    anchor: String,
+    subject: &'a str,
+    from: String,
+    from_addr: Option<String>,
+    date: String,
+    date_iso: String,
+    /// The first list; the others are `also`.
+    lists: &'a [String],
+    also: &'a [String],
+    attachments: Vec<AttachmentView<'a>>,
+    blocks: Vec<text::Block>,
+    parent: Option<String>,
+    children: Vec<ReplyView>,
+    next: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+pub(crate) struct AttachmentView<'a> {
+    filename: Option<&'a str>,
+    content_type: &'a str,
+    size: u64,
+}
+
+#[derive(serde::Serialize)]
+pub(crate) struct ReplyView {
+    anchor: String,
+    from: String,
 }
 
 /// `/m/{id}`
 pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Page {
     let id = parse_id(&path.into_inner())?;
-    let (found, thread_count) = state.with_store(|s| {
-        let m = s.message(&id)?;
-        let count = match &m {
-            Some(_) => s.thread_of(&id)?.len(),
-            None => 0,
-        };
-        Ok((m, count))
-    })?;
-    let m = found.ok_or_else(|| not_found_message(&id))?;
-    let body = render(
-        "message.html",
-        json!({"title": m.subject, "m": message_view(&m, None, None), "thread_count": thread_count}),
-    )?;
-    let mut response = html(&req, body);
-    if let Some(date) = m
-        .date
-        .and_then(|d| time::OffsetDateTime::from_unix_timestamp(d).ok())
-    {
-        if let Ok(value) = date.format(&time::format_description::well_known::Rfc2822) {
-            if let Ok(v) = header::HeaderValue::from_str(&value.replace("+0000", "GMT")) {
-                response.headers_mut().insert(header::LAST_MODIFIED, v);
-            }
-        }
-    }
-    Ok(response)
+    respond(&state, &req, Scope::Archive, move |state, s| {
+        let m = s.message(&id)?.ok_or_else(|| not_found_message(&id))?;
+        let thread_count = s.thread_size(m.thread)?;
+        let body = render(
+            "message.html",
+            json!({"title": m.subject, "m": message_view(state, &m, Links::default()), "thread_count": thread_count}),
+        )?;
+        Ok(html_page(body, m.date))
+    })
+    .await
 }
 
-/// `/m/{id}/raw`: the stored bytes, exactly as received.
+/// `/m/{id}/raw`: the stored bytes, exactly as received (never obfuscated: it is the
+/// record of what arrived).
 pub async fn raw(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Page {
     let id = parse_id(&path.into_inner())?;
-    let bytes = state
-        .with_store(|s| s.raw_message(&id))?
-        .ok_or_else(|| not_found_message(&id))?;
-    Ok(cached(&req, "text/plain", bytes))
+    respond(&state, &req, Scope::Archive, move |_, s| {
+        let bytes = s.raw_message(&id)?.ok_or_else(|| not_found_message(&id))?;
+        Ok(Rendered::new("text/plain", bytes, None))
+    })
+    .await
 }
 
 /// `?view=flat`
@@ -324,7 +389,11 @@ pub async fn thread(
 ) -> Page {
     let raw_id = path.into_inner();
     if let Some(id) = raw_id.strip_suffix(".mbox.gz") {
-        return thread_mbox(&state, &parse_id(id)?);
+        let id = parse_id(id)?;
+        return respond(&state, &req, Scope::Archive, move |_, s| {
+            thread_mbox(s, &id)
+        })
+        .await;
     }
     let flat = match query.view.as_deref() {
         None | Some("nested") => false,
@@ -337,9 +406,23 @@ pub async fn thread(
         }
     };
     let id = parse_id(&raw_id)?;
-    let messages = state
-        .with_store(|s| s.thread_messages(&id))?
-        .ok_or_else(|| not_found_message(&id))?;
+    respond(&state, &req, Scope::Archive, move |state, s| {
+        let messages = s
+            .thread_messages(&id)?
+            .ok_or_else(|| not_found_message(&id))?;
+        thread_page(state, &id, &messages, flat)
+    })
+    .await
+}
+
+/// The thread page: an outline of the tree, then every message with links to its parent,
+/// its replies and the next message on the page.
+fn thread_page(
+    state: &State,
+    id: &MessageId,
+    messages: &[FullMessage],
+    flat: bool,
+) -> Result<Rendered, WebError> {
     let tree = crate::thread::tree(
         &messages
             .iter()
@@ -350,8 +433,28 @@ pub async fn thread(
             })
             .collect::<Vec<_>>(),
     );
-    let by_id: std::collections::HashMap<&str, &FullMessage> =
-        messages.iter().map(|m| (m.id.as_str(), m)).collect();
+    let by_id: HashMap<&str, &FullMessage> = messages.iter().map(|m| (m.id.as_str(), m)).collect();
+    let node_of: HashMap<&str, usize> = tree
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.message_id.as_str(), i))
+        .collect();
+    let anchors: Vec<String> = tree.iter().map(|n| anchor(&n.message_id)).collect();
+    let senders: Vec<Option<String>> = tree
+        .iter()
+        .map(|n| {
+            by_id
+                .get(n.message_id.as_str())
+                .map(|m| obfuscate::label(state.obfuscate, &m.from))
+        })
+        .collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); tree.len()];
+    for (i, n) in tree.iter().enumerate() {
+        if let Some(p) = n.parent.filter(|&p| p < tree.len()) {
+            children[p].push(i);
+        }
+    }
+    let present = |i: &usize| !tree[*i].is_ghost && senders[*i].is_some();
     // Messages in display order: the tree's pre-order (nested) or by date (flat).
     let ordered: Vec<&FullMessage> = if flat {
         messages.iter().collect()
@@ -361,29 +464,41 @@ pub async fn thread(
             .filter_map(|n| by_id.get(n.message_id.as_str()).copied())
             .collect()
     };
-    let parent_of = |id: &str| -> Option<String> {
-        let node = tree.iter().find(|n| n.message_id == id)?;
-        let parent = tree.get(node.parent?)?;
-        (!parent.is_ghost).then(|| anchor(&parent.message_id))
-    };
-    let views: Vec<Value> = ordered
+    let views: Vec<MessageView> = ordered
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let next = ordered.get(i + 1).map(|n| anchor(n.id.as_str()));
-            message_view(m, parent_of(m.id.as_str()), next)
+            let node = node_of.get(m.id.as_str()).copied();
+            let links = Links {
+                parent: node
+                    .and_then(|n| tree[n].parent)
+                    .filter(present)
+                    .map(|p| anchors[p].clone()),
+                children: node
+                    .map(|n| {
+                        children[n]
+                            .iter()
+                            .filter(|c| present(c))
+                            .map(|&c| (anchors[c].clone(), senders[c].clone().unwrap_or_default()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                next: ordered.get(i + 1).map(|n| anchor(n.id.as_str())),
+            };
+            message_view(state, m, links)
         })
         .collect();
     let outline: Vec<Value> = tree
         .iter()
-        .map(|n| {
+        .enumerate()
+        .map(|(i, n)| {
             let m = by_id.get(n.message_id.as_str());
             json!({
                 "ghost": n.is_ghost || m.is_none(),
                 "indent": n.depth.min(12),
-                "anchor": anchor(&n.message_id),
+                "anchor": anchors[i],
                 "subject": m.map(|m| m.subject.clone()),
-                "from": m.map(|m| m.from.label().to_string()),
+                "from": senders[i],
                 "date": m.map(|m| short_date(m.date)),
             })
         })
@@ -392,22 +507,26 @@ pub async fn thread(
         messages.iter().map(|m| m.from.label()).collect();
     let root = ordered.first().copied().or(messages.first());
     let subject = root.map(|m| m.subject.clone()).unwrap_or_default();
+    let latest = messages.iter().filter_map(|m| m.date).max();
     let body = render(
         "thread.html",
-        json!({
-            "title": subject, "subject": subject,
-            "root_path": id_path(id.as_str()),
-            "count": messages.len(), "participants": participants.len(),
-            "flat": flat, "tree": outline, "messages": views,
-        }),
+        ThreadView {
+            title: &subject,
+            subject: &subject,
+            root_path: id_path(id.as_str()),
+            count: messages.len(),
+            participants: participants.len(),
+            flat,
+            tree: outline,
+            messages: views,
+        },
     )?;
-    Ok(html(&req, body))
+    Ok(html_page(body, latest))
 }
 
-fn thread_mbox(state: &State, id: &MessageId) -> Page {
-    let messages = state
-        .with_store(|s| s.thread_raw(id))?
-        .ok_or_else(|| not_found_message(id))?;
+/// The thread as an mboxrd file, gzipped; byte-exact messages (never obfuscated).
+fn thread_mbox(s: &Store, id: &MessageId) -> Result<Rendered, WebError> {
+    let messages = s.thread_raw(id)?.ok_or_else(|| not_found_message(id))?;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let write = |gz: &mut flate2::write::GzEncoder<Vec<u8>>| -> std::io::Result<()> {
         for (date, raw) in &messages {
@@ -429,13 +548,10 @@ fn thread_mbox(state: &State, id: &MessageId) -> Page {
     };
     write(&mut gz).map_err(|e| WebError::Internal(e.into()))?;
     let bytes = gz.finish().map_err(|e| WebError::Internal(e.into()))?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/gzip"))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            "attachment; filename=\"thread.mbox.gz\"",
-        ))
-        .body(bytes))
+    let latest = messages.iter().filter_map(|(date, _)| *date).max();
+    let mut rendered = Rendered::new("application/gzip", bytes, latest);
+    rendered.disposition = Some("attachment; filename=\"thread.mbox.gz\"");
+    Ok(rendered)
 }
 
 fn asctime(ts: Option<i64>) -> String {
@@ -539,9 +655,11 @@ fn search_href(query: &str, sort: Sort, collapse: bool, page: usize) -> String {
     href
 }
 
-/// Runs a search for a page, feed or API call; `None` when there is no index yet.
+/// Runs a search for a page, feed or API call, addresses obfuscated if configured; a notice
+/// when there is no index yet.
 pub(crate) fn run_search(
     state: &State,
+    store: &Store,
     params: &SearchParams,
 ) -> Result<crate::search::SearchPage, WebError> {
     let Some(searcher) = state.searcher()? else {
@@ -553,7 +671,11 @@ pub(crate) fn run_search(
             sort: params.sort,
         });
     };
-    state.with_store(|s| crate::search::search(s, &searcher, &params.query, &params.options))
+    let mut page = crate::search::search(store, &searcher, &params.query, &params.options)?;
+    if state.obfuscate {
+        obfuscate::search_page(&mut page);
+    }
+    Ok(page)
 }
 
 /// `/search`
@@ -575,7 +697,14 @@ pub async fn search(
             render("search.html", json!({"title": "Search", "query": ""}))?,
         ));
     }
-    let results = run_search(&state, &p)?;
+    respond(&state, &req, Scope::Search, move |state, s| {
+        search_page(state, s, &p)
+    })
+    .await
+}
+
+fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, WebError> {
+    let results = run_search(state, s, p)?;
     let hits: Vec<Value> = results
         .hits
         .iter()
@@ -603,12 +732,16 @@ pub async fn search(
             .collect();
         json!({"title": title, "values": values})
     };
-    let facets = vec![
+    let mut facets = vec![
         facet("Lists", "list:", &results.facets.lists),
         facet("Years", "date:", &results.facets.years),
         facet("Tags", "tag:", &results.facets.tags),
-        facet("Senders", "from:", &results.facets.senders),
     ];
+    // A sender filter links to a query holding the address, so it goes when addresses are
+    // hidden.
+    if !state.obfuscate {
+        facets.push(facet("Senders", "from:", &results.facets.senders));
+    }
     let more = (p.page * HITS_PER_PAGE) < results.total as usize && p.page < MAX_PAGE;
     let pages = json!({
         "page": p.page,
@@ -635,7 +768,7 @@ pub async fn search(
             },
         }),
     )?;
-    Ok(html(&req, body))
+    Ok(html_page(body, None))
 }
 
 /// Anything else.

@@ -32,8 +32,15 @@ pub(super) fn archive() -> tempfile::TempDir {
     let file = dir.path().join("dev").join("2023-05.mbox");
     std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
     std::fs::write(&file, fixture()).expect("write");
+    let report = import(&data, file);
+    assert_eq!(report.messages_new, 4);
+    dir
+}
+
+/// Imports one mbox file into `data` as `archivist import` would (index included).
+fn import(data: &std::path::Path, file: std::path::PathBuf) -> crate::ingest::Report {
     let mut store = crate::store::Store::open(&data.join("archive.sqlite3")).expect("store");
-    let mut indexer = crate::indexer::Indexer::open(&data).expect("index");
+    let mut indexer = crate::indexer::Indexer::open(data).expect("index");
     let options = crate::ingest::Options {
         list: None,
         batch_size: 100,
@@ -41,7 +48,7 @@ pub(super) fn archive() -> tempfile::TempDir {
         compression_level: 1,
         parse_threads: 1,
     };
-    let report = crate::ingest::import(
+    crate::ingest::import(
         &mut store,
         Some(&mut indexer),
         &[file],
@@ -49,16 +56,20 @@ pub(super) fn archive() -> tempfile::TempDir {
         false,
         &|_, _| {},
     )
-    .expect("import");
-    assert_eq!(report.messages_new, 4);
-    dir
+    .expect("import")
 }
 
 macro_rules! app {
     ($dir:expr) => {
+        app!($dir, crate::config::ServerConfig::default())
+    };
+    ($dir:expr, $config:expr) => {
         test::init_service(
             App::new()
-                .app_data(web::Data::new(State::new(&$dir.path().join("data"))))
+                .app_data(web::Data::new(State::with_config(
+                    &$dir.path().join("data"),
+                    &$config,
+                )))
                 .wrap(security_headers())
                 .configure(configure),
         )
@@ -401,4 +412,221 @@ async fn rendered_pages_match_their_snapshots() {
         mismatches.is_empty(),
         "pages differ from tests/golden/web (see *.actual; UPDATE_GOLDEN=1 accepts): {mismatches:?}"
     );
+}
+
+/// GET with extra request headers: (status, headers).
+macro_rules! get_with {
+    ($app:expr, $uri:expr, $headers:expr) => {{
+        let mut req = test::TestRequest::get().uri($uri);
+        for (name, value) in $headers {
+            req = req.insert_header((name.clone(), *value));
+        }
+        let resp = test::call_service(&$app, req.to_request()).await;
+        (resp.status(), resp.headers().clone())
+    }};
+}
+
+#[actix_web::test]
+async fn last_modified_and_if_modified_since() {
+    let dir = archive();
+    let app = app!(dir);
+    // (page, the newest date it shows)
+    let cases = [
+        ("/m/root@example.org", "Mon, 01 May 2023 10:00:00 GMT"),
+        ("/t/root@example.org", "Mon, 01 May 2023 11:00:00 GMT"),
+        ("/t/root@example.org/atom", "Mon, 01 May 2023 11:00:00 GMT"),
+        (
+            "/api/v1/messages/root@example.org",
+            "Mon, 01 May 2023 10:00:00 GMT",
+        ),
+        ("/dev/", "Wed, 03 May 2023 10:00:00 GMT"),
+        ("/dev/atom", "Wed, 03 May 2023 10:00:00 GMT"),
+        ("/search/atom?q=placement", "Mon, 01 May 2023 11:00:00 GMT"),
+    ];
+    for (uri, date) in cases {
+        let (status, headers) = get_with!(app, uri, &[] as &[(header::HeaderName, &str)]);
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        let last_modified = headers
+            .get(header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(last_modified, Some(date), "{uri}");
+        let etag = headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .expect("etag");
+        let checks: [(&[(header::HeaderName, &str)], StatusCode); 5] = [
+            (
+                &[(header::IF_MODIFIED_SINCE, date)],
+                StatusCode::NOT_MODIFIED,
+            ),
+            (
+                &[(header::IF_MODIFIED_SINCE, "Tue, 01 Jan 2030 00:00:00 GMT")],
+                StatusCode::NOT_MODIFIED,
+            ),
+            (
+                &[(header::IF_MODIFIED_SINCE, "Sun, 30 Apr 2023 00:00:00 GMT")],
+                StatusCode::OK,
+            ),
+            (&[(header::IF_MODIFIED_SINCE, "not a date")], StatusCode::OK),
+            // An ETag that does not match wins over a date that does (RFC 9110 13.1.3).
+            (
+                &[
+                    (header::IF_NONE_MATCH, "\"other\""),
+                    (header::IF_MODIFIED_SINCE, date),
+                ],
+                StatusCode::OK,
+            ),
+        ];
+        for (request, expected) in checks {
+            let (status, _) = get_with!(app, uri, request);
+            assert_eq!(status, expected, "{uri} {request:?}");
+        }
+        let (status, headers) = get_with!(app, uri, &[(header::IF_NONE_MATCH, etag)]);
+        assert_eq!(status, StatusCode::NOT_MODIFIED, "{uri}");
+        assert!(headers.get(header::LAST_MODIFIED).is_some(), "{uri}");
+    }
+}
+
+#[actix_web::test]
+async fn thread_page_links_parent_replies_and_next() {
+    let dir = archive();
+    let app = app!(dir);
+    let (_, body, _) = get!(app, "/t/root@example.org");
+    let root = super::render::anchor("root@example.org");
+    let reply = super::render::anchor("reply/with%odd#chars?@example.org");
+    assert!(
+        body.contains(&format!("replies: <a href=\"#{reply}\">Bob</a>")),
+        "{body}"
+    );
+    assert!(body.contains(&format!("<a href=\"#{reply}\">next</a>")));
+    assert!(body.contains(&format!("<a href=\"#{root}\" rel=\"up\">parent</a>")));
+}
+
+#[actix_web::test]
+async fn obfuscation_hides_addresses_outside_raw() {
+    let dir = archive();
+    let config = crate::config::ServerConfig {
+        obfuscate_addresses: true,
+        ..Default::default()
+    };
+    let app = app!(dir, config);
+    for uri in [
+        "/m/root@example.org",
+        "/t/root@example.org",
+        "/api/v1/messages/root@example.org",
+        "/api/v1/threads/root@example.org",
+        "/api/v1/search?q=placement",
+        "/search?q=placement",
+        "/dev/atom",
+        "/",
+    ] {
+        let (status, body, _) = get!(app, uri);
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        for address in [
+            "alice@example.org",
+            "bob@example.org",
+            "mallory@evil.example",
+        ] {
+            assert!(!body.contains(address), "{uri} shows {address}");
+        }
+    }
+    let (_, page, _) = get!(app, "/m/root@example.org");
+    assert!(page.contains("&lt;alice at example.org&gt;"), "{page}");
+    let (_, api, _) = get!(app, "/api/v1/messages/root@example.org");
+    let api: serde_json::Value = serde_json::from_str(&api).expect("json");
+    assert_eq!(api["from"]["address"], "alice at example.org");
+    let (_, search, _) = get!(app, "/search?q=placement");
+    assert!(
+        !search.contains("Senders"),
+        "the sender facet links to addresses"
+    );
+    // The raw message is the record of what arrived, byte for byte.
+    let (_, raw, _) = get!(app, "/m/root@example.org/raw");
+    assert!(raw.contains("alice@example.org"));
+    // Off by default.
+    let plain = app!(dir);
+    let (_, page, _) = get!(plain, "/m/root@example.org");
+    assert!(page.contains("&lt;alice@example.org&gt;"));
+}
+
+#[actix_web::test]
+async fn cached_pages_follow_a_new_import() {
+    let dir = archive();
+    let app = app!(dir);
+    for _ in 0..2 {
+        let (_, body, _) = get!(app, "/t/root@example.org");
+        assert!(body.contains("2 messages"));
+        let (_, body, _) = get!(app, "/search?q=zeppelin");
+        assert!(body.contains("No messages match"), "{body}");
+    }
+    let file = dir.path().join("dev").join("2023-06.mbox");
+    std::fs::write(
+        &file,
+        "From x@y Mon May  1 09:12:44 2023\nFrom: Carol <carol@example.org>\nSubject: Re: [nova] placement upgrade plan\nDate: Tue, 2 May 2023 12:00:00 +0000\nMessage-ID: <late@example.org>\nIn-Reply-To: <root@example.org>\nReferences: <root@example.org>\n\nA zeppelin would be faster.\n\n",
+    )
+    .expect("write");
+    assert_eq!(import(&dir.path().join("data"), file).messages_new, 1);
+    let (_, body, headers) = get!(app, "/t/root@example.org");
+    assert!(
+        body.contains("3 messages"),
+        "the cached thread page went stale"
+    );
+    assert_eq!(
+        headers
+            .get(header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok()),
+        Some("Tue, 02 May 2023 12:00:00 GMT")
+    );
+    let (_, body, _) = get!(app, "/search?q=zeppelin");
+    assert!(
+        body.contains("late@example.org"),
+        "the cached search went stale: {body}"
+    );
+}
+
+#[actix_web::test]
+async fn attachments_are_listed_per_message_in_order() {
+    let dir = archive();
+    let file = dir.path().join("dev").join("2023-07.mbox");
+    let part = |name: &str, body: &str| {
+        format!("--b\nContent-Type: text/x-patch\nContent-Disposition: attachment; filename=\"{name}\"\n\n{body}\n")
+    };
+    let message = |id: &str, reply: &str, files: &[(&str, &str)]| {
+        let parts: String = files.iter().map(|(n, b)| part(n, b)).collect();
+        format!("From x@y Mon May  1 09:12:44 2023\nFrom: Dora <dora@example.org>\nSubject: patches\nDate: Thu, 4 May 2023 10:00:00 +0000\nMessage-ID: <{id}>\n{reply}MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nSee attached.\n{parts}--b--\n\n")
+    };
+    let mbox = message(
+        "att1@example.org",
+        "",
+        &[("one.patch", "a"), ("two.patch", "bb")],
+    ) + &message(
+        "att2@example.org",
+        "In-Reply-To: <att1@example.org>\n",
+        &[("three.patch", "ccc")],
+    );
+    std::fs::write(&file, mbox).expect("write");
+    assert_eq!(import(&dir.path().join("data"), file).messages_new, 2);
+    let app = app!(dir);
+    let (status, body, _) = get!(app, "/api/v1/threads/att1@example.org");
+    assert_eq!(status, StatusCode::OK);
+    let thread: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let names: Vec<Vec<&str>> = thread["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            m["attachments"]
+                .as_array()
+                .expect("attachments")
+                .iter()
+                .filter_map(|a| a["filename"].as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![vec!["one.patch", "two.patch"], vec!["three.patch"]]
+    );
+    let (_, page, _) = get!(app, "/t/att1@example.org");
+    assert!(page.contains("three.patch") && page.contains("two.patch"));
 }

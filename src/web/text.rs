@@ -72,8 +72,9 @@ pub struct Block {
     pub lines: usize,
 }
 
-/// Splits a body into blocks. `footer_at` is where the list footer starts, if known.
-pub fn blocks(body: &str, footer_at: Option<usize>) -> Vec<Block> {
+/// Splits a body into blocks. `footer_at` is where the list footer starts, if known;
+/// `obfuscate` writes addresses as `user at example.org`.
+pub fn blocks(body: &str, footer_at: Option<usize>, obfuscate: bool) -> Vec<Block> {
     let cut = footer_at.filter(|&f| f <= body.len() && body.is_char_boundary(f));
     let (main, footer) = match cut {
         Some(f) => (&body[..f], Some(&body[f..])),
@@ -105,10 +106,18 @@ pub fn blocks(body: &str, footer_at: Option<usize>) -> Vec<Block> {
         }
     }
     out.into_iter()
-        .map(|(kind, lines)| Block {
-            kind,
-            lines: lines.len(),
-            html: linkify(&lines.join("\n")),
+        .map(|(kind, lines)| {
+            let text = lines.join("\n");
+            let html = if obfuscate {
+                linkify(&super::obfuscate::text(&text))
+            } else {
+                linkify(&text)
+            };
+            Block {
+                kind,
+                lines: lines.len(),
+                html,
+            }
         })
         .collect()
 }
@@ -141,7 +150,7 @@ mod tests {
     fn blocks_split_quotes_signature_and_footer() {
         let body = "Hi,\n> quoted\n> more\nanswer\n-- \nAlice\n____\nlist footer\n";
         let footer_at = body.find("____");
-        let kinds: Vec<(Kind, usize)> = blocks(body, footer_at)
+        let kinds: Vec<(Kind, usize)> = blocks(body, footer_at, false)
             .iter()
             .map(|b| (b.kind, b.lines))
             .collect();
@@ -155,6 +164,8 @@ mod tests {
                 (Kind::Footer, 2)
             ]
         );
-        assert!(blocks("<script>", None)[0].html.contains("&lt;script&gt;"));
+        assert!(blocks("<script>", None, false)[0]
+            .html
+            .contains("&lt;script&gt;"));
     }
 }

@@ -1,0 +1,116 @@
+//! The read-only archive connections that request handlers borrow on actix's blocking
+//! threads, so no query runs on an event loop (only the cache's `data_version` pragma does).
+//! Bounded: a request that finds every connection lent out waits for one instead of opening
+//! more (each has its own page cache).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::store::Store;
+
+use super::WebError;
+
+/// A bounded set of read-only connections to `archive.sqlite3`, opened on demand.
+pub struct Pool {
+    path: PathBuf,
+    max: usize,
+    idle: Mutex<Idle>,
+    returned: Condvar,
+}
+
+struct Idle {
+    stores: Vec<Store>,
+    /// Connections in existence, idle or lent out.
+    open: usize,
+}
+
+/// A borrowed connection, given back when dropped.
+pub struct Lease<'a> {
+    pool: &'a Pool,
+    store: Option<Store>,
+}
+
+impl Pool {
+    /// A pool over `<data_dir>/archive.sqlite3` of at most `max` connections.
+    pub fn new(data_dir: &Path, max: usize) -> Pool {
+        Pool {
+            path: data_dir.join("archive.sqlite3"),
+            max: max.max(1),
+            idle: Mutex::new(Idle {
+                stores: Vec::new(),
+                open: 0,
+            }),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether there is an archive to open yet (the server starts before the first import).
+    pub fn archive_exists(&self) -> bool {
+        self.path.exists()
+    }
+
+    /// Borrows a connection, opening one if fewer than `max` exist, else waiting for one.
+    /// Blocks: call it on a blocking thread.
+    pub fn get(&self) -> Result<Lease<'_>, WebError> {
+        let mut idle = self.lock();
+        loop {
+            if let Some(store) = idle.stores.pop() {
+                return Ok(Lease {
+                    pool: self,
+                    store: Some(store),
+                });
+            }
+            if idle.open < self.max {
+                idle.open += 1;
+                drop(idle);
+                return match self.open() {
+                    Ok(store) => Ok(Lease {
+                        pool: self,
+                        store: Some(store),
+                    }),
+                    Err(err) => {
+                        self.lock().open -= 1;
+                        self.returned.notify_one();
+                        Err(err)
+                    }
+                };
+            }
+            idle = self
+                .returned
+                .wait(idle)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn open(&self) -> Result<Store, WebError> {
+        if !self.archive_exists() {
+            return Err(WebError::NotFound {
+                message: "The archive is empty: nothing has been imported yet.".into(),
+                search: None,
+            });
+        }
+        Ok(Store::open_read_only(&self.path)?)
+    }
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        // Present from construction until drop.
+        self.store.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            self.pool.lock().stores.push(store);
+            self.pool.returned.notify_one();
+        }
+    }
+}
