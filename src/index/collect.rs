@@ -38,6 +38,78 @@ struct Entry {
     doc: DocId,
 }
 
+/// Better entries first, before the message-id tie-break (the order of [`cmp_key`]).
+fn cmp_entry(sort: Sort, a: &Entry, b: &Entry) -> Ordering {
+    match sort {
+        Sort::Relevance => b.score.total_cmp(&a.score).then(b.date.cmp(&a.date)),
+        Sort::Date => b.date.cmp(&a.date),
+    }
+}
+
+/// A segment's best `k` entries and every entry tied with the k-th: no entry that could reach
+/// the page (whose order breaks ties by message id, across segments) is dropped. Entries are
+/// buffered and cut back to the best `k` whenever the buffer fills, so memory and ranking
+/// work follow the page size, not the number of matches.
+struct Best {
+    k: usize,
+    sort: Sort,
+    entries: Vec<Entry>,
+    /// The k-th entry at the last cut: anything strictly worse can never be kept.
+    pivot: Option<Entry>,
+    /// Buffer length that triggers the next cut.
+    cut_at: usize,
+}
+
+impl Best {
+    fn new(k: usize, sort: Sort) -> Best {
+        Best {
+            k,
+            sort,
+            entries: Vec::new(),
+            pivot: None,
+            cut_at: k.saturating_mul(2).max(64),
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, e: Entry) {
+        if self.k == 0 {
+            return;
+        }
+        if let Some(p) = &self.pivot {
+            if cmp_entry(self.sort, &e, p) == Ordering::Greater {
+                return;
+            }
+        }
+        self.entries.push(e);
+        if self.entries.len() >= self.cut_at {
+            self.cut();
+        }
+    }
+
+    fn cut(&mut self) {
+        let (k, sort) = (self.k, self.sort);
+        if self.entries.len() <= k {
+            return;
+        }
+        self.entries
+            .select_nth_unstable_by(k - 1, |a, b| cmp_entry(sort, a, b));
+        let pivot = self.entries[k - 1];
+        let mut i = k;
+        while i < self.entries.len() {
+            if cmp_entry(sort, &self.entries[i], &pivot) == Ordering::Equal {
+                i += 1;
+            } else {
+                self.entries.swap_remove(i);
+            }
+        }
+        self.pivot = Some(pivot);
+        // Many entries tied with the pivot stay; cut again only when the buffer has doubled,
+        // so ties never make this quadratic.
+        self.cut_at = self.cut_at.max(self.entries.len().saturating_mul(2));
+    }
+}
+
 /// The calendar years (UTC) a segment's dates span, so a match's year is a search in a short
 /// table instead of a calendar conversion or a column read.
 struct YearTable {
@@ -120,6 +192,9 @@ const BATCH: usize = 64;
 /// What one segment contributed.
 pub(crate) struct SegmentFruit {
     segment: SegmentOrdinal,
+    /// Live matches in the segment.
+    pub(crate) count: u64,
+    /// Every match when folding into threads, else the segment's best (see [`Best`]).
     entries: Vec<Entry>,
     /// Matches per ordinal of the facet column.
     facets: Vec<u32>,
@@ -137,6 +212,11 @@ pub(crate) struct MatchCollector {
     /// Whether hits are folded into threads (otherwise the thread column is read only for
     /// the page).
     pub threads: bool,
+    /// The order of the page.
+    pub sort: Sort,
+    /// Candidates the page needs (offset + limit). Unless folding into threads, which needs
+    /// every match, each segment keeps only its best this many (and those tied with them).
+    pub keep: usize,
 }
 
 pub(crate) struct MatchSegmentCollector {
@@ -148,7 +228,11 @@ pub(crate) struct MatchSegmentCollector {
     facets: OrdCounts,
     years: Vec<u32>,
     segment: SegmentOrdinal,
+    count: u64,
+    /// Every entry when folding into threads.
     entries: Vec<Entry>,
+    /// The best entries otherwise.
+    best: Option<Best>,
     pending_docs: Vec<DocId>,
     pending_scores: Vec<Score>,
 }
@@ -178,7 +262,9 @@ impl Collector for MatchCollector {
             years_of,
             facets: OrdCounts::new(ff.str(col::FACETS)?),
             segment,
+            count: 0,
             entries: Vec::new(),
+            best: (!self.threads).then(|| Best::new(self.keep, self.sort)),
             pending_docs: Vec::with_capacity(BATCH),
             pending_scores: Vec::with_capacity(BATCH),
         })
@@ -197,6 +283,7 @@ impl MatchSegmentCollector {
     /// Records a batch of at most `BATCH` documents; `scores` is empty when not scoring.
     fn flush_batch(&mut self, docs: &[DocId], scores: &[Score]) {
         let n = docs.len();
+        self.count += n as u64;
         let mut dates = [None; BATCH];
         let mut threads = [None; BATCH];
         if let Some(c) = &self.date {
@@ -215,12 +302,16 @@ impl MatchSegmentCollector {
                     *slot += 1;
                 }
             }
-            self.entries.push(Entry {
+            let e = Entry {
                 score,
                 date: dates[i].unwrap_or(0),
                 thread: threads[i].unwrap_or(0),
                 doc: docs[i],
-            });
+            };
+            match &mut self.best {
+                Some(best) => best.offer(e),
+                None => self.entries.push(e),
+            }
         }
         let mut ords = [None; BATCH];
         self.facets.add(docs, &mut ords);
@@ -261,7 +352,11 @@ impl SegmentCollector for MatchSegmentCollector {
         }
         SegmentFruit {
             segment: self.segment,
-            entries: self.entries,
+            count: self.count,
+            entries: match self.best {
+                Some(best) => best.entries,
+                None => self.entries,
+            },
             facets: self.facets.counts,
             years: self.years_of.years(self.years),
         }

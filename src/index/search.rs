@@ -266,10 +266,14 @@ impl Searcher {
             .map(|c| c.max_value())
             .max()
             .unwrap_or(0);
+        let limit = opts.limit.min(MAX_LIMIT);
+        let keep = opts.offset.saturating_add(limit);
         let collector = MatchCollector {
             scoring: sort == Sort::Relevance,
             newest,
             threads: opts.collapse_threads,
+            sort,
+            keep,
         };
         let fruits = searcher
             .search(&*compiled.query, &collector)
@@ -281,13 +285,16 @@ impl Searcher {
         } else {
             collect::messages(&fruits)
         };
-        let total = cands.len() as u64;
-        let limit = opts.limit.min(MAX_LIMIT);
-        let ranked = if opts.offset >= cands.len() {
+        let total = if opts.collapse_threads {
+            cands.len() as u64
+        } else {
+            fruits.iter().map(|f| f.count).sum()
+        };
+        let ranked = if opts.offset as u64 >= total {
             // Past the end: nothing to rank.
             Vec::new()
         } else {
-            collect::top_k(cands, opts.offset.saturating_add(limit), sort, &ids)?
+            collect::top_k(cands, keep, sort, &ids)?
         };
 
         let mut hits = Vec::with_capacity(ranked.len().saturating_sub(opts.offset));
