@@ -87,6 +87,13 @@ impl Best {
         }
     }
 
+    /// Whether the k-th entry kept so far scores strictly more than `score` (relevance order),
+    /// so an entry scoring at most `score` can never be kept.
+    #[inline]
+    fn beats(&self, score: Score) -> bool {
+        self.pivot.as_ref().is_some_and(|p| score < p.score)
+    }
+
     fn cut(&mut self) {
         let (k, sort) = (self.k, self.sort);
         if self.entries.len() <= k {
@@ -222,6 +229,8 @@ pub(crate) struct MatchCollector {
 pub(crate) struct MatchSegmentCollector {
     scoring: bool,
     newest: i64,
+    /// The largest recency factor of the segment (that of its newest message).
+    max_factor: f32,
     date: Option<Column<i64>>,
     thread: Option<Column<u64>>,
     years_of: YearTable,
@@ -252,6 +261,7 @@ impl Collector for MatchCollector {
         Ok(MatchSegmentCollector {
             scoring: self.scoring,
             newest: self.newest,
+            max_factor: recency_factor(self.newest, date.as_ref().map_or(0, |d| d.max_value())),
             thread: if self.threads {
                 ff.column_opt(col::THREAD)?
             } else {
@@ -293,15 +303,26 @@ impl MatchSegmentCollector {
             c.first_vals(docs, &mut threads[..n]);
         }
         for i in 0..n {
-            let score = match scores.get(i) {
-                Some(s) if self.scoring => s * recency_factor(self.newest, dates[i].unwrap_or(0)),
-                _ => 0.0,
-            };
             if let Some(date) = dates[i] {
                 if let Some(slot) = self.years.get_mut(self.years_of.slot(date)) {
                     *slot += 1;
                 }
             }
+            let score = match scores.get(i) {
+                Some(&s) if self.scoring => {
+                    // Most matches cannot reach the page even with the segment's largest
+                    // recency factor: skip computing their own.
+                    if self
+                        .best
+                        .as_ref()
+                        .is_some_and(|b| b.beats(s * self.max_factor))
+                    {
+                        continue;
+                    }
+                    s * recency_factor(self.newest, dates[i].unwrap_or(0))
+                }
+                _ => 0.0,
+            };
             let e = Entry {
                 score,
                 date: dates[i].unwrap_or(0),
