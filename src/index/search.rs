@@ -1,5 +1,6 @@
-//! Searching: parse and compile the query, collect all matches in one fast-field pass, rank
-//! and page them, cut snippets for the page, and follow commits and rebuilds.
+//! Searching: parse and compile the query, count all matches in one fast-field pass that
+//! keeps each segment's best candidates, rank and page them, cut snippets for the page, and
+//! follow commits and rebuilds.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
