@@ -89,7 +89,17 @@ impl State {
             if !dir.join("v1").exists() {
                 return Ok(None);
             }
-            *guard = Some(Arc::new(Searcher::open(&dir)?));
+            // An index that cannot be opened (an older schema, damage) is the operator's to
+            // fix: say so with a 503 rather than a 500, and keep the details in the log.
+            let searcher = Searcher::open(&dir).map_err(|e| {
+                eprintln!("archivist serve: cannot open the search index: {e:#}");
+                WebError::Unavailable(
+                    "Search is unavailable: the search index cannot be opened (it may have been \
+                     built by an older version). Rebuilding it with `archivist reindex` fixes this."
+                        .into(),
+                )
+            })?;
+            *guard = Some(Arc::new(searcher));
         }
         Ok(guard.clone())
     }

@@ -630,3 +630,20 @@ async fn attachments_are_listed_per_message_in_order() {
     let (_, page, _) = get!(app, "/t/att1@example.org");
     assert!(page.contains("three.patch") && page.contains("two.patch"));
 }
+
+#[actix_web::test]
+async fn an_unreadable_index_is_a_503_with_advice_not_a_500() {
+    let dir = archive();
+    let data = dir.path().join("data");
+    let current = crate::indexer::index_dir(&data).join("v1").join("CURRENT");
+    std::fs::write(&current, "g99999999\n").expect("point CURRENT at nothing");
+    let app = app!(dir);
+    for uri in ["/search?q=placement", "/api/v1/search?q=placement"] {
+        let (status, body, _) = get!(app, uri);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}: {body}");
+        assert!(body.contains("archivist reindex"), "{uri}: {body}");
+    }
+    // Pages that need no index still work.
+    let (status, _, _) = get!(app, "/m/root@example.org");
+    assert_eq!(status, StatusCode::OK);
+}
