@@ -147,6 +147,8 @@ pub fn import(
     if dry_run {
         store.begin_dry_run()?;
         indexer = None;
+    } else {
+        store.checkpoint_in_background()?;
     }
     // Whatever an earlier, interrupted run committed to SQLite but not to the index.
     if let Some(ix) = indexer.as_deref_mut() {
@@ -170,6 +172,10 @@ pub fn import(
     })();
     if dry_run {
         store.end_dry_run()?;
+    }
+    if result.is_err() {
+        // The import's own error is the one to report.
+        let _ = store.stop_background_checkpoints();
     }
     result?;
     if !dry_run {
@@ -736,6 +742,12 @@ impl FileSession<'_> {
         let fresh = self.thread_and_fill(store, &mut batch, new_messages)?;
         self.report.first_date = self.min_date.map(rfc3339);
         self.report.last_date = self.max_date.map(rfc3339);
+        if !batch.footers.is_empty() {
+            // Read-backs still queued for the index must see the footers as they were.
+            if let Some(ix) = self.indexer.as_deref_mut() {
+                ix.settle()?;
+            }
+        }
         store.write_batch(list, self.file, &batch)?;
         // The index follows SQLite, batch by batch, after the commit: new messages from
         // memory, other changes from the committed change feed.
