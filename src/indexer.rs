@@ -42,14 +42,6 @@ enum Job {
         adds: Vec<IndexDoc>,
         upserts: Vec<IndexDoc>,
     },
-    /// Read these messages from the archive at `archive` (through the writer thread's own
-    /// read-only connection) and replace their documents.
-    Read {
-        archive: PathBuf,
-        messages: Vec<MessageRef>,
-    },
-    /// Answer once every job sent before has been applied.
-    Settle { done: Sender<()> },
     /// Commit everything sent so far, recording `watermark`; the result goes to `done` when
     /// someone waits for it.
     Commit {
@@ -82,29 +74,11 @@ impl Indexer {
         let worker = std::thread::Builder::new()
             .name("archivist-index".into())
             .spawn(move || -> Result<()> {
-                // Opened on the first read, kept for the rest of the run.
-                let mut reader: Option<(PathBuf, Store)> = None;
                 for job in rx {
                     match job {
                         Job::Docs { adds, upserts } => {
                             writer.add(&adds)?;
                             writer.upsert(&upserts)?;
-                        }
-                        Job::Read { archive, messages } => {
-                            if reader.as_ref().is_none_or(|(p, _)| *p != archive) {
-                                reader = Some((archive.clone(), Store::open_read_only(&archive)?));
-                            }
-                            if let Some((_, store)) = &reader {
-                                let upserts: Vec<IndexDoc> = store
-                                    .index_sources_of(&messages)?
-                                    .into_iter()
-                                    .map(to_doc)
-                                    .collect();
-                                writer.upsert(&upserts)?;
-                            }
-                        }
-                        Job::Settle { done } => {
-                            let _ = done.send(());
                         }
                         Job::Commit { watermark, done } => {
                             let result = writer.commit(watermark);
@@ -188,34 +162,13 @@ impl Indexer {
                     None => read.push(message),
                 }
             }
-            let n = (adds.len() + read.len()) as u64;
-            // Messages read back from the archive (cross-posts, merged threads, a crashed
-            // run's leftovers) are read on the writer thread, off the import's write stage,
-            // when the archive is a file it can open too. It reads them after this commit,
-            // possibly after later ones: those changed only what they logged in the feed
-            // (which is applied after, in order) or a list's footers, before whose commit the
-            // import waits for these reads ([`Indexer::settle`]). So the documents are the
-            // ones a read right here would give.
-            match store.path() {
-                Some(archive) if !read.is_empty() => {
-                    self.send(Job::Docs {
-                        adds,
-                        upserts: Vec::new(),
-                    })?;
-                    self.send(Job::Read {
-                        archive,
-                        messages: read,
-                    })?;
-                }
-                _ => {
-                    let upserts: Vec<IndexDoc> = store
-                        .index_sources_of(&read)?
-                        .into_iter()
-                        .map(to_doc)
-                        .collect();
-                    self.send(Job::Docs { adds, upserts })?;
-                }
-            }
+            let upserts: Vec<IndexDoc> = store
+                .index_sources_of(&read)?
+                .into_iter()
+                .map(to_doc)
+                .collect();
+            let n = (adds.len() + upserts.len()) as u64;
+            self.send(Job::Docs { adds, upserts })?;
             written += n;
             self.uncommitted += n;
             self.watermark = last;
@@ -229,21 +182,6 @@ impl Indexer {
             self.unconfirmed = true;
         }
         Ok(written)
-    }
-
-    /// Waits until the writer thread has applied (and so read) everything handed over so far.
-    /// The import calls it before committing a change the read-back documents depend on but
-    /// the feed does not record (a list's newly learned footers).
-    pub fn settle(&mut self) -> Result<()> {
-        let (done_tx, done_rx) = bounded(1);
-        self.send(Job::Settle { done: done_tx })?;
-        match done_rx.recv() {
-            Ok(()) => Ok(()),
-            Err(_) => Err(self
-                .stop()
-                .err()
-                .unwrap_or_else(|| anyhow!("the index writer thread stopped"))),
-        }
     }
 
     /// Commits whatever is pending, recording the watermark with it, and waits until every

@@ -742,12 +742,6 @@ impl FileSession<'_> {
         let fresh = self.thread_and_fill(store, &mut batch, new_messages)?;
         self.report.first_date = self.min_date.map(rfc3339);
         self.report.last_date = self.max_date.map(rfc3339);
-        if !batch.footers.is_empty() {
-            // Read-backs still queued for the index must see the footers as they were.
-            if let Some(ix) = self.indexer.as_deref_mut() {
-                ix.settle()?;
-            }
-        }
         store.write_batch(list, self.file, &batch)?;
         // The index follows SQLite, batch by batch, after the commit: new messages from
         // memory, other changes from the committed change feed.

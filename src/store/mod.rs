@@ -26,8 +26,8 @@ use crate::thread::ThreadId;
 /// SQLite caps the number of `?` parameters; look-ups are chunked below it.
 const LOOKUP_CHUNK: usize = 500;
 
-/// An opaque handle to a stored message, valid for the archive file it came from (any
-/// [`Store`] open on it). Its row id never leaves this module.
+/// An opaque handle to a stored message, valid for one [`Store`]. Its row id never leaves
+/// this module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MessageRef(i64);
 
@@ -355,14 +355,6 @@ impl Store {
             self.conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
         }
         Ok(())
-    }
-
-    /// The archive's file, if it is one (not in memory).
-    pub fn path(&self) -> Option<std::path::PathBuf> {
-        self.conn
-            .path()
-            .filter(|p| !p.is_empty())
-            .map(std::path::PathBuf::from)
     }
 
     /// The schema version (number of migrations applied).
