@@ -223,6 +223,10 @@ pub struct Store {
     checkpointer: Option<Checkpointer>,
 }
 
+/// Log frames (16 KiB pages) past which the checkpoint thread makes the log start over:
+/// 256 MiB of log at most, plus one batch.
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
 /// Copies the write-ahead log into the database file on a thread of its own, with its own
 /// connection, so the import's write stage neither copies pages nor waits for the `fsync`s
 /// of a checkpoint (SQLite's automatic checkpoint runs inside the committing call). Only where
@@ -335,7 +339,16 @@ impl Store {
                     // A checkpoint that cannot finish (busy, or an I/O error) is harmless: the
                     // frames stay in the log, and the final checkpoint on the importing
                     // connection copies them and reports any error.
-                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    let frames = conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
+                        .unwrap_or(0);
+                    // Passive checkpoints never make the writer start the log over while it
+                    // keeps committing, so the log would grow by everything imported. Past
+                    // the bound, a restarting checkpoint holds the next commit back until the
+                    // log is copied (most of it already is), and the writer starts it over.
+                    if frames >= WAL_RESTART_FRAMES {
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+                    }
                 }
             })
             .context("cannot start the checkpoint thread")?;
