@@ -147,6 +147,8 @@ pub fn import(
     if dry_run {
         store.begin_dry_run()?;
         indexer = None;
+    } else {
+        store.checkpoint_in_background()?;
     }
     // Whatever an earlier, interrupted run committed to SQLite but not to the index.
     if let Some(ix) = indexer.as_deref_mut() {
@@ -170,6 +172,10 @@ pub fn import(
     })();
     if dry_run {
         store.end_dry_run()?;
+    }
+    if result.is_err() {
+        // The import's own error is the one to report.
+        let _ = store.stop_background_checkpoints();
     }
     result?;
     if !dry_run {

@@ -219,6 +219,44 @@ pub struct ScanCursor(i64);
 /// The archive database.
 pub struct Store {
     conn: Connection,
+    /// Set during an import: the thread that checkpoints the write-ahead log.
+    checkpointer: Option<Checkpointer>,
+}
+
+/// Log frames (16 KiB pages) past which the checkpoint thread makes the log start over:
+/// 256 MiB of log at most, plus one batch.
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// Copies the write-ahead log into the database file on a thread of its own, with its own
+/// connection, so the import's write stage neither copies pages nor waits for the `fsync`s
+/// of a checkpoint (SQLite's automatic checkpoint runs inside the committing call). Only where
+/// committed pages live changes, not what is committed: a kill at any moment leaves the log,
+/// which the next open replays, exactly as with automatic checkpoints.
+struct Checkpointer {
+    tick: Option<crossbeam_channel::Sender<()>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Asks for a checkpoint soon; never blocks (one pending request is enough).
+    fn tick(&self) {
+        if let Some(tick) = &self.tick {
+            let _ = tick.try_send(());
+        }
+    }
+
+    fn stop(&mut self) {
+        self.tick = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Store {
@@ -241,7 +279,10 @@ impl Store {
             path.display(),
             migrate::MIGRATIONS.len()
         );
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            checkpointer: None,
+        })
     }
 
     /// Opens (creating if needed) the archive at `path` and applies pending migrations.
@@ -257,7 +298,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        let mut store = Store { conn };
+        let mut store = Store {
+            conn,
+            checkpointer: None,
+        };
         migrate::apply(&mut store.conn)
             .with_context(|| format!("cannot migrate {}", path.display()))?;
         Ok(store)
@@ -265,9 +309,64 @@ impl Store {
 
     /// Moves everything from the write-ahead log into the database file and truncates the
     /// log, so the archive on disk is one compact file after a large import.
-    pub fn checkpoint(&self) -> Result<()> {
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.stop_background_checkpoints()?;
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Hands checkpoints of the write-ahead log to a background thread (see [`Checkpointer`])
+    /// until [`Store::checkpoint`] or [`Store::stop_background_checkpoints`]. For long imports;
+    /// an in-memory database keeps checkpointing as before.
+    pub fn checkpoint_in_background(&mut self) -> Result<()> {
+        if self.checkpointer.is_some() {
+            return Ok(());
+        }
+        let path = match self.conn.path() {
+            Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+            _ => return Ok(()),
+        };
+        let conn = Connection::open(&path)
+            .with_context(|| format!("cannot open archive database {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+        let worker = std::thread::Builder::new()
+            .name("archivist-checkpoint".into())
+            .spawn(move || {
+                for () in rx {
+                    // A checkpoint that cannot finish (busy, or an I/O error) is harmless: the
+                    // frames stay in the log, and the final checkpoint on the importing
+                    // connection copies them and reports any error.
+                    let frames = conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
+                        .unwrap_or(0);
+                    // Passive checkpoints never make the writer start the log over while it
+                    // keeps committing, so the log would grow by everything imported. Past
+                    // the bound, a restarting checkpoint holds the next commit back until the
+                    // log is copied (most of it already is), and the writer starts it over.
+                    if frames >= WAL_RESTART_FRAMES {
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+                    }
+                }
+            })
+            .context("cannot start the checkpoint thread")?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        self.checkpointer = Some(Checkpointer {
+            tick: Some(tx),
+            worker: Some(worker),
+        });
+        Ok(())
+    }
+
+    /// Stops the background checkpoints and goes back to SQLite's automatic ones.
+    pub fn stop_background_checkpoints(&mut self) -> Result<()> {
+        if let Some(mut c) = self.checkpointer.take() {
+            c.stop();
+            // SQLite's default.
+            self.conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+        }
         Ok(())
     }
 
@@ -645,6 +744,9 @@ impl Store {
             }
         }
         tx.commit()?;
+        if let Some(c) = &self.checkpointer {
+            c.tick();
+        }
         Ok(())
     }
 
