@@ -316,7 +316,7 @@ impl Store {
         Ok(())
     }
 
-    /// Hands checkpoints of the write-ahead log to a background thread (see [`Checkpointer`])
+    /// Hands checkpoints of the write-ahead log to a background thread (a `Checkpointer`)
     /// until [`Store::checkpoint`] or [`Store::stop_background_checkpoints`]. For long imports;
     /// an in-memory database keeps checkpointing as before.
     pub fn checkpoint_in_background(&mut self) -> Result<()> {
