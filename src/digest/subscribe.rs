@@ -303,15 +303,7 @@ impl Subscriptions {
         token: &str,
         now: i64,
     ) -> Result<Result<bool, TokenError>> {
-        let token = match Token::verify(token, &self.key, Purpose::Manage, now) {
-            Ok(t) => t,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(Ok(store.unsubscribe(
-            &token.handle,
-            token.generation,
-            now,
-        )?))
+        self.unsubscribe_with(store, token, Purpose::Manage, now)
     }
 
     /// One-click unsubscribe (the `POST`): immediate and idempotent. Returns whether the
@@ -322,7 +314,17 @@ impl Subscriptions {
         token: &str,
         now: i64,
     ) -> Result<Result<bool, TokenError>> {
-        let token = match Token::verify(token, &self.key, Purpose::Unsubscribe, now) {
+        self.unsubscribe_with(store, token, Purpose::Unsubscribe, now)
+    }
+
+    fn unsubscribe_with(
+        &self,
+        store: &mut Store,
+        token: &str,
+        purpose: Purpose,
+        now: i64,
+    ) -> Result<Result<bool, TokenError>> {
+        let token = match Token::verify(token, &self.key, purpose, now) {
             Ok(t) => t,
             Err(e) => return Ok(Err(e)),
         };

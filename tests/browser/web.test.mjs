@@ -8,7 +8,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
+import { freePort, waitUp } from './support.mjs';
 import { chromium } from 'playwright-core';
 
 const bin = process.env.ARCHIVIST ?? 'target/debug/archivist';
@@ -56,28 +56,6 @@ Content-Type: text/html
 <img src=x onerror="window.__pwned=5"><a href="javascript:window.__pwned=6">click</a>
 <svg onload="window.__pwned=7"></svg>
 `;
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-async function waitUp(url) {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await fetch(url);
-      if (r.ok) return;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`server at ${url} did not come up`);
-}
 
 before(async () => {
   mkdirSync(join(archive, 'dev'), { recursive: true });
