@@ -3,7 +3,8 @@
 //!
 //!     cargo bench --bench search_latency -- DATA_DIR [ROUNDS]
 //!
-//! Prints p50/p90/p99/max per query kind and overall, in milliseconds.
+//! Prints p50/p90/p99/max per query kind and overall, in milliseconds; with
+//! `ARCHIVIST_BENCH_BY_QUERY=1` also per query and variant.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -38,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     let searcher = Searcher::open(&data_dir.join("index"))?;
     let mut by_kind: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let mut all = Vec::new();
+    let mut by_query: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     // Warm up: first touches page the index in.
     for (_, q) in QUERIES {
         searcher.search(q, &SearchOptions::default())?;
@@ -67,6 +69,11 @@ fn main() -> anyhow::Result<()> {
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             std::hint::black_box(results.total);
             by_kind.entry(label.clone()).or_default().push(ms);
+            let variant = label.strip_prefix(kind).unwrap_or("");
+            by_query
+                .entry(format!("{q}{variant}"))
+                .or_default()
+                .push(ms);
             all.push(ms);
         }
     }
@@ -74,7 +81,7 @@ fn main() -> anyhow::Result<()> {
         v.sort_by(|a, b| a.total_cmp(b));
         let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
         println!(
-            "{name:<28} n={:<5} p50={:>7.3} p90={:>7.3} p99={:>7.3} max={:>7.3} ms",
+            "{name:<40} n={:<5} p50={:>7.3} p90={:>7.3} p99={:>7.3} max={:>7.3} ms",
             v.len(),
             p(0.5),
             p(0.9),
@@ -82,6 +89,11 @@ fn main() -> anyhow::Result<()> {
             v[v.len() - 1]
         );
     };
+    if std::env::var_os("ARCHIVIST_BENCH_BY_QUERY").is_some() {
+        for (query, v) in by_query.iter_mut() {
+            report(query, v);
+        }
+    }
     for (kind, v) in by_kind.iter_mut() {
         report(kind, v);
     }

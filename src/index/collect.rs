@@ -13,29 +13,22 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::schema::{col, year_of, PART_SEPARATOR, SET_SEPARATOR};
+use super::schema::{col, PART_SEPARATOR, SET_SEPARATOR};
+use super::table::{DocTable, NONE};
 use super::{FacetCount, Facets, Sort};
 
-/// Relevance is multiplied by `1 + RECENCY_WEIGHT * 2^(-age / half-life)`, age counted back
-/// from the newest message in the index (not the wall clock, so results do not drift): a mild
-/// push that mostly orders near-equal scores.
-const RECENCY_WEIGHT: f32 = 0.1;
-const RECENCY_HALF_LIFE_DAYS: f32 = 365.0;
 /// Sender facet length.
 const TOP_SENDERS: usize = 10;
 
-fn recency_factor(newest: i64, date: i64) -> f32 {
-    let age_days = (newest.saturating_sub(date)).max(0) as f32 / 86_400.0;
-    1.0 + RECENCY_WEIGHT * (-age_days / RECENCY_HALF_LIFE_DAYS).exp2()
-}
-
-/// One matching document, as the collector saw it.
+/// One matching document (or, when folding, a thread's best so far), as the collector saw it.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     score: Score,
     date: i64,
     thread: u64,
     doc: DocId,
+    /// Matching messages the entry stands for: 1, or a thread's count when folding.
+    hits: u32,
 }
 
 /// Better entries first, before the message-id tie-break (the order of [`cmp_key`]).
@@ -87,13 +80,6 @@ impl Best {
         }
     }
 
-    /// Whether the k-th entry kept so far scores strictly more than `score` (relevance order),
-    /// so an entry scoring at most `score` can never be kept.
-    #[inline]
-    fn beats(&self, score: Score) -> bool {
-        self.pivot.as_ref().is_some_and(|p| score < p.score)
-    }
-
     fn cut(&mut self) {
         let (k, sort) = (self.k, self.sort);
         if self.entries.len() <= k {
@@ -117,91 +103,57 @@ impl Best {
     }
 }
 
-/// The calendar years (UTC) a segment's dates span, so a match's year is a search in a short
-/// table instead of a calendar conversion or a column read.
-struct YearTable {
-    first: i64,
-    /// Start of each year after the first, in Unix seconds.
-    starts: Vec<i64>,
+/// Each thread's best match in one segment and its number of matches: a table from the
+/// segment's dense thread numbers (see [`DocTable::thread_slots`]) into a list of entries
+/// that grows with the threads met.
+struct Folder {
+    sort: Sort,
+    /// Per thread slot: index into `out`, or [`NONE`].
+    at: Vec<u32>,
+    out: Vec<Entry>,
+    /// The segment's message ids, for ties.
+    ids: SegmentIds,
 }
 
-impl YearTable {
-    fn new(date: Option<&Column<i64>>) -> YearTable {
-        let Some(c) = date else {
-            return YearTable {
-                first: 0,
-                starts: Vec::new(),
-            };
-        };
-        let (first, last) = (year_of(c.min_value()), year_of(c.max_value()));
-        // Years come from validated dates, so the span is at most a few thousand.
-        let starts = (first + 1..=last.min(first + 20_000))
-            .filter_map(year_start)
-            .collect();
-        YearTable { first, starts }
-    }
-
-    /// Number of year slots.
-    fn len(&self) -> usize {
-        self.starts.len() + 1
-    }
-
-    fn slot(&self, date: i64) -> usize {
-        self.starts.partition_point(|&s| s <= date)
-    }
-
-    /// Counts by slot to (year, count), leaving out empty years.
-    fn years(&self, counts: Vec<u32>) -> Vec<(i64, u32)> {
-        (self.first..).zip(counts).filter(|&(_, n)| n > 0).collect()
-    }
-}
-
-fn year_start(year: i64) -> Option<i64> {
-    let y = i32::try_from(year).ok()?;
-    let date = time::Date::from_calendar_date(y, time::Month::January, 1).ok()?;
-    Some(date.midnight().assume_utc().unix_timestamp())
-}
-
-/// Counts per term ordinal of one single-valued string fast field in one segment.
-struct OrdCounts {
-    column: Option<StrColumn>,
-    counts: Vec<u32>,
-}
-
-impl OrdCounts {
-    fn new(column: Option<StrColumn>) -> Self {
-        let n = column.as_ref().map_or(0, |c| c.num_terms());
-        OrdCounts {
-            column,
-            counts: vec![0; n],
+impl Folder {
+    fn new(sort: Sort, threads: usize, ids: SegmentIds) -> Folder {
+        Folder {
+            sort,
+            at: vec![NONE; threads],
+            out: Vec::new(),
+            ids,
         }
     }
 
-    /// Counts the values of a batch of documents.
-    fn add(&mut self, docs: &[DocId], buf: &mut [Option<u64>; BATCH]) {
-        let Some(c) = &self.column else {
+    #[inline]
+    fn offer(&mut self, slot: u32, e: Entry) {
+        let Some(at) = self.at.get_mut(slot as usize) else {
             return;
         };
-        let buf = &mut buf[..docs.len()];
-        c.ords().first_vals(docs, buf);
-        for ord in buf.iter().flatten() {
-            if let Some(slot) = self.counts.get_mut(*ord as usize) {
-                *slot += 1;
-            }
+        let Some(b) = self.out.get_mut(*at as usize) else {
+            *at = self.out.len() as u32;
+            self.out.push(e);
+            return;
+        };
+        b.hits += 1;
+        let better = match cmp_entry(self.sort, &e, b) {
+            Ordering::Less => true,
+            Ordering::Greater => false,
+            Ordering::Equal => self.ids.cmp(e.doc, b.doc) == Ordering::Less,
+        };
+        if better {
+            *b = Entry { hits: b.hits, ..e };
         }
     }
 }
-
-/// Documents are handled in batches: one call per column and batch instead of one per
-/// document keeps the per-match cost low on large result sets.
-const BATCH: usize = 64;
 
 /// What one segment contributed.
 pub(crate) struct SegmentFruit {
     segment: SegmentOrdinal,
     /// Live matches in the segment.
     pub(crate) count: u64,
-    /// Every match when folding into threads, else the segment's best (see [`Best`]).
+    /// Each thread's best match when folding into threads, else the segment's best (see
+    /// [`Best`]).
     entries: Vec<Entry>,
     /// Matches per ordinal of the facet column.
     facets: Vec<u32>,
@@ -209,41 +161,39 @@ pub(crate) struct SegmentFruit {
     years: Vec<(i64, u32)>,
 }
 
-/// Reads each match's ranking keys and facet ordinals from fast fields; never touches the
-/// document store or a term dictionary.
+/// Reads each match's ranking keys and facet ordinal from the segment's [`DocTable`]; never
+/// touches the document store or a term dictionary.
 pub(crate) struct MatchCollector {
     /// Whether to rank by score (otherwise scores are not even computed).
     pub scoring: bool,
     /// Date of the newest message, for the recency factor.
     pub newest: i64,
-    /// Whether hits are folded into threads (otherwise the thread column is read only for
-    /// the page).
+    /// Whether hits are folded into threads.
     pub threads: bool,
     /// The order of the page.
     pub sort: Sort,
-    /// Candidates the page needs (offset + limit). Unless folding into threads, which needs
-    /// every match, each segment keeps only its best this many (and those tied with them).
+    /// Candidates the page needs (offset + limit). Unless folding into threads, each segment
+    /// keeps only its best this many (and those tied with them).
     pub keep: usize,
+    /// Tables by segment ordinal.
+    pub tables: Vec<Arc<DocTable>>,
+}
+
+/// Where a segment's matches go.
+enum Sink {
+    Best(Best),
+    Threads(Folder),
 }
 
 pub(crate) struct MatchSegmentCollector {
-    scoring: bool,
-    newest: i64,
-    /// The largest recency factor of the segment (that of its newest message).
-    max_factor: f32,
-    date: Option<Column<i64>>,
-    thread: Option<Column<u64>>,
-    years_of: YearTable,
-    facets: OrdCounts,
+    table: Arc<DocTable>,
+    /// Each document's recency factor when scoring; empty otherwise.
+    recency: Arc<Vec<f32>>,
+    facets: Vec<u32>,
     years: Vec<u32>,
     segment: SegmentOrdinal,
     count: u64,
-    /// Every entry when folding into threads.
-    entries: Vec<Entry>,
-    /// The best entries otherwise.
-    best: Option<Best>,
-    pending_docs: Vec<DocId>,
-    pending_scores: Vec<Score>,
+    sink: Sink,
 }
 
 impl Collector for MatchCollector {
@@ -255,28 +205,31 @@ impl Collector for MatchCollector {
         segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<MatchSegmentCollector> {
-        let ff = reader.fast_fields();
-        let date: Option<Column<i64>> = ff.column_opt(col::DATE)?;
-        let years_of = YearTable::new(date.as_ref());
+        let table = match self.tables.get(segment as usize) {
+            Some(t) => Arc::clone(t),
+            None => Arc::new(DocTable::build(reader)?),
+        };
+        let sink = if self.threads {
+            Sink::Threads(Folder::new(
+                self.sort,
+                table.threads.len(),
+                SegmentIds::new(reader)?,
+            ))
+        } else {
+            Sink::Best(Best::new(self.keep, self.sort))
+        };
         Ok(MatchSegmentCollector {
-            scoring: self.scoring,
-            newest: self.newest,
-            max_factor: recency_factor(self.newest, date.as_ref().map_or(0, |d| d.max_value())),
-            thread: if self.threads {
-                ff.column_opt(col::THREAD)?
+            recency: if self.scoring {
+                table.recency(self.newest)
             } else {
-                None
+                Arc::default()
             },
-            date,
-            years: vec![0; years_of.len()],
-            years_of,
-            facets: OrdCounts::new(ff.str(col::FACETS)?),
+            facets: vec![0; table.facet_terms],
+            years: vec![0; table.year_count],
             segment,
             count: 0,
-            entries: Vec::new(),
-            best: (!self.threads).then(|| Best::new(self.keep, self.sort)),
-            pending_docs: Vec::with_capacity(BATCH),
-            pending_scores: Vec::with_capacity(BATCH),
+            sink,
+            table,
         })
     }
 
@@ -290,62 +243,41 @@ impl Collector for MatchCollector {
 }
 
 impl MatchSegmentCollector {
-    /// Records a batch of at most `BATCH` documents; `scores` is empty when not scoring.
-    fn flush_batch(&mut self, docs: &[DocId], scores: &[Score]) {
-        let n = docs.len();
-        self.count += n as u64;
-        let mut dates = [None; BATCH];
-        let mut threads = [None; BATCH];
-        if let Some(c) = &self.date {
-            c.first_vals(docs, &mut dates[..n]);
+    #[inline]
+    fn record(&mut self, doc: DocId, score: Score) {
+        let d = doc as usize;
+        let t = &*self.table;
+        let (Some(&date), Some(&year), Some(&facet), Some(&thread_slot)) = (
+            t.dates.get(d),
+            t.year_slots.get(d),
+            t.facets.get(d),
+            t.thread_slots.get(d),
+        ) else {
+            return;
+        };
+        self.count += 1;
+        if let Some(n) = self.years.get_mut(year as usize) {
+            *n += 1;
         }
-        if let Some(c) = &self.thread {
-            c.first_vals(docs, &mut threads[..n]);
+        if let Some(n) = self.facets.get_mut(facet as usize) {
+            *n += 1;
         }
-        for i in 0..n {
-            if let Some(date) = dates[i] {
-                if let Some(slot) = self.years.get_mut(self.years_of.slot(date)) {
-                    *slot += 1;
-                }
-            }
-            let score = match scores.get(i) {
-                Some(&s) if self.scoring => {
-                    // Most matches cannot reach the page even with the segment's largest
-                    // recency factor: skip computing their own.
-                    if self
-                        .best
-                        .as_ref()
-                        .is_some_and(|b| b.beats(s * self.max_factor))
-                    {
-                        continue;
-                    }
-                    s * recency_factor(self.newest, dates[i].unwrap_or(0))
-                }
-                _ => 0.0,
-            };
-            let e = Entry {
-                score,
-                date: dates[i].unwrap_or(0),
-                thread: threads[i].unwrap_or(0),
-                doc: docs[i],
-            };
-            match &mut self.best {
-                Some(best) => best.offer(e),
-                None => self.entries.push(e),
+        // Empty unless scoring.
+        let score = self.recency.get(d).map_or(0.0, |f| score * f);
+        let mut e = Entry {
+            score,
+            date,
+            thread: 0,
+            doc,
+            hits: 1,
+        };
+        match &mut self.sink {
+            Sink::Best(best) => best.offer(e),
+            Sink::Threads(folder) => {
+                e.thread = t.threads.get(thread_slot as usize).copied().unwrap_or(0);
+                folder.offer(thread_slot, e);
             }
         }
-        let mut ords = [None; BATCH];
-        self.facets.add(docs, &mut ords);
-    }
-
-    fn flush_pending(&mut self) {
-        let docs = std::mem::take(&mut self.pending_docs);
-        let scores = std::mem::take(&mut self.pending_scores);
-        self.flush_batch(&docs, &scores);
-        self.pending_docs = docs;
-        self.pending_docs.clear();
-        self.pending_scores = scores;
-        self.pending_scores.clear();
     }
 }
 
@@ -354,32 +286,26 @@ impl SegmentCollector for MatchSegmentCollector {
 
     #[inline]
     fn collect(&mut self, doc: DocId, score: Score) {
-        self.pending_docs.push(doc);
-        self.pending_scores.push(score);
-        if self.pending_docs.len() == BATCH {
-            self.flush_pending();
-        }
+        self.record(doc, score);
     }
 
     fn collect_block(&mut self, docs: &[DocId]) {
-        for chunk in docs.chunks(BATCH) {
-            self.flush_batch(chunk, &[]);
+        for &doc in docs {
+            self.record(doc, 0.0);
         }
     }
 
-    fn harvest(mut self) -> SegmentFruit {
-        if !self.pending_docs.is_empty() {
-            self.flush_pending();
-        }
+    fn harvest(self) -> SegmentFruit {
+        let entries = match self.sink {
+            Sink::Best(best) => best.entries,
+            Sink::Threads(folder) => folder.out,
+        };
         SegmentFruit {
             segment: self.segment,
             count: self.count,
-            entries: match self.best {
-                Some(best) => best.entries,
-                None => self.entries,
-            },
-            facets: self.facets.counts,
-            years: self.years_of.years(self.years),
+            entries,
+            years: self.table.years(&self.years),
+            facets: self.facets,
         }
     }
 }
@@ -594,23 +520,63 @@ fn cmp_key(sort: Sort, a: &Cand, b: &Cand) -> Ordering {
     }
 }
 
-/// Message ids for tie-breaks: the 8-byte prefix column orders almost every pair, and the
+/// One segment's message ids: the 8-byte prefix column orders almost every pair, and the
 /// full id (from the string column's dictionary) settles the rest.
+pub(crate) struct SegmentIds {
+    key: Option<Column<u64>>,
+    full: Option<StrColumn>,
+}
+
+impl SegmentIds {
+    pub(crate) fn new(reader: &SegmentReader) -> tantivy::Result<SegmentIds> {
+        let ff = reader.fast_fields();
+        Ok(SegmentIds {
+            key: ff.column_opt(col::MSGID_KEY)?,
+            full: ff.str(col::MSGID)?,
+        })
+    }
+
+    fn key(&self, doc: DocId) -> u64 {
+        self.key.as_ref().and_then(|k| k.first(doc)).unwrap_or(0)
+    }
+
+    fn full(&self, doc: DocId) -> Result<String> {
+        let mut s = String::new();
+        if let Some(col) = &self.full {
+            if let Some(ord) = col.ords().first(doc) {
+                col.ord_to_str(ord, &mut s)
+                    .context("cannot read a message id")?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Message-id order of two documents of the segment. Ids that cannot be read (a damaged
+    /// index) fall back to document order, so the result stays deterministic.
+    fn cmp(&self, a: DocId, b: DocId) -> Ordering {
+        match self.key(a).cmp(&self.key(b)) {
+            Ordering::Equal => match (self.full(a), self.full(b)) {
+                (Ok(x), Ok(y)) => x.cmp(&y).then(a.cmp(&b)),
+                _ => a.cmp(&b),
+            },
+            other => other,
+        }
+    }
+}
+
+/// Message ids of every segment, for tie-breaks across segments.
 pub(crate) struct Ids {
-    columns: Vec<(Option<Column<u64>>, Option<StrColumn>)>,
+    segments: Vec<SegmentIds>,
     /// Thread columns, for the page's hits when they were not read for every match.
     threads: Vec<Option<Column<u64>>>,
 }
 
 impl Ids {
     pub(crate) fn new(searcher: &tantivy::Searcher) -> Result<Ids> {
-        let columns = searcher
+        let segments = searcher
             .segment_readers()
             .iter()
-            .map(|r| {
-                let ff = r.fast_fields();
-                Ok((ff.column_opt(col::MSGID_KEY)?, ff.str(col::MSGID)?))
-            })
+            .map(SegmentIds::new)
             .collect::<tantivy::Result<_>>()
             .context("cannot open the message id columns")?;
         let threads = searcher
@@ -619,7 +585,7 @@ impl Ids {
             .map(|r| r.fast_fields().column_opt(col::THREAD))
             .collect::<tantivy::Result<_>>()
             .context("cannot open the thread columns")?;
-        Ok(Ids { columns, threads })
+        Ok(Ids { segments, threads })
     }
 
     /// The thread of a candidate.
@@ -632,22 +598,16 @@ impl Ids {
     }
 
     fn key(&self, c: &Cand) -> u64 {
-        self.columns
+        self.segments
             .get(c.segment as usize)
-            .and_then(|(k, _)| k.as_ref())
-            .and_then(|k| k.first(c.doc))
-            .unwrap_or(0)
+            .map_or(0, |s| s.key(c.doc))
     }
 
     fn full(&self, c: &Cand) -> Result<String> {
-        let mut s = String::new();
-        if let Some((_, Some(col))) = self.columns.get(c.segment as usize) {
-            if let Some(ord) = col.ords().first(c.doc) {
-                col.ord_to_str(ord, &mut s)
-                    .context("cannot read a message id")?;
-            }
+        match self.segments.get(c.segment as usize) {
+            Some(s) => s.full(c.doc),
+            None => Ok(String::new()),
         }
-        Ok(s)
     }
 
     /// Total order on message ids of two candidates.
@@ -695,15 +655,16 @@ fn each_cand(fruits: &[SegmentFruit]) -> impl Iterator<Item = Cand> + '_ {
             thread: e.thread,
             segment: f.segment,
             doc: e.doc,
-            hits: 1,
+            hits: e.hits,
             idkey: 0,
         })
     })
 }
 
-/// Counts `c` into its thread's entry `b`, keeping the better message.
+/// Counts `c` (a thread's best in one segment) into its thread's entry `b`, keeping the
+/// better message.
 fn fold_into(b: &mut Cand, c: Cand, sort: Sort, ids: &Ids) -> Result<()> {
-    let hits = b.hits + 1;
+    let hits = b.hits + c.hits;
     let better = match cmp_key(sort, &c, b) {
         Ordering::Less => true,
         Ordering::Greater => false,
@@ -795,21 +756,4 @@ pub(crate) fn top_k(mut cands: Vec<Cand>, k: usize, sort: Sort, ids: &Ids) -> Re
     }
     cands.truncate(k);
     Ok(cands)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recency_is_mild_and_monotonic() {
-        let now = 1_700_000_000;
-        let day = 86_400;
-        assert!((recency_factor(now, now) - 1.1).abs() < 1e-6);
-        assert!((recency_factor(now, now - 365 * day) - 1.05).abs() < 1e-3);
-        assert!(recency_factor(now, now - 10 * day) > recency_factor(now, now - 20 * day));
-        assert!(recency_factor(now, 0) >= 1.0);
-        // Messages "from the future" count as newest, not more.
-        assert_eq!(recency_factor(now, now + day), recency_factor(now, now));
-    }
 }

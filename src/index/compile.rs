@@ -1,18 +1,19 @@
 //! Compiles parsed queries into tantivy queries: words become per-field term or phrase
 //! queries (text stemmed, sender and recipients not), filters become zero-score clauses.
 
-use std::ops::Bound;
+use std::sync::Arc;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery,
-    TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Term};
 use tantivy::tokenizer::{TextAnalyzer, TokenStream as _};
 use tantivy::Score;
 
+use super::date_range::DateRange;
 use super::query::{Build, Leaf, Notices, Scope};
 use super::schema::Fields;
+use super::table::Tables;
 
 /// Query-time weights. The subject says what a message is about; quoted text is someone
 /// else's words, so it counts for less than the author's own.
@@ -31,6 +32,8 @@ pub(crate) struct Compiler {
     pub fields: Fields,
     pub stemmed: TextAnalyzer,
     pub plain: TextAnalyzer,
+    /// For date ranges.
+    pub tables: Arc<Tables>,
 }
 
 /// Tokens of `text` with their positions (a dropped over-long word leaves a gap).
@@ -159,16 +162,14 @@ impl Build for Compiler {
                 )))
             }
             Leaf::Date { start, end } => {
-                let lower = start.map_or(Bound::Unbounded, |s| {
-                    Bound::Included(Term::from_field_i64(f.date, s))
-                });
-                let upper = end.map_or(Bound::Unbounded, |e| {
-                    Bound::Excluded(Term::from_field_i64(f.date, e))
-                });
                 if start.is_none() && end.is_none() {
                     match_all()
                 } else {
-                    filter(Box::new(RangeQuery::new(lower, upper)))
+                    filter(Box::new(DateRange {
+                        tables: Arc::clone(&self.tables),
+                        start,
+                        end,
+                    }))
                 }
             }
         };

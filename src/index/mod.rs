@@ -54,10 +54,12 @@
 mod analysis;
 mod collect;
 mod compile;
+mod date_range;
 mod layout;
 mod query;
 mod schema;
 mod search;
+mod table;
 mod writer;
 
 #[cfg(test)]

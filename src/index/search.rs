@@ -16,7 +16,8 @@ use super::collect::{self, FacetDicts, Ids, MatchCollector};
 use super::compile::{match_all, Compiled, Compiler};
 use super::layout;
 use super::query;
-use super::schema::{col, Fields};
+use super::schema::Fields;
+use super::table::Tables;
 use super::{Hit, SearchOptions, SearchResults, Sort};
 
 /// Pages are capped at this many hits.
@@ -127,6 +128,7 @@ struct Live {
     index: Index,
     fields: Fields,
     facets: FacetDicts,
+    tables: Arc<Tables>,
 }
 
 impl Live {
@@ -148,6 +150,7 @@ impl Live {
             index,
             fields,
             facets: FacetDicts::default(),
+            tables: Arc::default(),
         })
     }
 
@@ -161,6 +164,7 @@ impl Live {
             fields: self.fields,
             stemmed: analyzer(self.fields.own)?,
             plain: analyzer(self.fields.from)?,
+            tables: Arc::clone(&self.tables),
         })
     }
 }
@@ -260,13 +264,11 @@ impl Searcher {
             ),
         };
 
-        let newest = searcher
-            .segment_readers()
-            .iter()
-            .filter_map(|r| r.fast_fields().column_opt::<i64>(col::DATE).ok().flatten())
-            .map(|c| c.max_value())
-            .max()
-            .unwrap_or(0);
+        let tables = live
+            .tables
+            .of(searcher)
+            .context("cannot read the index's columns")?;
+        let newest = tables.iter().map(|t| t.max_date).max().unwrap_or(0);
         let limit = opts.limit.min(MAX_LIMIT);
         let keep = opts.offset.saturating_add(limit);
         let collector = MatchCollector {
@@ -275,6 +277,7 @@ impl Searcher {
             threads: opts.collapse_threads,
             sort,
             keep,
+            tables,
         };
         let fruits = searcher
             .search(&*compiled.query, &collector)
