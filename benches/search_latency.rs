@@ -11,6 +11,10 @@ use std::time::Instant;
 
 use archivist::index::{SearchOptions, Searcher, Sort};
 
+/// The allocator of the `archivist` binary (src/main.rs), so figures match what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const QUERIES: &[(&str, &str)] = &[
     ("word", "placement"),
     ("word", "scheduler"),
