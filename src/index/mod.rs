@@ -39,17 +39,20 @@
 //!
 //! # How a search runs
 //!
-//! One pass over every match reads only fast fields: date (which gives the year), thread
-//! (only when collapsing) and the ordinal of the facet column (list set, tag set and sender in
-//! one value), plus the BM25 score times a mild recency factor. Ranking then selects the page (ties broken by message id, read from an
+//! One pass over every match reads only per-segment arrays copied once from the fast fields
+//! (`table`): date, year, dense thread number and the ordinal of the facet column (list set,
+//! tag set and sender in one value), plus the BM25 score times a mild recency factor (cached
+//! per document). When collapsing, each segment folds its matches into threads as it goes.
+//! Date ranges scan the same arrays (`date_range`). Ranking then selects the page (ties broken by message id, read from an
 //! 8-byte prefix column and, only on equal prefixes, the full id), and only the page's
 //! documents are loaded, for their snippets. Facet ordinals become names through dictionaries
 //! interned once per segment.
 //!
 //! Module map: `schema` (fields, body splitting, subject tags), `analysis` (memoised `en_stem`),
 //! `query` (the parser), `compile` (parser output to tantivy queries), `collect` (the pass over
-//! matches, facets, ranking), `search` ([`Searcher`], snippets), `writer` ([`IndexWriter`],
-//! [`rebuild`]), `layout` (generations and the `CURRENT` pointer).
+//! matches, facets, ranking), `table` (per-segment arrays), `date_range` (date filters),
+//! `search` ([`Searcher`], snippets), `writer` ([`IndexWriter`], [`rebuild`]), `layout`
+//! (generations and the `CURRENT` pointer).
 
 mod analysis;
 mod collect;

@@ -750,3 +750,52 @@ fn an_index_with_an_older_schema_is_started_over_by_the_writer() {
     let s = Searcher::open(dir.path()).expect("open");
     assert_eq!(s.search("", &opts(5)).expect("search").total, 2);
 }
+
+#[test]
+fn threads_spanning_segments_fold_into_one_hit() {
+    // One commit per message: each lands in its own segment, so collapsing must merge each
+    // segment's fold of the thread, and date ranges must be answered in every segment.
+    let dir = TempDir::new("segments");
+    let mut w = IndexWriter::open(dir.path()).expect("open writer");
+    let dates = [
+        "2023-05-03 10:00:00",
+        "2023-05-01 10:00:00",
+        "2023-05-02 10:00:00",
+        "2022-01-01 10:00:00",
+    ];
+    for (i, (id, date)) in ["c", "a", "b", "old"].iter().zip(dates).enumerate() {
+        let mut d = corpus()[5].clone();
+        d.message_id = format!("<{id}@example.org>");
+        d.thread = if *id == "old" { 10 } else { 9 };
+        d.date = ts(date);
+        w.upsert(&[d]).expect("upsert");
+        w.commit(i as u64 + 1).expect("commit");
+    }
+    drop(w);
+    let s = Searcher::open(dir.path()).expect("open");
+    for sort in [Sort::Relevance, Sort::Date] {
+        let o = SearchOptions {
+            collapse_threads: true,
+            sort,
+            ..opts(5)
+        };
+        let r = s.search("flux", &o).expect("search");
+        assert_eq!(r.total, 2, "{sort:?}");
+        let t9 = r.hits.iter().find(|h| h.thread == 9).expect("thread 9");
+        assert_eq!(t9.thread_hits, 3, "{sort:?}");
+        // Same text: the newest wins on relevance (recency) and on date.
+        assert_eq!(t9.message_id, "c@example.org", "{sort:?}");
+
+        let r = s
+            .search("flux date:2023-05-01..2023-05-02", &o)
+            .expect("search");
+        assert_eq!(ids(&r), ["b"], "{sort:?}");
+        assert_eq!(r.hits[0].thread_hits, 2, "{sort:?}");
+        assert_eq!(r.facets.years.len(), 1);
+        assert_eq!(r.facets.years[0].count, 2);
+    }
+    let r = s.search("before:2023-01-01", &opts(5)).expect("search");
+    assert_eq!(ids(&r), ["old"]);
+    let r = s.search("-date:2023", &opts(5)).expect("search");
+    assert_eq!(ids(&r), ["old"]);
+}
