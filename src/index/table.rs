@@ -218,20 +218,12 @@ impl Tables {
                 return Ok(found);
             }
         }
-        let mut known = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        // Forget merged-away segments.
-        known.retain(|id, _| readers.iter().any(|r| r.segment_id() == *id));
-        readers
-            .iter()
-            .map(|r| {
-                if let Some(t) = known.get(&r.segment_id()) {
-                    return Ok(Arc::clone(t));
-                }
-                let t = Arc::new(DocTable::build(r)?);
-                known.insert(r.segment_id(), Arc::clone(&t));
-                Ok(t)
-            })
-            .collect()
+        // Forget merged-away segments, then fill in the new ones.
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|id, _| readers.iter().any(|r| r.segment_id() == *id));
+        readers.iter().map(|r| self.segment(r)).collect()
     }
 }
 

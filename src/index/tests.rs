@@ -673,15 +673,20 @@ fn long_messages_snippets_and_odd_values() {
     assert!(r.facets.senders.is_empty());
 }
 
+/// A copy of the corpus's "flux" message under another id and thread.
+fn flux(id: &str, thread: u64) -> IndexDoc {
+    let mut d = corpus()[5].clone();
+    d.message_id = format!("<{id}@example.org>");
+    d.thread = thread;
+    d
+}
+
 #[test]
 fn collapsed_thread_picks_its_best_message_by_id_on_ties() {
     let dir = TempDir::new("threadties");
     let mut docs = Vec::new();
     for id in ["c", "a", "b"] {
-        let mut d = corpus()[5].clone();
-        d.message_id = format!("<{id}@example.org>");
-        d.thread = 9;
-        docs.push(d);
+        docs.push(flux(id, 9));
     }
     rebuild(dir.path(), docs, 1).expect("rebuild");
     let s = Searcher::open(dir.path()).expect("open");
@@ -764,9 +769,7 @@ fn threads_spanning_segments_fold_into_one_hit() {
         "2022-01-01 10:00:00",
     ];
     for (i, (id, date)) in ["c", "a", "b", "old"].iter().zip(dates).enumerate() {
-        let mut d = corpus()[5].clone();
-        d.message_id = format!("<{id}@example.org>");
-        d.thread = if *id == "old" { 10 } else { 9 };
+        let mut d = flux(id, if *id == "old" { 10 } else { 9 });
         d.date = ts(date);
         w.upsert(&[d]).expect("upsert");
         w.commit(i as u64 + 1).expect("commit");
