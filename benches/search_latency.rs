@@ -4,7 +4,8 @@
 //!     cargo bench --bench search_latency -- DATA_DIR [ROUNDS]
 //!
 //! Prints p50/p90/p99/max per query kind and overall, in milliseconds; with
-//! `ARCHIVIST_BENCH_BY_QUERY=1` also per query and variant.
+//! `ARCHIVIST_BENCH_BY_QUERY=1` also per query and variant. `ARCHIVIST_BENCH_QUERIES=FILE`
+//! replaces the mix with the file's lines, each `KIND<TAB>QUERY`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -41,15 +42,26 @@ fn main() -> anyhow::Result<()> {
     };
     let rounds: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(50);
     let searcher = Searcher::open(&data_dir.join("index"))?;
+    let own: Vec<(String, String)> = match std::env::var_os("ARCHIVIST_BENCH_QUERIES") {
+        Some(file) => std::fs::read_to_string(file)?
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(k, q)| (k.to_string(), q.to_string()))
+            .collect(),
+        None => QUERIES
+            .iter()
+            .map(|(k, q)| (k.to_string(), q.to_string()))
+            .collect(),
+    };
     let mut by_kind: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let mut all = Vec::new();
     let mut by_query: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     // Warm up: first touches page the index in.
-    for (_, q) in QUERIES {
+    for (_, q) in &own {
         searcher.search(q, &SearchOptions::default())?;
     }
     for round in 0..rounds {
-        for (kind, q) in QUERIES {
+        for (kind, q) in &own {
             let variants = [
                 (kind.to_string(), SearchOptions::default()),
                 (

@@ -9,12 +9,12 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use anyhow::{Context, Result};
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::StrColumn;
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::schema::{col, PART_SEPARATOR, SET_SEPARATOR};
-use super::table::{DocTable, NONE};
+use super::table::{DocTable, SegmentIds, NONE};
 use super::{FacetCount, Facets, Sort};
 
 /// Sender facet length.
@@ -104,29 +104,27 @@ impl Best {
 }
 
 /// Each thread's best match in one segment and its number of matches: a table from the
-/// segment's dense thread numbers (see [`DocTable::thread_slots`]) into a list of entries
+/// segment's dense thread numbers (see [`super::table::Row::thread_slot`]) into a list of entries
 /// that grows with the threads met.
 struct Folder {
     sort: Sort,
     /// Per thread slot: index into `out`, or [`NONE`].
     at: Vec<u32>,
     out: Vec<Entry>,
-    /// The segment's message ids, for ties.
-    ids: SegmentIds,
 }
 
 impl Folder {
-    fn new(sort: Sort, threads: usize, ids: SegmentIds) -> Folder {
+    fn new(sort: Sort, threads: usize) -> Folder {
         Folder {
             sort,
             at: vec![NONE; threads],
             out: Vec::new(),
-            ids,
         }
     }
 
+    /// Counts `e` into its thread; `ids` (the segment's message ids) settles ties.
     #[inline]
-    fn offer(&mut self, slot: u32, e: Entry) {
+    fn offer(&mut self, slot: u32, e: Entry, ids: &SegmentIds) {
         let Some(at) = self.at.get_mut(slot as usize) else {
             return;
         };
@@ -139,7 +137,7 @@ impl Folder {
         let better = match cmp_entry(self.sort, &e, b) {
             Ordering::Less => true,
             Ordering::Greater => false,
-            Ordering::Equal => self.ids.cmp(e.doc, b.doc) == Ordering::Less,
+            Ordering::Equal => ids.cmp(e.doc, b.doc) == Ordering::Less,
         };
         if better {
             *b = Entry { hits: b.hits, ..e };
@@ -210,11 +208,7 @@ impl Collector for MatchCollector {
             None => Arc::new(DocTable::build(reader)?),
         };
         let sink = if self.threads {
-            Sink::Threads(Folder::new(
-                self.sort,
-                table.threads.len(),
-                SegmentIds::new(reader)?,
-            ))
+            Sink::Threads(Folder::new(self.sort, table.threads.len()))
         } else {
             Sink::Best(Best::new(self.keep, self.sort))
         };
@@ -247,35 +241,39 @@ impl MatchSegmentCollector {
     fn record(&mut self, doc: DocId, score: Score) {
         let d = doc as usize;
         let t = &*self.table;
-        let (Some(&date), Some(&year), Some(&facet), Some(&thread_slot)) = (
-            t.dates.get(d),
-            t.year_slots.get(d),
-            t.facets.get(d),
-            t.thread_slots.get(d),
-        ) else {
+        let Some(&row) = t.rows.get(d) else {
             return;
         };
         self.count += 1;
-        if let Some(n) = self.years.get_mut(year as usize) {
+        if let Some(n) = row.year_slot().and_then(|y| self.years.get_mut(y)) {
             *n += 1;
         }
-        if let Some(n) = self.facets.get_mut(facet as usize) {
+        if let Some(n) = self.facets.get_mut(row.facet as usize) {
             *n += 1;
         }
         // Empty unless scoring.
         let score = self.recency.get(d).map_or(0.0, |f| score * f);
-        let mut e = Entry {
-            score,
-            date,
-            thread: 0,
-            doc,
-            hits: 1,
-        };
         match &mut self.sink {
-            Sink::Best(best) => best.offer(e),
+            Sink::Best(best) => best.offer(Entry {
+                score,
+                date: row.date(),
+                thread: 0,
+                doc,
+                hits: 1,
+            }),
             Sink::Threads(folder) => {
-                e.thread = t.threads.get(thread_slot as usize).copied().unwrap_or(0);
-                folder.offer(thread_slot, e);
+                let e = Entry {
+                    score,
+                    date: row.date(),
+                    thread: t
+                        .threads
+                        .get(row.thread_slot as usize)
+                        .copied()
+                        .unwrap_or(0),
+                    doc,
+                    hits: 1,
+                };
+                folder.offer(row.thread_slot, e, &t.ids);
             }
         }
     }
@@ -520,92 +518,34 @@ fn cmp_key(sort: Sort, a: &Cand, b: &Cand) -> Ordering {
     }
 }
 
-/// One segment's message ids: the 8-byte prefix column orders almost every pair, and the
-/// full id (from the string column's dictionary) settles the rest.
-pub(crate) struct SegmentIds {
-    key: Option<Column<u64>>,
-    full: Option<StrColumn>,
+/// Message ids and threads of every segment (from their tables), for tie-breaks across
+/// segments and for the page's hits.
+pub(crate) struct Ids<'a> {
+    tables: &'a [Arc<DocTable>],
 }
 
-impl SegmentIds {
-    pub(crate) fn new(reader: &SegmentReader) -> tantivy::Result<SegmentIds> {
-        let ff = reader.fast_fields();
-        Ok(SegmentIds {
-            key: ff.column_opt(col::MSGID_KEY)?,
-            full: ff.str(col::MSGID)?,
-        })
-    }
-
-    fn key(&self, doc: DocId) -> u64 {
-        self.key.as_ref().and_then(|k| k.first(doc)).unwrap_or(0)
-    }
-
-    fn full(&self, doc: DocId) -> Result<String> {
-        let mut s = String::new();
-        if let Some(col) = &self.full {
-            if let Some(ord) = col.ords().first(doc) {
-                col.ord_to_str(ord, &mut s)
-                    .context("cannot read a message id")?;
-            }
-        }
-        Ok(s)
-    }
-
-    /// Message-id order of two documents of the segment. Ids that cannot be read (a damaged
-    /// index) fall back to document order, so the result stays deterministic.
-    fn cmp(&self, a: DocId, b: DocId) -> Ordering {
-        match self.key(a).cmp(&self.key(b)) {
-            Ordering::Equal => match (self.full(a), self.full(b)) {
-                (Ok(x), Ok(y)) => x.cmp(&y).then(a.cmp(&b)),
-                _ => a.cmp(&b),
-            },
-            other => other,
-        }
-    }
-}
-
-/// Message ids of every segment, for tie-breaks across segments.
-pub(crate) struct Ids {
-    segments: Vec<SegmentIds>,
-    /// Thread columns, for the page's hits when they were not read for every match.
-    threads: Vec<Option<Column<u64>>>,
-}
-
-impl Ids {
-    pub(crate) fn new(searcher: &tantivy::Searcher) -> Result<Ids> {
-        let segments = searcher
-            .segment_readers()
-            .iter()
-            .map(SegmentIds::new)
-            .collect::<tantivy::Result<_>>()
-            .context("cannot open the message id columns")?;
-        let threads = searcher
-            .segment_readers()
-            .iter()
-            .map(|r| r.fast_fields().column_opt(col::THREAD))
-            .collect::<tantivy::Result<_>>()
-            .context("cannot open the thread columns")?;
-        Ok(Ids { segments, threads })
+impl<'a> Ids<'a> {
+    /// `tables` by segment ordinal.
+    pub(crate) fn new(tables: &'a [Arc<DocTable>]) -> Ids<'a> {
+        Ids { tables }
     }
 
     /// The thread of a candidate.
     pub(crate) fn thread(&self, c: &Cand) -> u64 {
-        self.threads
+        self.tables
             .get(c.segment as usize)
-            .and_then(Option::as_ref)
-            .and_then(|t| t.first(c.doc))
-            .unwrap_or(0)
+            .map_or(0, |t| t.thread(c.doc))
     }
 
     fn key(&self, c: &Cand) -> u64 {
-        self.segments
+        self.tables
             .get(c.segment as usize)
-            .map_or(0, |s| s.key(c.doc))
+            .map_or(0, |t| t.ids.key(c.doc))
     }
 
     fn full(&self, c: &Cand) -> Result<String> {
-        match self.segments.get(c.segment as usize) {
-            Some(s) => s.full(c.doc),
+        match self.tables.get(c.segment as usize) {
+            Some(t) => t.ids.full(c.doc),
             None => Ok(String::new()),
         }
     }
@@ -663,7 +603,7 @@ fn each_cand(fruits: &[SegmentFruit]) -> impl Iterator<Item = Cand> + '_ {
 
 /// Counts `c` (a thread's best in one segment) into its thread's entry `b`, keeping the
 /// better message.
-fn fold_into(b: &mut Cand, c: Cand, sort: Sort, ids: &Ids) -> Result<()> {
+fn fold_into(b: &mut Cand, c: Cand, sort: Sort, ids: &Ids<'_>) -> Result<()> {
     let hits = b.hits + c.hits;
     let better = match cmp_key(sort, &c, b) {
         Ordering::Less => true,
@@ -679,7 +619,7 @@ fn fold_into(b: &mut Cand, c: Cand, sort: Sort, ids: &Ids) -> Result<()> {
 
 /// Folds messages into threads: each thread's best message (by key, then message id) and how
 /// many of its messages matched.
-pub(crate) fn threads(fruits: &[SegmentFruit], sort: Sort, ids: &Ids) -> Result<Vec<Cand>> {
+pub(crate) fn threads(fruits: &[SegmentFruit], sort: Sort, ids: &Ids<'_>) -> Result<Vec<Cand>> {
     let matches: usize = fruits.iter().map(|f| f.entries.len()).sum();
     let max_thread = each_cand(fruits).map(|c| c.thread).max().unwrap_or(0);
     // Thread numbers are small dense integers from the archive's threading, so a table indexed
@@ -715,7 +655,12 @@ pub(crate) fn threads(fruits: &[SegmentFruit], sort: Sort, ids: &Ids) -> Result<
 /// The best `k` candidates in full order: key, then message id ascending. Only candidates
 /// that can reach the top `k` are looked at closely: those better than the k-th, and those
 /// tied with it.
-pub(crate) fn top_k(mut cands: Vec<Cand>, k: usize, sort: Sort, ids: &Ids) -> Result<Vec<Cand>> {
+pub(crate) fn top_k(
+    mut cands: Vec<Cand>,
+    k: usize,
+    sort: Sort,
+    ids: &Ids<'_>,
+) -> Result<Vec<Cand>> {
     if k == 0 || cands.is_empty() {
         return Ok(Vec::new());
     }

@@ -11,7 +11,7 @@ use tantivy::query::{
 };
 use tantivy::{BitSet, DocId, DocSet as _, Score, SegmentReader, TantivyError};
 
-use super::table::{Tables, NONE};
+use super::table::Tables;
 
 #[derive(Clone)]
 pub(crate) struct DateRange {
@@ -39,8 +39,9 @@ impl Weight for DateRange {
         let table = self.tables.segment(reader)?;
         let (start, end) = (self.start.unwrap_or(i64::MIN), self.end);
         let mut docs = BitSet::with_max_value(reader.max_doc());
-        for (doc, (&date, &year)) in table.dates.iter().zip(&table.year_slots).enumerate() {
-            if year != NONE && date >= start && end.is_none_or(|e| date < e) {
+        for (doc, row) in table.rows.iter().enumerate() {
+            let date = row.date();
+            if row.year_slot().is_some() && date >= start && end.is_none_or(|e| date < e) {
                 docs.insert(doc as DocId);
             }
         }

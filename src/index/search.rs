@@ -277,13 +277,13 @@ impl Searcher {
             threads: opts.collapse_threads,
             sort,
             keep,
-            tables,
+            tables: tables.clone(),
         };
         let fruits = searcher
             .search(&*compiled.query, &collector)
             .context("search failed")?;
 
-        let ids = Ids::new(searcher)?;
+        let ids = Ids::new(&tables);
         let cands = if opts.collapse_threads {
             collect::threads(&fruits, sort, &ids)?
         } else {

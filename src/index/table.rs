@@ -4,10 +4,12 @@
 //! threads get dense per-segment numbers, so collapsing folds into a table instead of a map.
 //! About 18 bytes per document.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use tantivy::columnar::Column;
+use anyhow::Context;
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, SegmentReader};
 
@@ -30,17 +32,55 @@ pub(crate) const NONE: u32 = u32::MAX;
 /// Documents read per column call while building a table.
 const CHUNK: usize = 1024;
 
-pub(crate) struct DocTable {
-    /// Unix seconds; 0 for a document without a date.
-    pub dates: Vec<i64>,
-    /// Slot of the document's year (see [`DocTable::years`]), or [`NONE`].
-    pub year_slots: Vec<u32>,
+/// What the pass over matches reads of one document, in one 16-byte row, so that a match
+/// costs one cache line, not one per column: sparse matches are spread over the whole table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Row {
+    /// Unix seconds shifted left by 16, over the year slot (see [`Row::year_slot`]).
+    date_year: i64,
     /// Ordinal in the segment's facet column, or [`NONE`].
-    pub facets: Vec<u32>,
+    pub facet: u32,
+    /// Dense thread number within the segment: an index into [`DocTable::threads`].
+    pub thread_slot: u32,
+}
+
+/// The year slot of a row without a date.
+const NO_YEAR: u16 = u16::MAX;
+
+impl Row {
+    fn new(date: Option<i64>, year_slot: usize, facet: u32, thread_slot: u32) -> Row {
+        // Dates come from validated headers (years 0..=9999), far inside 48 bits, and a
+        // segment spans at most 20,001 year slots.
+        let (date, year) = match date {
+            Some(d) => (d, u16::try_from(year_slot).unwrap_or(NO_YEAR - 1)),
+            None => (0, NO_YEAR),
+        };
+        Row {
+            date_year: (date << 16) | i64::from(year),
+            facet,
+            thread_slot,
+        }
+    }
+
+    /// Unix seconds; 0 for a document without a date.
+    #[inline]
+    pub(crate) fn date(self) -> i64 {
+        self.date_year >> 16
+    }
+
+    /// Slot of the document's year (see [`DocTable::years`]), or `None` without a date.
+    #[inline]
+    pub(crate) fn year_slot(self) -> Option<usize> {
+        let y = (self.date_year & 0xffff) as u16;
+        (y != NO_YEAR).then_some(usize::from(y))
+    }
+}
+
+pub(crate) struct DocTable {
+    /// By document number.
+    pub rows: Vec<Row>,
     /// Number of terms in the facet column.
     pub facet_terms: usize,
-    /// Dense thread number within the segment: an index into `threads`.
-    pub thread_slots: Vec<u32>,
     /// The archive's thread number of each slot (0 for documents without one).
     pub threads: Vec<u64>,
     /// The first year a slot stands for; slots are consecutive years.
@@ -49,6 +89,8 @@ pub(crate) struct DocTable {
     pub year_count: usize,
     /// The newest date in the segment.
     pub max_date: i64,
+    /// Message ids, for tie-breaks.
+    pub ids: SegmentIds,
     /// Each document's recency factor, for the newest date it was computed against.
     recency: Mutex<Option<(i64, Arc<Vec<f32>>)>>,
 }
@@ -63,57 +105,49 @@ impl DocTable {
         let years = Years::new(date.as_ref());
 
         let mut t = DocTable {
-            dates: Vec::with_capacity(n),
-            year_slots: Vec::with_capacity(n),
-            facets: Vec::with_capacity(n),
+            rows: Vec::with_capacity(n),
             facet_terms: facets.as_ref().map_or(0, |c| c.num_terms()),
-            thread_slots: Vec::with_capacity(n),
             threads: Vec::new(),
             first_year: years.first,
             year_count: years.starts.len() + 1,
             max_date: date.as_ref().map_or(0, |d| d.max_value()),
+            ids: SegmentIds::new(reader)?,
             recency: Mutex::new(None),
         };
         let mut slot_of: HashMap<u64, u32> = HashMap::new();
-        let mut buf = vec![None; CHUNK];
+        let mut dates = vec![None; CHUNK];
+        let mut threads = vec![None; CHUNK];
         let mut ords = vec![None; CHUNK];
         let mut start = 0usize;
         while start < n {
             let len = CHUNK.min(n - start);
             let chunk: Vec<DocId> = (start..start + len).map(|d| d as DocId).collect();
-
-            buf[..len].fill(None);
+            dates[..len].fill(None);
             if let Some(c) = &date {
-                c.first_vals(&chunk, &mut buf[..len]);
+                c.first_vals(&chunk, &mut dates[..len]);
             }
-            for d in &buf[..len] {
-                t.dates.push(d.unwrap_or(0));
-                t.year_slots.push(d.map_or(NONE, |d| years.slot(d) as u32));
-            }
-
-            let mut threads = vec![None; len];
+            threads[..len].fill(None);
             if let Some(c) = &thread {
-                c.first_vals(&chunk, &mut threads);
+                c.first_vals(&chunk, &mut threads[..len]);
             }
-            for th in threads {
-                let th = th.unwrap_or(0);
+            ords[..len].fill(None);
+            if let Some(c) = &facets {
+                c.ords().first_vals(&chunk, &mut ords[..len]);
+            }
+            for i in 0..len {
+                let th = threads[i].unwrap_or(0);
                 let next = t.threads.len() as u32;
                 let slot = *slot_of.entry(th).or_insert(next);
                 if slot == next {
                     t.threads.push(th);
                 }
-                t.thread_slots.push(slot);
-            }
-
-            ords[..len].fill(None);
-            if let Some(c) = &facets {
-                c.ords().first_vals(&chunk, &mut ords[..len]);
-            }
-            for o in &ords[..len] {
-                t.facets.push(match o {
-                    Some(o) if *o < NONE as u64 => *o as u32,
+                let facet = match ords[i] {
+                    Some(o) if o < u64::from(NONE) => o as u32,
                     _ => NONE,
-                });
+                };
+                let date = dates[i];
+                let year = date.map_or(0, |d| years.slot(d));
+                t.rows.push(Row::new(date, year, facet, slot));
             }
             start += len;
         }
@@ -128,9 +162,9 @@ impl DocTable {
             Some((n, factors)) if *n == newest => Arc::clone(factors),
             _ => {
                 let factors: Arc<Vec<f32>> = Arc::new(
-                    self.dates
+                    self.rows
                         .iter()
-                        .map(|&d| recency_factor(newest, d))
+                        .map(|r| recency_factor(newest, r.date()))
                         .collect(),
                 );
                 *cached = Some((newest, Arc::clone(&factors)));
@@ -139,12 +173,65 @@ impl DocTable {
         }
     }
 
+    /// The archive's thread number of a document (0 if it has none).
+    pub(crate) fn thread(&self, doc: DocId) -> u64 {
+        self.rows
+            .get(doc as usize)
+            .and_then(|r| self.threads.get(r.thread_slot as usize))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// (year, count) for the slots with a count, oldest first.
     pub(crate) fn years(&self, counts: &[u32]) -> Vec<(i64, u32)> {
         (self.first_year..)
             .zip(counts.iter().copied())
             .filter(|&(_, n)| n > 0)
             .collect()
+    }
+}
+
+/// One segment's message ids: the 8-byte prefix column orders almost every pair, and the
+/// full id (from the string column's dictionary) settles the rest.
+pub(crate) struct SegmentIds {
+    key: Option<Column<u64>>,
+    full: Option<StrColumn>,
+}
+
+impl SegmentIds {
+    pub(crate) fn new(reader: &SegmentReader) -> tantivy::Result<SegmentIds> {
+        let ff = reader.fast_fields();
+        Ok(SegmentIds {
+            key: ff.column_opt(col::MSGID_KEY)?,
+            full: ff.str(col::MSGID)?,
+        })
+    }
+
+    pub(crate) fn key(&self, doc: DocId) -> u64 {
+        self.key.as_ref().and_then(|k| k.first(doc)).unwrap_or(0)
+    }
+
+    pub(crate) fn full(&self, doc: DocId) -> anyhow::Result<String> {
+        let mut s = String::new();
+        if let Some(col) = &self.full {
+            if let Some(ord) = col.ords().first(doc) {
+                col.ord_to_str(ord, &mut s)
+                    .context("cannot read a message id")?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Message-id order of two documents of the segment. Ids that cannot be read (a damaged
+    /// index) fall back to document order, so the result stays deterministic.
+    pub(crate) fn cmp(&self, a: DocId, b: DocId) -> Ordering {
+        match self.key(a).cmp(&self.key(b)) {
+            Ordering::Equal => match (self.full(a), self.full(b)) {
+                (Ok(x), Ok(y)) => x.cmp(&y).then(a.cmp(&b)),
+                _ => a.cmp(&b),
+            },
+            other => other,
+        }
     }
 }
 
@@ -241,6 +328,24 @@ mod tests {
         assert!(recency_factor(now, 0) >= 1.0);
         // Messages "from the future" count as newest, not more.
         assert_eq!(recency_factor(now, now + day), recency_factor(now, now));
+    }
+
+    #[test]
+    fn rows_keep_date_year_facet_and_thread() {
+        let cases: &[(Option<i64>, usize)] = &[
+            (Some(1_700_000_000), 3),
+            (Some(0), 0),
+            // Before 1970 (year 1 is the earliest a validated header gives).
+            (Some(-62_135_596_800), 20_000),
+            (Some(253_402_300_799), 1),
+            (None, 0),
+        ];
+        for &(date, year) in cases {
+            let row = Row::new(date, year, 7, NONE);
+            assert_eq!(row.date(), date.unwrap_or(0), "{date:?}");
+            assert_eq!(row.year_slot(), date.map(|_| year), "{date:?}");
+            assert_eq!((row.facet, row.thread_slot), (7, NONE));
+        }
     }
 
     #[test]
