@@ -285,6 +285,32 @@ impl Store {
         })
     }
 
+    /// Runs `f` inside one read transaction: every query it makes sees the same snapshot of
+    /// the archive (an import may commit in between), and the write-ahead log's shared lock is
+    /// taken once instead of once per statement.
+    pub fn snapshot<T, E: From<anyhow::Error>>(
+        &self,
+        f: impl FnOnce(&Store) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .context("cannot begin a read transaction")?;
+        let out = f(self);
+        // Ends the read; a read-only transaction has nothing to lose.
+        let end = self.conn.execute_batch("COMMIT");
+        if let Err(e) = end {
+            // A transaction left open would pin this snapshot for every later use of the
+            // connection; roll back so it starts afresh.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            if out.is_ok() {
+                return Err(anyhow::Error::from(e)
+                    .context("cannot end a read transaction")
+                    .into());
+            }
+        }
+        out
+    }
+
     /// Opens (creating if needed) the archive at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path)

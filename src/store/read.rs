@@ -77,9 +77,11 @@ impl Store {
     /// SQLite's `data_version`: it changes between two calls on this connection exactly when
     /// another connection (an import) committed in between. The web cache watches it.
     pub fn data_version(&self) -> Result<i64> {
+        // Asked on every request: a cached statement skips the parse.
         Ok(self
             .conn
-            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// Every list with its message count and latest activity, by name.

@@ -9,7 +9,7 @@ use super::cache::{Rendered, Scope};
 use super::error::ApiError;
 use super::pages::{page_number, parse_id, run_search, search_params, SearchQuery};
 use super::render::iso_date;
-use super::{cached, obfuscate, respond, State, WebError};
+use super::{cached, obfuscate, respond, respond_with, Cost, State, WebError};
 use crate::store::FullMessage;
 
 type Api = Result<HttpResponse, ApiError>;
@@ -124,13 +124,19 @@ pub async fn thread(state: web::Data<State>, req: HttpRequest, path: web::Path<S
 /// `GET /api/v1/messages/{message-id}`
 pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Api {
     let id = parse_id(&path.into_inner())?;
-    respond(&state, &req, Scope::Archive, move |state, s| {
-        let m = s.message(&id)?.ok_or_else(|| WebError::NotFound {
-            message: format!("no message <{id}>"),
-            search: None,
-        })?;
-        Ok(json_body(&message_json(state, &m), m.date))
-    })
+    respond_with(
+        &state,
+        &req,
+        Scope::Archive,
+        Cost::OneMessage,
+        move |state, s| {
+            let m = s.message(&id)?.ok_or_else(|| WebError::NotFound {
+                message: format!("no message <{id}>"),
+                search: None,
+            })?;
+            Ok(json_body(&message_json(state, &m), m.date))
+        },
+    )
     .await
 }
 

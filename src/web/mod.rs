@@ -118,19 +118,42 @@ pub(crate) async fn blocking<T: Send + 'static>(
     let state = web::Data::clone(state);
     web::block(move || {
         let store = state.pool.get()?;
-        f(&state, &store)
+        store.snapshot(|s| f(&state, s))
     })
     .await
     .map_err(|e| WebError::Internal(anyhow::anyhow!("a blocking task failed: {e}")))?
 }
 
+/// How much work building a page is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cost {
+    /// Bounded by one message (a message page, its raw bytes): built right on the event
+    /// loop, where handing it to a blocking thread and back (two thread switches) would cost
+    /// more than the work.
+    OneMessage,
+    /// Anything that grows with the archive (threads, lists, searches, feeds): built on a
+    /// blocking thread, so that the event loop keeps answering.
+    Unbounded,
+}
+
 /// Answers a GET from the response cache while the archive (and, for searches, the
-/// index) is unchanged; otherwise builds the response with `build` on a blocking thread
+/// index) is unchanged; otherwise builds the response with `build` (where, see [`Cost`])
 /// and keeps it. Either way `If-None-Match` and `If-Modified-Since` are honoured.
 pub(crate) async fn respond<E: From<WebError>>(
     state: &web::Data<State>,
     req: &HttpRequest,
     scope: Scope,
+    build: impl FnOnce(&State, &Store) -> Result<Rendered, WebError> + Send + 'static,
+) -> Result<HttpResponse, E> {
+    respond_with(state, req, scope, Cost::Unbounded, build).await
+}
+
+/// [`respond`] for a page of the given [`Cost`].
+pub(crate) async fn respond_with<E: From<WebError>>(
+    state: &web::Data<State>,
+    req: &HttpRequest,
+    scope: Scope,
+    cost: Cost,
     build: impl FnOnce(&State, &Store) -> Result<Rendered, WebError> + Send + 'static,
 ) -> Result<HttpResponse, E> {
     let searcher = match scope {
@@ -146,7 +169,12 @@ pub(crate) async fn respond<E: From<WebError>>(
             return Ok(conditional(req, &hit));
         }
     }
-    let rendered = Arc::new(blocking(state, build).await?);
+    let rendered = Arc::new(match cost {
+        Cost::OneMessage => state
+            .pool
+            .with_local(|store| store.snapshot(|s| build(state, s)))?,
+        Cost::Unbounded => blocking(state, build).await?,
+    });
     if let Some(stamp) = stamp {
         state.cache.put(key, scope, stamp, Arc::clone(&rendered));
     }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::cache::{Rendered, Scope};
 use super::render::{anchor, id_path, iso_date, query_value, render, short_date};
-use super::{blocking, cached, obfuscate, respond, text, State, WebError};
+use super::{blocking, cached, obfuscate, respond, respond_with, text, Cost, State, WebError};
 use crate::index::{SearchOptions, Sort};
 use crate::message::MessageId;
 use crate::store::{FullMessage, Store, ThreadSummary};
@@ -351,7 +351,7 @@ pub(crate) struct ReplyView {
 /// `/m/{id}`
 pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Page {
     let id = parse_id(&path.into_inner())?;
-    respond(&state, &req, Scope::Archive, move |state, s| {
+    respond_with(&state, &req, Scope::Archive, Cost::OneMessage, move |state, s| {
         let m = s.message(&id)?.ok_or_else(|| not_found_message(&id))?;
         let thread_count = s.thread_size(m.thread)?;
         let body = render(
@@ -367,10 +367,16 @@ pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<
 /// record of what arrived).
 pub async fn raw(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Page {
     let id = parse_id(&path.into_inner())?;
-    respond(&state, &req, Scope::Archive, move |_, s| {
-        let bytes = s.raw_message(&id)?.ok_or_else(|| not_found_message(&id))?;
-        Ok(Rendered::new("text/plain", bytes, None))
-    })
+    respond_with(
+        &state,
+        &req,
+        Scope::Archive,
+        Cost::OneMessage,
+        move |_, s| {
+            let bytes = s.raw_message(&id)?.ok_or_else(|| not_found_message(&id))?;
+            Ok(Rendered::new("text/plain", bytes, None))
+        },
+    )
     .await
 }
 

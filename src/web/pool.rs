@@ -1,8 +1,10 @@
 //! The read-only archive connections that request handlers borrow on actix's blocking
-//! threads, so no query runs on an event loop (only the cache's `data_version` pragma does).
-//! Bounded: a request that finds every connection lent out waits for one instead of opening
-//! more (each has its own page cache).
+//! threads. Bounded: a request that finds every connection lent out waits for one instead of
+//! opening more (each has its own page cache). Pages whose cost is bounded by one message are
+//! built on the event loop instead, each event-loop thread with a connection of its own
+//! ([`Pool::with_local`]), as is the cache's `data_version` pragma.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -84,6 +86,28 @@ impl Pool {
                 .wait(idle)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// Runs `f` with this thread's own connection to the pool's archive, opened on first use
+    /// and kept for the thread's life; never waits for the pool.
+    pub fn with_local<T>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, WebError>,
+    ) -> Result<T, WebError> {
+        thread_local! {
+            static LOCAL: RefCell<Option<(PathBuf, Store)>> = const { RefCell::new(None) };
+        }
+        LOCAL.with(|cell| {
+            let mut local = cell.borrow_mut();
+            // A thread may serve several archives (tests do): keep the latest one's.
+            if local.as_ref().is_none_or(|(path, _)| *path != self.path) {
+                *local = Some((self.path.clone(), self.open()?));
+            }
+            match local.as_ref() {
+                Some((_, store)) => f(store),
+                None => unreachable!("set just above"),
+            }
+        })
     }
 
     fn open(&self) -> Result<Store, WebError> {

@@ -585,6 +585,46 @@ async fn cached_pages_follow_a_new_import() {
 }
 
 #[actix_web::test]
+async fn message_pages_built_on_the_event_loop_see_each_new_import() {
+    let dir = archive();
+    let uncached = crate::config::ServerConfig {
+        cache_mb: 0,
+        ..Default::default()
+    };
+    for app in [app!(dir), app!(dir, uncached)] {
+        let (status, body, _) = get!(app, "/m/root@example.org");
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("Whole thread (2 messages)"), "{body}");
+        let (status, _, _) = get!(app, "/m/later@example.org");
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    // The test thread's own connection is open now (message pages use it); an import
+    // through another connection must show on the next request, not after a restart.
+    let file = dir.path().join("dev").join("2023-06.mbox");
+    std::fs::write(
+        &file,
+        "From x@y Mon May  1 09:12:44 2023\nFrom: Carol <carol@example.org>\nSubject: Re: [nova] placement upgrade plan\nDate: Tue, 2 May 2023 12:00:00 +0000\nMessage-ID: <later@example.org>\nIn-Reply-To: <root@example.org>\nReferences: <root@example.org>\n\nOne more.\n\n",
+    )
+    .expect("write");
+    assert_eq!(import(&dir.path().join("data"), file).messages_new, 1);
+    let uncached = crate::config::ServerConfig {
+        cache_mb: 0,
+        ..Default::default()
+    };
+    for app in [app!(dir), app!(dir, uncached)] {
+        let (status, body, _) = get!(app, "/m/later@example.org");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("One more."), "{body}");
+        let (status, body, _) = get!(app, "/api/v1/messages/later@example.org");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, body, _) = get!(app, "/m/root@example.org");
+        assert!(body.contains("Whole thread (3 messages)"), "{body}");
+        let (_, raw, _) = get!(app, "/m/later@example.org/raw");
+        assert!(raw.contains("One more."));
+    }
+}
+
+#[actix_web::test]
 async fn attachments_are_listed_per_message_in_order() {
     let dir = archive();
     let file = dir.path().join("dev").join("2023-07.mbox");
