@@ -15,6 +15,8 @@ use tantivy::Index;
 pub(crate) const STEMMED: &str = "archivist_en_stem";
 /// Plain lowercase words (tantivy's built-in `default`: the same pipeline minus the stemmer).
 pub(crate) const PLAIN: &str = "default";
+/// Adjacent pairs of stemmed words, for two-word phrases without reading positions.
+pub(crate) const PAIRS: &str = "archivist_en_pairs";
 
 /// Stems remembered per analyzer instance (each indexing thread has its own); when full, the
 /// memo starts over, which bounds memory at a few megabytes.
@@ -43,9 +45,109 @@ pub(crate) fn snippet_analyzer(initials: Vec<char>) -> TextAnalyzer {
         .build()
 }
 
-/// Makes the custom analyzer known to an index (tokenizers are not stored in the index).
+/// The stemmed words of a text, each pair of neighbours as one token (`"alloc candid"`):
+/// a two-word phrase is then one term, found without decoding a single position. Words
+/// with a gap between them (a dropped over-long word) make no pair, as they make no phrase.
+pub(crate) fn pairs_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(MemoStemmer { initials: None })
+        .filter(Pairs)
+        .build()
+}
+
+/// Joins two words into the term [`pairs_analyzer`] makes of them. Words are runs of
+/// letters and digits, so the space never occurs inside one.
+pub(crate) fn pair_term(first: &str, second: &str) -> String {
+    let mut pair = String::with_capacity(first.len() + 1 + second.len());
+    pair.push_str(first);
+    pair.push(' ');
+    pair.push_str(second);
+    pair
+}
+
+/// Makes the custom analyzers known to an index (tokenizers are not stored in the index).
 pub(crate) fn register(index: &Index) {
     index.tokenizers().register(STEMMED, stemmed_analyzer());
+    index.tokenizers().register(PAIRS, pairs_analyzer());
+}
+
+/// The filter of [`pairs_analyzer`].
+#[derive(Clone)]
+pub(crate) struct Pairs;
+
+impl TokenFilter for Pairs {
+    type Tokenizer<T: Tokenizer> = PairFilter<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> PairFilter<T> {
+        PairFilter { inner: tokenizer }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct PairFilter<T> {
+    inner: T,
+}
+
+impl<T: Tokenizer> Tokenizer for PairFilter<T> {
+    type TokenStream<'a> = PairStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        PairStream {
+            tail: self.inner.token_stream(text),
+            prev: None,
+            token: Token::default(),
+        }
+    }
+}
+
+pub(crate) struct PairStream<T> {
+    tail: T,
+    /// The previous word: its text, position and start offset.
+    prev: Option<(String, usize, usize)>,
+    token: Token,
+}
+
+impl<T: TokenStream> TokenStream for PairStream<T> {
+    fn advance(&mut self) -> bool {
+        while self.tail.advance() {
+            let t = self.tail.token();
+            let paired = match &self.prev {
+                Some((text, position, from)) if position + 1 == t.position => {
+                    self.token.text.clear();
+                    self.token.text.push_str(text);
+                    self.token.text.push(' ');
+                    self.token.text.push_str(&t.text);
+                    self.token.position = *position;
+                    self.token.offset_from = *from;
+                    self.token.offset_to = t.offset_to;
+                    true
+                }
+                _ => false,
+            };
+            match &mut self.prev {
+                Some((text, position, from)) => {
+                    text.clone_from(&t.text);
+                    *position = t.position;
+                    *from = t.offset_from;
+                }
+                None => self.prev = Some((t.text.clone(), t.position, t.offset_from)),
+            }
+            if paired {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
 }
 
 /// The filter; see the module docs.
@@ -223,5 +325,29 @@ mod tests {
             .map(|t| t.0)
             .collect();
         assert_eq!(partial, ["upgrad", "running", "unit"]);
+    }
+
+    #[test]
+    fn pairs_join_neighbours_only() {
+        let long = "x".repeat(50);
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "Allocation candidates, please!",
+                &["alloc candid", "candid pleas"],
+            ),
+            ("one", &[]),
+            ("", &[]),
+            // The dropped long word leaves a gap: no pair across it.
+            (&format!("before {long} after it"), &["after it"]),
+            ("Größe der Datenbank", &["größe der", "der datenbank"]),
+        ];
+        for (text, want) in cases {
+            let got: Vec<String> = tokens(pairs_analyzer(), text)
+                .into_iter()
+                .map(|t| t.0)
+                .collect();
+            assert_eq!(got, *want, "{text}");
+        }
+        assert_eq!(pair_term("alloc", "candid"), "alloc candid");
     }
 }

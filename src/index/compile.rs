@@ -10,6 +10,7 @@ use tantivy::schema::{Field, IndexRecordOption, Term};
 use tantivy::tokenizer::{TextAnalyzer, TokenStream as _};
 use tantivy::Score;
 
+use super::analysis::pair_term;
 use super::date_range::DateRange;
 use super::query::{Build, Leaf, Notices, Scope};
 use super::schema::Fields;
@@ -48,21 +49,46 @@ fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<(usize, String)> {
 }
 
 /// A word is one term; several (a phrase, or a word with inner punctuation such as
-/// `jane.doe@example.org`) must appear in order.
-fn words_query(field: Field, words: &[(usize, String)]) -> Option<Box<dyn Query>> {
-    match words {
-        [] => None,
-        [(_, w)] => Some(Box::new(TermQuery::new(
-            Term::from_field_text(field, w),
-            IndexRecordOption::WithFreqs,
-        ))),
+/// `jane.doe@example.org`) must appear in order. With the field's word-pair field (`pairs`),
+/// two neighbouring words are one pair term, and a longer phrase reads positions only in
+/// documents that hold all of its pairs: the same matches, far fewer positions decoded.
+fn words_query(
+    field: Field,
+    pairs: Option<Field>,
+    words: &[(usize, String)],
+) -> Option<Box<dyn Query>> {
+    let term = |field, text: &str, record| -> Box<dyn Query> {
+        Box::new(TermQuery::new(Term::from_field_text(field, text), record))
+    };
+    let neighbours: Vec<String> = words
+        .windows(2)
+        .filter(|w| w[0].0 + 1 == w[1].0)
+        .map(|w| pair_term(&w[0].1, &w[1].1))
+        .collect();
+    match (words, pairs) {
+        ([], _) => None,
+        ([(_, w)], _) => Some(term(field, w, IndexRecordOption::WithFreqs)),
+        ([_, _], Some(pairs)) if neighbours.len() == 1 => {
+            Some(term(pairs, &neighbours[0], IndexRecordOption::WithFreqs))
+        }
         _ => {
             let first = words[0].0;
             let terms = words
                 .iter()
                 .map(|(pos, w)| (pos.saturating_sub(first), Term::from_field_text(field, w)))
                 .collect();
-            Some(Box::new(PhraseQuery::new_with_offset(terms)))
+            let phrase: Box<dyn Query> = Box::new(PhraseQuery::new_with_offset(terms));
+            let Some(pairs) = pairs.filter(|_| !neighbours.is_empty()) else {
+                return Some(phrase);
+            };
+            let mut clauses = vec![(Occur::Must, phrase)];
+            clauses.extend(neighbours.iter().map(|p| {
+                (
+                    Occur::Must,
+                    filter(term(pairs, p, IndexRecordOption::Basic)),
+                )
+            }));
+            Some(Box::new(BooleanQuery::new(clauses)))
         }
     }
 }
@@ -80,34 +106,38 @@ pub(crate) fn match_all() -> Box<dyn Query> {
 impl Compiler {
     fn text(&mut self, scope: Scope, text: &str, notices: &mut Notices) -> Option<Compiled> {
         let f = self.fields;
-        // (field, stemmed?, boost): text fields are stemmed, sender and recipients are not.
-        let groups: &[(Field, bool, Score)] = match scope {
+        // (field, its word pairs, stemmed?, boost): text fields are stemmed and paired,
+        // sender and recipients neither.
+        let subject = (f.subject, Some(f.subject_pairs), true, SUBJECT_BOOST);
+        let own = (f.own, Some(f.own_pairs), true, 1.0);
+        let quoted = (f.quoted, Some(f.quoted_pairs), true, QUOTED_BOOST);
+        let groups: &[(Field, Option<Field>, bool, Score)] = match scope {
             Scope::Any => &[
-                (f.subject, true, SUBJECT_BOOST),
-                (f.own, true, 1.0),
-                (f.quoted, true, QUOTED_BOOST),
-                (f.from, false, 1.0),
-                (f.to, false, RECIPIENT_BOOST),
+                subject,
+                own,
+                quoted,
+                (f.from, None, false, 1.0),
+                (f.to, None, false, RECIPIENT_BOOST),
             ],
-            Scope::Subject => &[(f.subject, true, SUBJECT_BOOST)],
-            Scope::Body => &[(f.own, true, 1.0), (f.quoted, true, QUOTED_BOOST)],
-            Scope::From => &[(f.from, false, 1.0)],
-            Scope::To => &[(f.to, false, 1.0)],
+            Scope::Subject => &[subject],
+            Scope::Body => &[own, quoted],
+            Scope::From => &[(f.from, None, false, 1.0)],
+            Scope::To => &[(f.to, None, false, 1.0)],
         };
         let stemmed = tokens(&mut self.stemmed, text);
-        let plain = if groups.iter().any(|g| !g.1) {
+        let plain = if groups.iter().any(|g| !g.2) {
             tokens(&mut self.plain, text)
         } else {
             Vec::new()
         };
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut highlight = Vec::new();
-        for &(field, is_stemmed, boost) in groups {
+        for &(field, pairs, is_stemmed, boost) in groups {
             let words = if is_stemmed { &stemmed } else { &plain };
             if field == f.own {
                 highlight.extend(words.iter().map(|(_, w)| Term::from_field_text(f.own, w)));
             }
-            let Some(q) = words_query(field, words) else {
+            let Some(q) = words_query(field, pairs, words) else {
                 continue;
             };
             let q = if boost == 1.0 {

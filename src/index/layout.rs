@@ -1,4 +1,4 @@
-//! Where the index lives on disk: `<base>/v1/` holds numbered generations (`g00000001/`, ...)
+//! Where the index lives on disk: `<base>/v2/` holds numbered generations (`g00000001/`, ...)
 //! and a `CURRENT` file naming the live one, replaced atomically by rename when a rebuild ends.
 
 use std::fs;
@@ -16,7 +16,7 @@ use super::schema::{self, Fields, SCHEMA_DIR};
 const CURRENT: &str = "CURRENT";
 const GEN_PREFIX: &str = "g";
 
-/// `<base>/v1` (see [`SCHEMA_DIR`]).
+/// `<base>/v2` (see [`SCHEMA_DIR`]).
 pub(crate) fn schema_dir(base: &Path) -> PathBuf {
     base.join(SCHEMA_DIR)
 }

@@ -1,4 +1,4 @@
-//! The tantivy schema (version 1) and the pure text helpers that shape what goes into it:
+//! The tantivy schema (version 2) and the pure text helpers that shape what goes into it:
 //! splitting a body into own and quoted text, and reading list tags out of a subject.
 
 use tantivy::schema::{
@@ -11,12 +11,13 @@ use super::IndexDoc;
 
 /// Directory name under the caller's base directory; bump it whenever the schema changes so a
 /// new binary builds a fresh index beside the old one instead of misreading it (an indexer then
-/// finds no watermark and catches up from the start). v1 was the first draft of this schema.
-pub(crate) const SCHEMA_DIR: &str = "v1";
+/// finds no watermark and catches up from the start). v1 was the first draft of this schema;
+/// v2 added the word-pair fields.
+pub(crate) const SCHEMA_DIR: &str = "v2";
 
 /// Stemmed English analysis (`en_stem`, memoised) and plain lowercase words with no
 /// stemming, so words of other languages are found exactly as written.
-use super::analysis::{PLAIN, STEMMED};
+use super::analysis::{PAIRS, PLAIN, STEMMED};
 
 /// Own text longer than this is still indexed in full but stored only up to here: the stored
 /// copy exists only to cut snippets from, and snippets come from the first match anyway.
@@ -33,6 +34,10 @@ pub(crate) struct Fields {
     pub own: Field,
     pub own_stored: Field,
     pub quoted: Field,
+    /// Adjacent word pairs of `subject`, `own` and `quoted` (see [`super::analysis::PAIRS`]).
+    pub subject_pairs: Field,
+    pub own_pairs: Field,
+    pub quoted_pairs: Field,
     pub from: Field,
     pub to: Field,
     pub lists: Field,
@@ -59,6 +64,14 @@ fn text(tokenizer: &str) -> TextOptions {
     )
 }
 
+fn pairs() -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(PAIRS)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    )
+}
+
 /// Builds the schema and the resolved field handles.
 pub(crate) fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
@@ -80,6 +93,11 @@ pub(crate) fn build() -> (Schema, Fields) {
         // Stored only, capped: the text snippets are cut from.
         own_stored: b.add_text_field("own_stored", STORED),
         quoted: b.add_text_field("quoted", text(STEMMED)),
+        // Two-word phrases are single terms here; longer ones use them to skip documents
+        // before positions are read. Frequencies only: a pair is its own position.
+        subject_pairs: b.add_text_field("subject_pairs", pairs()),
+        own_pairs: b.add_text_field("own_pairs", pairs()),
+        quoted_pairs: b.add_text_field("quoted_pairs", pairs()),
         from: b.add_text_field("from", text(PLAIN)),
         to: b.add_text_field("to", text(PLAIN)),
         lists: b.add_text_field("lists", STRING),
@@ -187,15 +205,18 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
     d.add_u64(f.thread, doc.thread);
     d.add_i64(f.date, doc.date);
     d.add_text(f.subject, &doc.subject);
+    d.add_text(f.subject_pairs, &doc.subject);
 
     let body = split_body(&doc.body);
     d.add_text(f.own, &body.own);
+    d.add_text(f.own_pairs, &body.own);
     d.add_text(
         f.own_stored,
         truncate_at_char(&body.own, STORED_TEXT_MAX_BYTES),
     );
     if !body.quoted.is_empty() {
         d.add_text(f.quoted, &body.quoted);
+        d.add_text(f.quoted_pairs, &body.quoted);
     }
 
     for part in [doc.from_name.as_deref(), doc.from_addr.as_deref()]

@@ -802,3 +802,85 @@ fn threads_spanning_segments_fold_into_one_hit() {
     let r = s.search("-date:2023", &opts(5)).expect("search");
     assert_eq!(ids(&r), ["old"]);
 }
+
+#[test]
+fn phrases_through_word_pairs_match_exactly_what_positions_match() {
+    let dir = TempDir::new("pairs");
+    let long = "x".repeat(50);
+    let body_docs: &[(&str, &str, &str)] = &[
+        ("p1", "Ready", "the allocation candidates are ready"),
+        ("p2", "Ready", "allocation of candidates"),
+        (
+            "p3",
+            "Ready",
+            "> allocation candidates in a quote\nI agree.\n",
+        ),
+        ("p4", "Allocation candidates", "unrelated words"),
+        ("p5", "Ready", "candidates allocation"),
+        ("p6", "Ready", &format!("allocation {long} candidates")),
+        ("p7", "Ready", "a big allocation candidates list"),
+        ("p8", "Ready", "Allocation. Candidates!"),
+    ];
+    let docs = body_docs
+        .iter()
+        .enumerate()
+        .map(|(i, (id, subject, body))| {
+            doc(
+                id,
+                100 + i as u64,
+                "2023-03-01 10:00:00",
+                subject,
+                body,
+                ALICE,
+                &["dev"],
+                (false, false),
+            )
+        })
+        .collect::<Vec<_>>();
+    rebuild(dir.path(), docs, 1).expect("test step");
+    let s = Searcher::open(dir.path()).expect("test step");
+    let gap = format!("\"allocation {long} candidates\"");
+    // (query, expected ids): what a phrase over word positions matches.
+    let cases: &[(&str, &[&str])] = &[
+        ("\"allocation candidates\"", &["p1", "p3", "p4", "p7", "p8"]),
+        ("b:\"allocation candidates\"", &["p1", "p3", "p7", "p8"]),
+        ("s:\"allocation candidates\"", &["p4"]),
+        ("\"allocation candidates list\"", &["p7"]),
+        ("\"big allocation candidates list\"", &["p7"]),
+        ("\"candidates allocation\"", &["p5"]),
+        ("\"allocation of candidates\"", &["p2"]),
+        // The over-long word is dropped on both sides, leaving a one-word gap any word fills.
+        (&gap, &["p2", "p6"]),
+        ("\"allocating candidate\"", &["p1", "p3", "p4", "p7", "p8"]),
+        (
+            "allocation candidates",
+            &["p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"],
+        ),
+        (
+            "\"allocation candidates\" -s:allocation",
+            &["p1", "p3", "p7", "p8"],
+        ),
+    ];
+    for (q, want) in cases {
+        for sort in [Sort::Relevance, Sort::Date] {
+            let r = s
+                .search(
+                    q,
+                    &SearchOptions {
+                        limit: 100,
+                        sort,
+                        ..SearchOptions::default()
+                    },
+                )
+                .expect("test step");
+            assert_eq!(sorted_ids(&r), want.to_vec(), "query {q:?} ({sort:?})");
+            assert_eq!(r.total, want.len() as u64, "total of {q:?}");
+        }
+    }
+    // The author's own phrase outranks the same phrase quoted.
+    let r = s
+        .search("\"allocation candidates\"", &opts(10))
+        .expect("test step");
+    let rank = |id: &str| ids(&r).iter().position(|h| *h == id);
+    assert!(rank("p1") < rank("p3"), "{:?}", ids(&r));
+}

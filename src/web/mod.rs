@@ -86,7 +86,7 @@ impl State {
             .map_err(|_| anyhow::anyhow!("searcher poisoned"))?;
         if guard.is_none() {
             let dir = crate::indexer::index_dir(&self.data_dir);
-            if !dir.join("v1").exists() {
+            if !crate::index::schema_dir(&dir).exists() {
                 return Ok(None);
             }
             // An index that cannot be opened (an older schema, damage) is the operator's to

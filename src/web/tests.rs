@@ -675,7 +675,7 @@ async fn attachments_are_listed_per_message_in_order() {
 async fn an_unreadable_index_is_a_503_with_advice_not_a_500() {
     let dir = archive();
     let data = dir.path().join("data");
-    let current = crate::indexer::index_dir(&data).join("v1").join("CURRENT");
+    let current = crate::index::schema_dir(&crate::indexer::index_dir(&data)).join("CURRENT");
     std::fs::write(&current, "g99999999\n").expect("point CURRENT at nothing");
     let app = app!(dir);
     for uri in ["/search?q=placement", "/api/v1/search?q=placement"] {
