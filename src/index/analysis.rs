@@ -18,8 +18,8 @@ pub(crate) const PLAIN: &str = "default";
 /// Adjacent pairs of stemmed words, for two-word phrases without reading positions.
 pub(crate) const PAIRS: &str = "archivist_en_pairs";
 
-/// Stems remembered per analyzer instance (each indexing thread has its own); when full, the
-/// memo starts over, which bounds memory at a few megabytes.
+/// Stems remembered per thread; when full, the memo starts over, which bounds memory at a few
+/// megabytes per thread.
 const MEMO_CAPACITY: usize = 50_000;
 
 /// `en_stem` exactly (simple tokenizer, long-token removal, lowercasing, English Snowball),
@@ -169,10 +169,16 @@ impl TokenFilter for MemoStemmer {
     }
 }
 
-/// Created on first use: tantivy clones analyzers freely (per field, per snippet), and most
-/// clones never stem a word.
-#[derive(Default)]
-pub(crate) struct Memo(Option<Box<MemoInner>>);
+/// The stems one thread has seen, shared by every analyzer on the thread (an indexing thread
+/// analyses the same text for a field and for its word pairs); no lock, since threads never
+/// share it.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Memo;
+
+thread_local! {
+    /// Created on first use: most threads (and snippet analyzers) never stem a word.
+    static MEMO: std::cell::RefCell<Option<Box<MemoInner>>> = const { std::cell::RefCell::new(None) };
+}
 
 struct MemoInner {
     stems: HashMap<String, String>,
@@ -187,15 +193,18 @@ impl Memo {
         if word.len() <= 2 {
             return;
         }
-        let memo = self.0.get_or_insert_with(|| {
-            Box::new(MemoInner {
-                stems: HashMap::new(),
-                stemmer: TextAnalyzer::builder(RawTokenizer::default())
-                    .filter(Stemmer::new(Language::English))
-                    .build(),
-            })
+        MEMO.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let memo = slot.get_or_insert_with(|| {
+                Box::new(MemoInner {
+                    stems: HashMap::new(),
+                    stemmer: TextAnalyzer::builder(RawTokenizer::default())
+                        .filter(Stemmer::new(Language::English))
+                        .build(),
+                })
+            });
+            memo.stem_into(word);
         });
-        memo.stem_into(word);
     }
 }
 
@@ -217,14 +226,6 @@ impl MemoInner {
         }
         self.stems
             .insert(std::mem::replace(word, stem.clone()), stem);
-    }
-}
-
-impl Clone for Memo {
-    /// A clone starts with an empty memo: clones go to other threads, and sharing one would
-    /// need a lock on every word.
-    fn clone(&self) -> Memo {
-        Memo(None)
     }
 }
 
