@@ -164,19 +164,14 @@ impl TokenFilter for MemoStemmer {
         MemoStemFilter {
             inner: tokenizer,
             initials: self.initials,
-            memo: Memo::default(),
         }
     }
 }
 
-/// The stems one thread has seen, shared by every analyzer on the thread (an indexing thread
-/// analyses the same text for a field and for its word pairs); no lock, since threads never
-/// share it.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct Memo;
-
 thread_local! {
-    /// Created on first use: most threads (and snippet analyzers) never stem a word.
+    /// The stems this thread has seen, shared by every analyzer on the thread (an indexing
+    /// thread analyses the same text for a field and for its word pairs); no lock, since
+    /// threads never share it. Created on first use: most threads never stem a word.
     static MEMO: std::cell::RefCell<Option<Box<MemoInner>>> = const { std::cell::RefCell::new(None) };
 }
 
@@ -186,26 +181,25 @@ struct MemoInner {
     stemmer: TextAnalyzer,
 }
 
-impl Memo {
-    fn stem_into(&mut self, word: &mut String) {
-        // Snowball leaves words of one or two letters alone (and any two bytes are at most two
-        // letters), so those skip the memo.
-        if word.len() <= 2 {
-            return;
-        }
-        MEMO.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let memo = slot.get_or_insert_with(|| {
-                Box::new(MemoInner {
-                    stems: HashMap::new(),
-                    stemmer: TextAnalyzer::builder(RawTokenizer::default())
-                        .filter(Stemmer::new(Language::English))
-                        .build(),
-                })
-            });
-            memo.stem_into(word);
-        });
+/// Stems `word` in place, through this thread's memo.
+fn stem_into(word: &mut String) {
+    // Snowball leaves words of one or two letters alone (and any two bytes are at most two
+    // letters), so those skip the memo.
+    if word.len() <= 2 {
+        return;
     }
+    MEMO.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let memo = slot.get_or_insert_with(|| {
+            Box::new(MemoInner {
+                stems: HashMap::new(),
+                stemmer: TextAnalyzer::builder(RawTokenizer::default())
+                    .filter(Stemmer::new(Language::English))
+                    .build(),
+            })
+        });
+        memo.stem_into(word);
+    });
 }
 
 impl MemoInner {
@@ -233,7 +227,6 @@ impl MemoInner {
 pub(crate) struct MemoStemFilter<T> {
     inner: T,
     initials: Option<Arc<[char]>>,
-    memo: Memo,
 }
 
 impl<T: Tokenizer> Tokenizer for MemoStemFilter<T> {
@@ -243,7 +236,6 @@ impl<T: Tokenizer> Tokenizer for MemoStemFilter<T> {
         MemoStemStream {
             tail: self.inner.token_stream(text),
             initials: self.initials.as_deref(),
-            memo: &mut self.memo,
         }
     }
 }
@@ -251,7 +243,6 @@ impl<T: Tokenizer> Tokenizer for MemoStemFilter<T> {
 pub(crate) struct MemoStemStream<'a, T> {
     tail: T,
     initials: Option<&'a [char]>,
-    memo: &'a mut Memo,
 }
 
 impl<T: TokenStream> TokenStream for MemoStemStream<'_, T> {
@@ -265,7 +256,7 @@ impl<T: TokenStream> TokenStream for MemoStemStream<'_, T> {
             Some(initials) => text.chars().next().is_some_and(|c| initials.contains(&c)),
         };
         if wanted {
-            self.memo.stem_into(text);
+            stem_into(text);
         }
         true
     }
