@@ -52,6 +52,8 @@ enum Job {
 
 /// The single writer of the index, owned by the import path.
 pub struct Indexer {
+    /// The index's base directory.
+    dir: PathBuf,
     jobs: Option<Sender<Job>>,
     worker: Option<JoinHandle<Result<()>>>,
     /// The feed position handed to the writer thread (not necessarily committed yet).
@@ -99,6 +101,7 @@ impl Indexer {
             })
             .context("cannot start the index writer thread")?;
         Ok(Indexer {
+            dir,
             jobs: Some(tx),
             worker: Some(worker),
             watermark,
@@ -186,7 +189,14 @@ impl Indexer {
 
     /// Commits whatever is pending, recording the watermark with it, and waits until every
     /// commit asked for is done.
+    /// The index now holds everything up to the watermark, so an older schema's index left
+    /// beside it (from before an upgrade) is deleted.
     pub fn finish(&mut self) -> Result<()> {
+        self.commit_pending()?;
+        crate::index::remove_older_schemas(&self.dir)
+    }
+
+    fn commit_pending(&mut self) -> Result<()> {
         if self.uncommitted == 0 && !self.unconfirmed {
             return Ok(());
         }

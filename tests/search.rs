@@ -287,6 +287,47 @@ fn reindex_while_searching_and_catch_up_after_a_crash() {
     assert_eq!(num(&search(&a, &["--limit", "0", "alpha"]), "total"), 300);
 }
 
+#[test]
+fn an_older_schemas_index_is_removed_once_the_new_one_has_caught_up() {
+    let a = Archive::new();
+    let mbox = a.dir.path().join("one.mbox");
+    let messages: Vec<Vec<u8>> = (0..5)
+        .map(|i| simple(&format!("old{i}@x"), "upgrade notes", i, &[], "kept body\n"))
+        .collect();
+    std::fs::write(&mbox, mboxrd(&messages)).expect("write");
+    a.import_paths(&[&mbox], &["--list", "dev"]);
+    let index = a.data_dir().join("index");
+    let current = std::fs::read_dir(&index)
+        .expect("index dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|n| n.starts_with('v'))
+        .expect("a schema directory");
+    let number: u32 = current[1..].parse().expect("numbered");
+    // What a binary of the previous schema left behind, and a newer one's (left alone).
+    let older = index.join(format!("v{}", number - 1));
+    let newer = index.join(format!("v{}", number + 1));
+    for dir in [&older, &newer] {
+        std::fs::create_dir_all(dir.join("g00000001")).expect("mkdir");
+        std::fs::write(dir.join("CURRENT"), "g00000001\n").expect("pointer");
+    }
+    // An import with nothing new still ends with the index caught up.
+    let again = a.import_paths(&[&mbox], &["--list", "dev"]);
+    assert_eq!(num(&again, "messages_new"), 0);
+    assert!(!older.exists(), "the older schema's index is still there");
+    assert!(newer.exists(), "a newer schema's index was removed");
+    assert_eq!(num(&search(&a, &["--limit", "0", "upgrade"]), "total"), 5);
+    // A rebuild cleans up too.
+    std::fs::create_dir_all(older.join("g00000001")).expect("mkdir");
+    let out = a.run(&["reindex"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!older.exists(), "reindex left the older schema's index");
+    assert_eq!(num(&search(&a, &["--limit", "0", "upgrade"]), "total"), 5);
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
     while let Some((src, dst)) = stack.pop() {

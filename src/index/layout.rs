@@ -210,9 +210,88 @@ pub(crate) fn remove_stale(base: &Path, keep_from: &str, live: &str) -> Result<(
     Ok(())
 }
 
+/// The number of a schema directory's name (`v2` is 2).
+fn schema_version(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix('v')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Deletes the directories of older schema versions under `base` (`v1` beside [`SCHEMA_DIR`]).
+/// Call it once this version's index is complete: nothing of this version reads them, and
+/// each holds a whole index. Newer versions and anything not named like a version stay.
+pub(crate) fn remove_older_schemas(base: &Path) -> Result<()> {
+    let Some(current) = schema_version(SCHEMA_DIR) else {
+        return Ok(());
+    };
+    let entries = match fs::read_dir(base) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", base.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", base.display()))?;
+        let older = entry
+            .file_name()
+            .to_str()
+            .and_then(schema_version)
+            .is_some_and(|n| n < current);
+        if older && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(entry.path()).with_context(|| {
+                format!("cannot remove the older index {}", entry.path().display())
+            })?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_older_schema_directories_are_removed() {
+        let base = std::env::temp_dir().join(format!("archivist-schemas-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let current = schema_version(SCHEMA_DIR).expect("the schema directory is numbered");
+        let older = format!("v{}", current - 1);
+        let newer = format!("v{}", current + 1);
+        for dir in [
+            older.as_str(),
+            SCHEMA_DIR,
+            newer.as_str(),
+            "vx",
+            "v",
+            "notes",
+        ] {
+            fs::create_dir_all(base.join(dir).join("g00000001")).expect("mkdir");
+        }
+        fs::write(base.join("v0"), "a file, not an index").expect("write");
+        remove_older_schemas(&base).expect("cleanup");
+        let mut left: Vec<String> = fs::read_dir(&base)
+            .expect("list")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        left.sort();
+        let mut want = vec![
+            SCHEMA_DIR.to_string(),
+            newer,
+            "notes".into(),
+            "v".into(),
+            "v0".into(),
+            "vx".into(),
+        ];
+        want.sort();
+        assert_eq!(left, want);
+        // Nothing there at all is fine too.
+        remove_older_schemas(&base.join("missing")).expect("missing base");
+        let _ = fs::remove_dir_all(&base);
+        assert_eq!(schema_version("v12"), Some(12));
+        assert_eq!(schema_version("v-1"), None);
+        assert_eq!(schema_version("v+1"), None);
+    }
 
     #[test]
     fn generation_names() {

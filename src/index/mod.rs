@@ -70,7 +70,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use layout::schema_dir;
+pub(crate) use layout::{remove_older_schemas, schema_dir};
 pub use schema::{split_body, subject_tags, BodyParts};
 pub use search::Searcher;
 pub use writer::{rebuild, rebuild_with, IndexWriter, WriterConfig};

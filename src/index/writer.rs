@@ -302,5 +302,7 @@ pub fn rebuild_with(
     abandon.path = None;
     drop(old_lock);
     layout::remove_stale(base, &old, &generation)?;
+    // The new generation is complete: an older schema's index is of no more use.
+    layout::remove_older_schemas(base)?;
     Ok(count)
 }
