@@ -97,7 +97,10 @@ impl Indexer {
                         }
                     }
                 }
-                Ok(())
+                // The queue is closed: let the merges the last commits started finish (they
+                // purge the documents replaced by cross-posts); dropping the writer would
+                // abandon them, and nothing else ever merges (the web server only reads).
+                writer.close()
             })
             .context("cannot start the index writer thread")?;
         Ok(Indexer {
@@ -220,7 +223,10 @@ impl Indexer {
 impl Drop for Indexer {
     fn drop(&mut self) {
         // Uncommitted documents are dropped with the writer; the watermark brings them back.
-        let _ = self.stop();
+        // A failed merge leaves the committed segments as they were: worth a warning only.
+        if let Err(e) = self.stop() {
+            eprintln!("archivist: the search index writer stopped with an error: {e:#}");
+        }
     }
 }
 

@@ -328,6 +328,63 @@ fn an_older_schemas_index_is_removed_once_the_new_one_has_caught_up() {
     assert_eq!(num(&search(&a, &["--limit", "0", "upgrade"]), "total"), 5);
 }
 
+/// Documents the live index generation still carries for replaced messages, from tantivy's
+/// `meta.json`.
+fn deleted_in_index(data: &std::path::Path) -> u64 {
+    let index = data.join("index");
+    let schema = std::fs::read_dir(&index)
+        .expect("index dir")
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with('v'))
+        .expect("a schema directory")
+        .path();
+    let generation = std::fs::read_to_string(schema.join("CURRENT")).expect("CURRENT");
+    let meta = std::fs::read_to_string(schema.join(generation.trim()).join("meta.json"))
+        .expect("meta.json");
+    let meta: serde_json::Value = serde_json::from_str(&meta).expect("json");
+    meta["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|s| s["deletes"]["num_deleted_docs"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn an_import_waits_for_the_merge_that_purges_replaced_documents() {
+    let a = Archive::new();
+    let messages: Vec<Vec<u8>> = (0..2000)
+        .map(|i| {
+            simple(
+                &format!("cross{i}@x"),
+                "shared topic",
+                i % 60,
+                &[],
+                &format!("words {i}\n"),
+            )
+        })
+        .collect();
+    let first = a.dir.path().join("dev.mbox");
+    let second = a.dir.path().join("ops.mbox");
+    std::fs::write(&first, mboxrd(&messages)).expect("write");
+    // A quarter of them again, cross-posted to a second list: those documents are replaced,
+    // which leaves the first import's segment a quarter deleted, past the merge threshold.
+    std::fs::write(&second, mboxrd(&messages[..500])).expect("write");
+    a.import_paths(&[&first], &["--list", "dev"]);
+    let report = a.import_paths(&[&second], &["--list", "ops"]);
+    assert_eq!(num(&report, "cross_posts"), 500);
+    assert_eq!(
+        deleted_in_index(&a.data_dir()),
+        0,
+        "the import ended before its merges did: replaced documents stay in the index"
+    );
+    assert_eq!(
+        num(&search(&a, &["--limit", "0", "list:ops"]), "total"),
+        500
+    );
+    assert_eq!(num(&search(&a, &["--limit", "0", "shared"]), "total"), 2000);
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
     while let Some((src, dst)) = stack.pop() {
