@@ -673,7 +673,11 @@ pub(crate) fn run_search(
             total: 0,
             hits: Vec::new(),
             facets: Default::default(),
-            notices: vec!["The search index has not been built yet: run an import.".into()],
+            notices: vec![
+                "The search index has not been built yet (or was built by an older version): \
+                 run an import or `archivist reindex`."
+                    .into(),
+            ],
             sort: params.sort,
         });
     };
