@@ -13,7 +13,7 @@ use tantivy::Score;
 use super::analysis::pair_term;
 use super::date_range::DateRange;
 use super::query::{Build, Leaf, Notices, Scope};
-use super::schema::Fields;
+use super::schema::{address_key, Fields};
 use super::table::Tables;
 
 /// Query-time weights. The subject says what a message is about; quoted text is someone
@@ -106,6 +106,21 @@ pub(crate) fn match_all() -> Box<dyn Query> {
 impl Compiler {
     fn text(&mut self, scope: Scope, text: &str, notices: &mut Notices) -> Option<Compiled> {
         let f = self.fields;
+        // A whole address is one term of the address fields, not a phrase of its words.
+        let whole = match scope {
+            Scope::From => Some(f.from_addr),
+            Scope::To => Some(f.to_addr),
+            _ => None,
+        };
+        if let Some((field, key)) = whole.zip(address_key(text)) {
+            return Some(Compiled {
+                query: Box::new(TermQuery::new(
+                    Term::from_field_text(field, &key),
+                    IndexRecordOption::Basic,
+                )),
+                highlight: Vec::new(),
+            });
+        }
         // (field, its word pairs, stemmed?, boost): text fields are stemmed and paired,
         // sender and recipients neither.
         let subject = (f.subject, Some(f.subject_pairs), true, SUBJECT_BOOST);

@@ -40,6 +40,9 @@ pub(crate) struct Fields {
     pub quoted_pairs: Field,
     pub from: Field,
     pub to: Field,
+    /// The sender's and the recipients' addresses whole, lowercased (see [`address_key`]).
+    pub from_addr: Field,
+    pub to_addr: Field,
     pub lists: Field,
     pub tags: Field,
     pub facets: Field,
@@ -100,6 +103,9 @@ pub(crate) fn build() -> (Schema, Fields) {
         quoted_pairs: b.add_text_field("quoted_pairs", pairs()),
         from: b.add_text_field("from", text(PLAIN)),
         to: b.add_text_field("to", text(PLAIN)),
+        // `from:jane@example.org` is one term here instead of a phrase of three words.
+        from_addr: b.add_text_field("from_addr", STRING),
+        to_addr: b.add_text_field("to_addr", STRING),
         lists: b.add_text_field("lists", STRING),
         tags: b.add_text_field("tags", STRING),
         // Every facet of a message in one value (see `facet_value`), so the collector reads one
@@ -155,6 +161,53 @@ fn facet_value(lists: &[String], tags: &[String], sender: &str) -> String {
     v.push(char::from(PART_SEPARATOR));
     v.extend(sender.chars().filter(|c| !c.is_control()));
     v
+}
+
+/// How an address is indexed and looked up whole: trimmed, without angle brackets,
+/// lowercased; `None` unless it looks like one address (`local@domain`, no blanks).
+pub(crate) fn address_key(addr: &str) -> Option<String> {
+    let a = addr.trim();
+    let a = a.strip_prefix('<').unwrap_or(a);
+    let a = a.strip_suffix('>').unwrap_or(a);
+    let (local, domain) = a.split_once('@')?;
+    let plain = |s: &str| {
+        !s.is_empty() && !s.contains(['@', '<', '>', '"']) && !s.contains(char::is_whitespace)
+    };
+    (plain(local) && plain(domain)).then(|| a.to_lowercase())
+}
+
+#[cfg(test)]
+#[test]
+fn address_keys() {
+    let cases: &[(&str, Option<&str>)] = &[
+        ("Jane.Doe@Example.ORG", Some("jane.doe@example.org")),
+        (" <jane@example.org> ", Some("jane@example.org")),
+        ("jane", None),
+        ("example.org", None),
+        ("@example.org", None),
+        ("jane@", None),
+        ("jane doe@example.org", None),
+        ("a@b@c", None),
+    ];
+    for (addr, want) in cases {
+        assert_eq!(address_key(addr).as_deref(), *want, "{addr}");
+    }
+    assert_eq!(
+        recipient_address("Jane <jane@example.org>"),
+        Some("jane@example.org")
+    );
+    assert_eq!(
+        recipient_address("jane@example.org"),
+        Some("jane@example.org")
+    );
+}
+
+/// The address in a recipient as the import writes it: `Name <addr>`, or a bare address.
+fn recipient_address(r: &str) -> Option<&str> {
+    match (r.rfind('<'), r.rfind('>')) {
+        (Some(open), Some(close)) if open < close => Some(&r[open + 1..close]),
+        _ => Some(r),
+    }
 }
 
 /// List names are matched case-insensitively, and never contain control characters.
@@ -225,8 +278,14 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
     {
         d.add_text(f.from, part);
     }
+    if let Some(a) = doc.from_addr.as_deref().and_then(address_key) {
+        d.add_text(f.from_addr, a);
+    }
     for r in &doc.recipients {
         d.add_text(f.to, r);
+        if let Some(a) = recipient_address(r).and_then(address_key) {
+            d.add_text(f.to_addr, a);
+        }
     }
     let mut lists: Vec<String> = doc
         .lists

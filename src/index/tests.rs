@@ -194,6 +194,11 @@ fn known_answers() {
     let cases: &[(&str, &[&str])] = &[
         ("from:bob", &["m2"]),
         ("from:alice@example.org", &["m1", "m5"]),
+        // A whole address is matched whole, in any case; a longer one is another address.
+        ("from:BOB@example.ORG", &["m2"]),
+        ("from:alice@example.org.au", &[]),
+        ("from:example.org", &["m1", "m2", "m5"]),
+        ("to:KERNEL-dev@lists.example.org", &["m4"]),
         ("from:\"Alice Archer\"", &["m1", "m5"]),
         ("from:example.net", &["m3"]),
         ("list:openstack-dev", &["m3"]),
