@@ -26,6 +26,9 @@ const RECIPIENT_BOOST: Score = 0.5;
 pub(crate) struct Compiled {
     pub query: Box<dyn Query>,
     pub highlight: Vec<Term>,
+    /// Whether any match can score above zero. A query made only of filters scores every
+    /// match 0, so its relevance order is the date order, and it can be run without scores.
+    pub scores: bool,
 }
 
 /// Compiles parser leaves into tantivy queries.
@@ -112,13 +115,15 @@ impl Compiler {
             Scope::To => Some(f.to_addr),
             _ => None,
         };
+        // Every message from one address would score the same: it is a filter.
         if let Some((field, key)) = whole.zip(address_key(text)) {
             return Some(Compiled {
-                query: Box::new(TermQuery::new(
+                query: filter(Box::new(TermQuery::new(
                     Term::from_field_text(field, &key),
                     IndexRecordOption::Basic,
-                )),
+                ))),
                 highlight: Vec::new(),
+                scores: false,
             });
         }
         // (field, its word pairs, stemmed?, boost): text fields are stemmed and paired,
@@ -171,7 +176,11 @@ impl Compiler {
         } else {
             Box::new(BooleanQuery::new(should))
         };
-        Some(Compiled { query, highlight })
+        Some(Compiled {
+            query,
+            highlight,
+            scores: true,
+        })
     }
 }
 
@@ -221,17 +230,20 @@ impl Build for Compiler {
         Some(Compiled {
             query,
             highlight: Vec::new(),
+            scores: false,
         })
     }
 
     fn and(&mut self, clauses: Vec<(bool, Compiled)>) -> Compiled {
         let mut subs: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(clauses.len() + 1);
         let mut highlight = Vec::new();
+        let mut scores = false;
         for (neg, c) in clauses {
             if neg {
                 subs.push((Occur::MustNot, c.query));
             } else {
                 highlight.extend(c.highlight);
+                scores |= c.scores;
                 subs.push((Occur::Must, c.query));
             }
         }
@@ -242,12 +254,14 @@ impl Build for Compiler {
         Compiled {
             query: Box::new(BooleanQuery::new(subs)),
             highlight,
+            scores,
         }
     }
 
     fn or(&mut self, clauses: Vec<(bool, Compiled)>) -> Compiled {
         let mut subs: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(clauses.len());
         let mut highlight = Vec::new();
+        let mut scores = false;
         for (neg, c) in clauses {
             if neg {
                 let not: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
@@ -257,12 +271,14 @@ impl Build for Compiler {
                 subs.push((Occur::Should, not));
             } else {
                 highlight.extend(c.highlight);
+                scores |= c.scores;
                 subs.push((Occur::Should, c.query));
             }
         }
         Compiled {
             query: Box::new(BooleanQuery::new(subs)),
             highlight,
+            scores,
         }
     }
 }

@@ -12,7 +12,7 @@ use super::IndexDoc;
 /// Directory name under the caller's base directory; bump it whenever the schema changes so a
 /// new binary builds a fresh index beside the old one instead of misreading it (an indexer then
 /// finds no watermark and catches up from the start). v1 was the first draft of this schema;
-/// v2 added the word-pair fields.
+/// v2 added the word-pair fields and the whole-address fields.
 pub(crate) const SCHEMA_DIR: &str = "v2";
 
 /// Stemmed English analysis (`en_stem`, memoised) and plain lowercase words with no
@@ -176,37 +176,11 @@ pub(crate) fn address_key(addr: &str) -> Option<String> {
     (plain(local) && plain(domain)).then(|| a.to_lowercase())
 }
 
-#[cfg(test)]
-#[test]
-fn address_keys() {
-    let cases: &[(&str, Option<&str>)] = &[
-        ("Jane.Doe@Example.ORG", Some("jane.doe@example.org")),
-        (" <jane@example.org> ", Some("jane@example.org")),
-        ("jane", None),
-        ("example.org", None),
-        ("@example.org", None),
-        ("jane@", None),
-        ("jane doe@example.org", None),
-        ("a@b@c", None),
-    ];
-    for (addr, want) in cases {
-        assert_eq!(address_key(addr).as_deref(), *want, "{addr}");
-    }
-    assert_eq!(
-        recipient_address("Jane <jane@example.org>"),
-        Some("jane@example.org")
-    );
-    assert_eq!(
-        recipient_address("jane@example.org"),
-        Some("jane@example.org")
-    );
-}
-
 /// The address in a recipient as the import writes it: `Name <addr>`, or a bare address.
-fn recipient_address(r: &str) -> Option<&str> {
+fn recipient_address(r: &str) -> &str {
     match (r.rfind('<'), r.rfind('>')) {
-        (Some(open), Some(close)) if open < close => Some(&r[open + 1..close]),
-        _ => Some(r),
+        (Some(open), Some(close)) if open < close => &r[open + 1..close],
+        _ => r,
     }
 }
 
@@ -283,7 +257,7 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
     }
     for r in &doc.recipients {
         d.add_text(f.to, r);
-        if let Some(a) = recipient_address(r).and_then(address_key) {
+        if let Some(a) = address_key(recipient_address(r)) {
             d.add_text(f.to_addr, a);
         }
     }
@@ -440,6 +414,28 @@ pub fn subject_tags(subject: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_keys() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("Jane.Doe@Example.ORG", Some("jane.doe@example.org")),
+            (" <jane@example.org> ", Some("jane@example.org")),
+            ("jane", None),
+            ("example.org", None),
+            ("@example.org", None),
+            ("jane@", None),
+            ("jane doe@example.org", None),
+            ("a@b@c", None),
+        ];
+        for (addr, want) in cases {
+            assert_eq!(address_key(addr).as_deref(), *want, "{addr}");
+        }
+        assert_eq!(
+            recipient_address("Jane <jane@example.org>"),
+            "jane@example.org"
+        );
+        assert_eq!(recipient_address("jane@example.org"), "jane@example.org");
+    }
 
     #[test]
     fn subject_tag_cases() {

@@ -259,10 +259,14 @@ impl Searcher {
                 Compiled {
                     query: match_all(),
                     highlight: Vec::new(),
+                    scores: false,
                 },
                 Sort::Date,
             ),
         };
+        // Filters alone score every match 0, and relevance then falls back to the date: rank
+        // by date without computing scores (the order, and the scores reported, are the same).
+        let rank = if compiled.scores { sort } else { Sort::Date };
 
         let tables = live
             .tables
@@ -272,10 +276,10 @@ impl Searcher {
         let limit = opts.limit.min(MAX_LIMIT);
         let keep = opts.offset.saturating_add(limit);
         let collector = MatchCollector {
-            scoring: sort == Sort::Relevance,
+            scoring: rank == Sort::Relevance,
             newest,
             threads: opts.collapse_threads,
-            sort,
+            sort: rank,
             keep,
             tables: tables.clone(),
         };
@@ -285,7 +289,7 @@ impl Searcher {
 
         let ids = Ids::new(&tables);
         let cands = if opts.collapse_threads {
-            collect::threads(&fruits, sort, &ids)?
+            collect::threads(&fruits, rank, &ids)?
         } else {
             collect::messages(&fruits)
         };
@@ -298,7 +302,7 @@ impl Searcher {
             // Past the end: nothing to rank.
             Vec::new()
         } else {
-            collect::top_k(cands, keep, sort, &ids)?
+            collect::top_k(cands, keep, rank, &ids)?
         };
 
         let mut hits = Vec::with_capacity(ranked.len().saturating_sub(opts.offset));

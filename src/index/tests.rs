@@ -889,3 +889,41 @@ fn phrases_through_word_pairs_match_exactly_what_positions_match() {
     let rank = |id: &str| ids(&r).iter().position(|h| *h == id);
     assert!(rank("p1") < rank("p3"), "{:?}", ids(&r));
 }
+
+#[test]
+fn filters_alone_rank_by_date_with_zero_scores() {
+    let (_dir, s) = built("filters");
+    for q in [
+        "tag:nova",
+        "list:openstack-discuss",
+        "date:2023",
+        "-list:zoo",
+        "from:alice@example.org",
+        "tag:nova OR has:patch",
+        "list:zoo",
+    ] {
+        let page = |sort, collapse_threads| {
+            s.search(
+                q,
+                &SearchOptions {
+                    limit: 100,
+                    sort,
+                    collapse_threads,
+                    ..SearchOptions::default()
+                },
+            )
+            .expect("test step")
+        };
+        for collapse in [false, true] {
+            let relevance = page(Sort::Relevance, collapse);
+            let date = page(Sort::Date, collapse);
+            assert!(relevance.total > 0, "{q}");
+            assert_eq!(ids(&relevance), ids(&date), "{q} (collapse {collapse})");
+            assert!(relevance.hits.iter().all(|h| h.score == 0.0), "{q}");
+            assert_eq!(relevance.sort, Sort::Relevance, "{q}");
+        }
+    }
+    // A word scores: relevance is not the date order there.
+    let r = s.search("upgrade", &opts(10)).expect("test step");
+    assert!(r.hits.iter().all(|h| h.score > 0.0));
+}
