@@ -297,12 +297,12 @@ fn an_older_schemas_index_is_removed_once_the_new_one_has_caught_up() {
     std::fs::write(&mbox, mboxrd(&messages)).expect("write");
     a.import_paths(&[&mbox], &["--list", "dev"]);
     let index = a.data_dir().join("index");
-    let current = std::fs::read_dir(&index)
-        .expect("index dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .find(|n| n.starts_with('v'))
-        .expect("a schema directory");
-    let number: u32 = current[1..].parse().expect("numbered");
+    let current = schema_dir(&a.data_dir());
+    let number: u32 = current
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n[1..].parse().ok())
+        .expect("numbered");
     // What a binary of the previous schema left behind, and a newer one's (left alone).
     let older = index.join(format!("v{}", number - 1));
     let newer = index.join(format!("v{}", number + 1));
@@ -328,16 +328,20 @@ fn an_older_schemas_index_is_removed_once_the_new_one_has_caught_up() {
     assert_eq!(num(&search(&a, &["--limit", "0", "upgrade"]), "total"), 5);
 }
 
-/// Documents the live index generation still carries for replaced messages, from tantivy's
-/// `meta.json`.
-fn deleted_in_index(data: &std::path::Path) -> u64 {
-    let index = data.join("index");
-    let schema = std::fs::read_dir(&index)
+/// The index's one schema directory (`DATA/index/vN`).
+fn schema_dir(data: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(data.join("index"))
         .expect("index dir")
         .filter_map(|e| e.ok())
         .find(|e| e.file_name().to_string_lossy().starts_with('v'))
         .expect("a schema directory")
-        .path();
+        .path()
+}
+
+/// Documents the live index generation still carries for replaced messages, from tantivy's
+/// `meta.json`.
+fn deleted_in_index(data: &std::path::Path) -> u64 {
+    let schema = schema_dir(data);
     let generation = std::fs::read_to_string(schema.join("CURRENT")).expect("CURRENT");
     let meta = std::fs::read_to_string(schema.join(generation.trim()).join("meta.json"))
         .expect("meta.json");

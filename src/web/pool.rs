@@ -97,17 +97,15 @@ impl Pool {
         thread_local! {
             static LOCAL: RefCell<Option<(PathBuf, Store)>> = const { RefCell::new(None) };
         }
-        LOCAL.with(|cell| {
-            let mut local = cell.borrow_mut();
-            // A thread may serve several archives (tests do): keep the latest one's.
-            if local.as_ref().is_none_or(|(path, _)| *path != self.path) {
-                *local = Some((self.path.clone(), self.open()?));
-            }
-            match local.as_ref() {
-                Some((_, store)) => f(store),
-                None => unreachable!("set just above"),
-            }
-        })
+        // Taken out while `f` runs, so the thread-local is never borrowed across it. A thread
+        // may serve several archives (tests do): it keeps the latest one's connection.
+        let (path, store) = match LOCAL.with(|cell| cell.borrow_mut().take()) {
+            Some((path, store)) if path == self.path => (path, store),
+            _ => (self.path.clone(), self.open()?),
+        };
+        let out = f(&store);
+        LOCAL.with(|cell| *cell.borrow_mut() = Some((path, store)));
+        out
     }
 
     fn open(&self) -> Result<Store, WebError> {
