@@ -2,6 +2,7 @@
 //! facet totals through interned per-generation dictionaries, and ranking with a stable
 //! message-id tie-break.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -103,9 +104,36 @@ impl Best {
     }
 }
 
+thread_local! {
+    /// Slot tables of finished folds, kept for the next: a table as large as a segment's (or the
+    /// archive's) threads, allocated afresh for every query, is page-faulted in every time.
+    static SPARE_SLOTS: RefCell<Vec<Vec<u32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A table of `n` slots, all [`NONE`].
+fn slot_table(n: usize) -> Vec<u32> {
+    let mut t = SPARE_SLOTS
+        .with(|s| s.borrow_mut().pop())
+        .unwrap_or_default();
+    t.clear();
+    t.resize(n, NONE);
+    t
+}
+
+/// Keeps a table from [`slot_table`] for a later fold on this thread.
+fn spare_slot_table(t: Vec<u32>) {
+    SPARE_SLOTS.with(|s| {
+        let mut spare = s.borrow_mut();
+        if spare.len() < 4 {
+            spare.push(t);
+        }
+    });
+}
+
 /// Each thread's best match in one segment and its number of matches: a table from the
 /// segment's dense thread numbers (see [`super::table::Row::thread_slot`]) into a list of entries
-/// that grows with the threads met.
+/// that grows with the threads met. While folding, an entry's `thread` is its slot; the
+/// archive's thread numbers are looked up once per thread, in [`Folder::finish`].
 struct Folder {
     sort: Sort,
     /// Per thread slot: index into `out`, or [`NONE`].
@@ -117,15 +145,16 @@ impl Folder {
     fn new(sort: Sort, threads: usize) -> Folder {
         Folder {
             sort,
-            at: vec![NONE; threads],
+            at: slot_table(threads),
             out: Vec::new(),
         }
     }
 
-    /// Counts `e` into its thread; `ids` (the segment's message ids) settles ties.
+    /// Counts `e` into the thread of slot `e.thread`; `ids` (the segment's message ids) settles
+    /// ties.
     #[inline]
-    fn offer(&mut self, slot: u32, e: Entry, ids: &SegmentIds) {
-        let Some(at) = self.at.get_mut(slot as usize) else {
+    fn offer(&mut self, e: Entry, ids: &SegmentIds) {
+        let Some(at) = self.at.get_mut(e.thread as usize) else {
             return;
         };
         let Some(b) = self.out.get_mut(*at as usize) else {
@@ -142,6 +171,16 @@ impl Folder {
         if better {
             *b = Entry { hits: b.hits, ..e };
         }
+    }
+
+    /// The threads' entries, with the archive's thread numbers (`threads`, by slot).
+    fn finish(self, threads: &[u64]) -> Vec<Entry> {
+        let mut out = self.out;
+        for e in &mut out {
+            e.thread = threads.get(e.thread as usize).copied().unwrap_or(0);
+        }
+        spare_slot_table(self.at);
+        out
     }
 }
 
@@ -237,7 +276,8 @@ impl Collector for MatchCollector {
 }
 
 impl MatchSegmentCollector {
-    #[inline]
+    // Always: the per-match loop of `collect_block` must not make a call per match.
+    #[inline(always)]
     fn record(&mut self, doc: DocId, score: Score) {
         let d = doc as usize;
         let t = &*self.table;
@@ -261,20 +301,16 @@ impl MatchSegmentCollector {
                 doc,
                 hits: 1,
             }),
-            Sink::Threads(folder) => {
-                let e = Entry {
+            Sink::Threads(folder) => folder.offer(
+                Entry {
                     score,
                     date: row.date(),
-                    thread: t
-                        .threads
-                        .get(row.thread_slot as usize)
-                        .copied()
-                        .unwrap_or(0),
+                    thread: u64::from(row.thread_slot),
                     doc,
                     hits: 1,
-                };
-                folder.offer(row.thread_slot, e, &t.ids);
-            }
+                },
+                &t.ids,
+            ),
         }
     }
 }
@@ -296,7 +332,7 @@ impl SegmentCollector for MatchSegmentCollector {
     fn harvest(self) -> SegmentFruit {
         let entries = match self.sink {
             Sink::Best(best) => best.entries,
-            Sink::Threads(folder) => folder.out,
+            Sink::Threads(folder) => folder.finish(&self.table.threads),
         };
         SegmentFruit {
             segment: self.segment,
@@ -620,16 +656,23 @@ fn fold_into(b: &mut Cand, c: Cand, sort: Sort, ids: &Ids<'_>) -> Result<()> {
 /// Folds messages into threads: each thread's best message (by key, then message id) and how
 /// many of its messages matched.
 pub(crate) fn threads(fruits: &[SegmentFruit], sort: Sort, ids: &Ids<'_>) -> Result<Vec<Cand>> {
+    // Each segment's entries are already one per thread.
+    let mut with_entries = fruits.iter().filter(|f| !f.entries.is_empty());
+    if let (Some(only), None) = (with_entries.next(), with_entries.next()) {
+        return Ok(messages(std::slice::from_ref(only)));
+    }
     let matches: usize = fruits.iter().map(|f| f.entries.len()).sum();
     let max_thread = each_cand(fruits).map(|c| c.thread).max().unwrap_or(0);
     // Thread numbers are small dense integers from the archive's threading, so a table indexed
     // by thread beats hashing every match, unless the numbers are sparse for this result set.
     let dense_limit = matches.saturating_mul(16).max(1 << 16);
     if usize::try_from(max_thread).is_ok_and(|m| m < dense_limit) {
-        let mut slot = vec![u32::MAX; max_thread as usize + 1];
-        let mut out: Vec<Cand> = Vec::new();
+        let mut slot = slot_table(max_thread as usize + 1);
+        let mut out: Vec<Cand> = Vec::with_capacity(matches);
         for c in each_cand(fruits) {
-            let s = &mut slot[c.thread as usize];
+            let Some(s) = slot.get_mut(c.thread as usize) else {
+                continue;
+            };
             match out.get_mut(*s as usize) {
                 Some(b) => fold_into(b, c, sort, ids)?,
                 None => {
@@ -638,6 +681,7 @@ pub(crate) fn threads(fruits: &[SegmentFruit], sort: Sort, ids: &Ids<'_>) -> Res
                 }
             }
         }
+        spare_slot_table(slot);
         return Ok(out);
     }
     let mut best: HashMap<u64, Cand, BuildHasherDefault<IdHasher>> = HashMap::default();

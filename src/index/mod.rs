@@ -41,9 +41,10 @@
 //!
 //! One pass over every match reads only per-segment arrays copied once from the fast fields
 //! (`table`): date, year, dense thread number and the ordinal of the facet column (list set,
-//! tag set and sender in one value), plus the BM25 score times a mild recency factor (cached
-//! per document). When collapsing, each segment folds its matches into threads as it goes.
-//! Date ranges scan the same arrays (`date_range`). Ranking then selects the page (ties broken by message id, read from an
+//! tag set and sender in one value), plus the BM25 score times a mild recency factor
+//! (cached per document). When collapsing, each segment folds its matches into threads as
+//! it goes. Date ranges binary-search each segment's documents sorted by date
+//! (`date_range`). Ranking then selects the page (ties broken by message id, read from an
 //! 8-byte prefix column and, only on equal prefixes, the full id), and only the page's
 //! documents are loaded, for their snippets. Facet ordinals become names through dictionaries
 //! interned once per segment.

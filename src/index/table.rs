@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use anyhow::Context;
 use tantivy::columnar::{Column, StrColumn};
@@ -91,7 +91,11 @@ pub(crate) struct DocTable {
     pub max_date: i64,
     /// Message ids, for tie-breaks.
     pub ids: SegmentIds,
-    /// Each document's recency factor, for the newest date it was computed against.
+    /// The dated documents in date order (then document order), built on the first date range
+    /// that meets the segment.
+    by_date: OnceLock<Vec<DocId>>,
+    /// Each document's recency factor, for the newest date it was computed against. An array
+    /// read per scored match: computing the factor instead (`exp2`) is slower on large results.
     recency: Mutex<Option<(i64, Arc<Vec<f32>>)>>,
 }
 
@@ -112,6 +116,7 @@ impl DocTable {
             year_count: years.starts.len() + 1,
             max_date: date.as_ref().map_or(0, |d| d.max_value()),
             ids: SegmentIds::new(reader)?,
+            by_date: OnceLock::new(),
             recency: Mutex::new(None),
         };
         let mut slot_of: HashMap<u64, u32> = HashMap::new();
@@ -171,6 +176,22 @@ impl DocTable {
                 factors
             }
         }
+    }
+
+    /// The documents dated within `[start, end)` (no end: unbounded), in date order. Documents
+    /// without a date never match.
+    pub(crate) fn dated_within(&self, start: i64, end: Option<i64>) -> &[DocId] {
+        let order = self.by_date.get_or_init(|| {
+            let mut docs: Vec<DocId> = (0..self.rows.len() as DocId)
+                .filter(|&d| self.rows[d as usize].year_slot().is_some())
+                .collect();
+            docs.sort_by_key(|&d| self.rows[d as usize].date());
+            docs
+        });
+        let date = |d: &DocId| self.rows[*d as usize].date();
+        let lo = order.partition_point(|d| date(d) < start);
+        let hi = end.map_or(order.len(), |e| order.partition_point(|d| date(d) < e));
+        order.get(lo..hi).unwrap_or(&[])
     }
 
     /// The archive's thread number of a document (0 if it has none).
@@ -345,6 +366,56 @@ mod tests {
             assert_eq!(row.date(), date.unwrap_or(0), "{date:?}");
             assert_eq!(row.year_slot(), date.map(|_| year), "{date:?}");
             assert_eq!((row.facet, row.thread_slot), (7, NONE));
+        }
+    }
+
+    #[test]
+    fn dated_within_matches_what_a_scan_of_the_dates_matches() {
+        let dates = [
+            Some(300),
+            None,
+            Some(100),
+            Some(300),
+            Some(-50),
+            Some(200),
+            None,
+            Some(100),
+            Some(0),
+        ];
+        let table = DocTable {
+            rows: dates.iter().map(|&d| Row::new(d, 0, NONE, 0)).collect(),
+            facet_terms: 0,
+            threads: vec![0],
+            first_year: 1970,
+            year_count: 1,
+            max_date: 300,
+            ids: SegmentIds {
+                key: None,
+                full: None,
+            },
+            by_date: OnceLock::new(),
+            recency: Mutex::new(None),
+        };
+        let ranges = [
+            (i64::MIN, None),
+            (i64::MIN, Some(0)),
+            (0, Some(1)),
+            (100, Some(300)),
+            (100, Some(301)),
+            (101, Some(200)),
+            (300, None),
+            (301, None),
+            (200, Some(100)),
+        ];
+        for (start, end) in ranges {
+            let mut found = table.dated_within(start, end).to_vec();
+            found.sort_unstable();
+            let scanned: Vec<DocId> = (0..dates.len() as DocId)
+                .filter(|&d| {
+                    dates[d as usize].is_some_and(|t| t >= start && end.is_none_or(|e| t < e))
+                })
+                .collect();
+            assert_eq!(found, scanned, "{start}..{end:?}");
         }
     }
 
