@@ -22,6 +22,8 @@ fn main() -> ExitCode {
     };
     match archivist::cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`archivist search x | head`): nothing to say.
+        Err(err) if broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("archivist: {err:#}");
             if err.is::<archivist::cli::UsageError>() {
@@ -31,4 +33,12 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

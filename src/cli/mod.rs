@@ -122,6 +122,19 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Opens (creating if needed) the archive in the configured data directory.
+/// Opens the archive a reading command works on; a data directory without one (a typo, say)
+/// is an error rather than a new, empty archive answering "nothing found".
+pub fn open_existing_store(config: &Config) -> Result<Store> {
+    let path = config.data_dir.join("archive.sqlite3");
+    if !path.exists() {
+        anyhow::bail!(
+            "no archive in {} (import one with `archivist import`, or pass --data-dir)",
+            config.data_dir.display()
+        );
+    }
+    Store::open(&path)
+}
+
 pub fn open_store(config: &Config) -> Result<Store> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;

@@ -1,10 +1,11 @@
 //! `archivist search` and `archivist reindex`.
 
+use std::io::Write as _;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use super::open_store;
+use super::open_existing_store;
 use crate::config::Config;
 use crate::index::{SearchOptions, Searcher, Sort};
 use crate::indexer;
@@ -27,7 +28,10 @@ pub struct SearchArgs {
     /// One hit per thread, with the number of matching messages in it.
     #[arg(long)]
     pub collapse_threads: bool,
-    /// The query (see `archivist search --help-query`); several words are joined.
+    /// The query; several words are joined. The language (words, "phrases", OR, NOT, -word,
+    /// from: to: s: b: list: tag: msgid: thread: has:patch has:attachment, date:2023-05,
+    /// date:A..B, after:, before:) is described on the web archive's /help page and in
+    /// README.md.
     #[arg(required = true, value_name = "QUERY")]
     pub query: Vec<String>,
 }
@@ -47,7 +51,7 @@ pub struct ReindexArgs {}
 
 /// Runs a search and prints the page.
 pub fn run(config: &Config, args: SearchArgs) -> Result<()> {
-    let store = open_store(config)?;
+    let store = open_existing_store(config)?;
     let dir = indexer::index_dir(&config.data_dir);
     let searcher = Searcher::open(&dir)
         .with_context(|| format!("cannot open the search index in {}", dir.display()))?;
@@ -62,16 +66,22 @@ pub fn run(config: &Config, args: SearchArgs) -> Result<()> {
     };
     let query = args.query.join(" ");
     let page = crate::search::search(&store, &searcher, &query, &options)?;
+    // Written, not `println!`ed: a reader that goes away (`| head`) is an error to return,
+    // not a panic.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        println!("{}", serde_json::to_string(&page)?);
+        serde_json::to_writer(&mut out, &page)?;
+        writeln!(out)?;
+        out.flush()?;
         return Ok(());
     }
     for notice in &page.notices {
-        println!("note: {notice}");
+        writeln!(out, "note: {notice}")?;
     }
-    println!("{} matching", page.total);
+    writeln!(out, "{} matching", page.total)?;
     for hit in &page.hits {
-        println!(
+        writeln!(
+            out,
             "\n{}  {}  [{}]\n  {}\n  <{}>{}",
             hit.date.as_deref().unwrap_or("undated"),
             hit.from,
@@ -83,15 +93,16 @@ pub fn run(config: &Config, args: SearchArgs) -> Result<()> {
             } else {
                 String::new()
             }
-        );
-        println!("  {}", strip_tags(&hit.snippet));
+        )?;
+        writeln!(out, "  {}", strip_tags(&hit.snippet))?;
     }
+    out.flush()?;
     Ok(())
 }
 
 /// Rebuilds the index from the archive and swaps it in.
 pub fn reindex(config: &Config, _args: ReindexArgs) -> Result<()> {
-    let store = open_store(config)?;
+    let store = open_existing_store(config)?;
     let started = Instant::now();
     let count = indexer::rebuild(&store, &config.data_dir)?;
     let seconds = started.elapsed().as_secs_f64();

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 
-use super::{open_store, UsageError};
+use super::{open_existing_store, UsageError};
 use crate::config::Config;
 use crate::message::MessageId;
 
@@ -19,7 +19,7 @@ pub struct RawArgs {
 pub fn raw(config: &Config, args: RawArgs) -> Result<()> {
     let id = MessageId::parse(&args.message_id)
         .ok_or_else(|| UsageError(format!("not a Message-ID: {:?}", args.message_id)))?;
-    let store = open_store(config)?;
+    let store = open_existing_store(config)?;
     match store.raw_message(&id)? {
         Some(bytes) => {
             std::io::stdout().write_all(&bytes)?;
@@ -47,7 +47,7 @@ pub struct ProblemsArgs {
 
 /// Prints archive statistics.
 pub fn run(config: &Config, args: StatsArgs) -> Result<()> {
-    let store = open_store(config)?;
+    let store = open_existing_store(config)?;
     let stats = store.stats()?;
     if args.json {
         println!("{}", serde_json::to_string(&stats)?);
@@ -65,7 +65,7 @@ pub fn run(config: &Config, args: StatsArgs) -> Result<()> {
 
 /// Prints the recorded problems with file and byte offset.
 pub fn problems(config: &Config, args: ProblemsArgs) -> Result<()> {
-    let store = open_store(config)?;
+    let store = open_existing_store(config)?;
     let problems = store.problems()?;
     if args.json {
         let rows: Vec<serde_json::Value> = problems

@@ -264,6 +264,23 @@ fn lex(input: &str, notices: &mut Notices) -> Vec<Tok> {
             .split_once(':')
             .and_then(|(prefix, rest)| Kw::parse(prefix).map(|kw| (kw, rest.to_string())));
         let Some((kw, rest)) = field else {
+            if let Some((prefix, _)) = word.split_once(':').filter(|(_, rest)| !rest.is_empty()) {
+                // `foo:bar` looks like a field the language does not have; say how it was
+                // read rather than quietly searching its words (`http:` and times are not
+                // prefixes).
+                let looks_like_field = (2..=20).contains(&prefix.len())
+                    && prefix.chars().all(|c| c.is_ascii_alphabetic())
+                    && !matches!(
+                        prefix.to_ascii_lowercase().as_str(),
+                        "http" | "https" | "mailto"
+                    );
+                if looks_like_field {
+                    notices.push(format!(
+                        "\"{prefix}:\" is not a search prefix, so \"{word}\" was searched as words. \
+                         Prefixes: from: to: subject: body: list: tag: msgid: thread: has: date: after: before:."
+                    ));
+                }
+            }
             toks.push(Tok::Item {
                 neg,
                 field: None,
@@ -885,6 +902,21 @@ mod tests {
                     "query {input:?}: no notice containing {part:?} in {notices:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn unknown_prefixes_are_searched_as_words_with_a_notice() {
+        let (_, notices) = render("foo:bar nova");
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.contains("\"foo:\" is not a search prefix")),
+            "{notices:?}"
+        );
+        for input in ["Re: nova", "https://example.org/x", "at 10:30", "a:b"] {
+            let (_, notices) = render(input);
+            assert!(notices.is_empty(), "{input:?}: {notices:?}");
         }
     }
 

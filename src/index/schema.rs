@@ -391,9 +391,10 @@ pub fn subject_tags(subject: &str) -> Vec<String> {
         };
         let words: Vec<String> = inner[..close]
             .split_whitespace()
-            .map(|w| w.trim_matches([':', ',', ';']).to_lowercase())
+            // `[PATCH - for -next]`: a lone dash is punctuation, and `-next` names `next`.
+            .map(|w| w.trim_matches([':', ',', ';', '-']).to_lowercase())
             .filter(|w| {
-                !w.is_empty()
+                w.chars().any(char::is_alphanumeric)
                     && !is_numbering(w)
                     && w.len() <= MAX_TAG_LEN
                     && !w.chars().any(char::is_control)
@@ -449,6 +450,8 @@ mod tests {
                 &["openstack-dev", "rfc", "patch"],
             ),
             ("[nova] Re: [nova] dup", &["nova"]),
+            ("[PATCH - for -next] x", &["patch", "for", "next"]),
+            ("[--] [:] x", &[]),
             ("AW: [Größe] über", &["größe"]),
             ("plain subject [not] a tag", &[]),
             ("[unclosed bracket", &[]),

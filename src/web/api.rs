@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 use super::cache::{Rendered, Scope};
 use super::error::ApiError;
-use super::pages::{page_number, parse_id, run_search, search_params, SearchQuery};
+use super::pages::{
+    page_number_upto, parse_id, run_search, search_params, SearchQuery, MAX_LIST_PAGE,
+};
 use super::render::iso_date;
 use super::{cached, obfuscate, respond, respond_with, Cost, State, WebError};
 use crate::store::FullMessage;
@@ -74,7 +76,7 @@ pub async fn list_threads(
     query: web::Query<PageParam>,
 ) -> Api {
     let list = path.into_inner();
-    let page = page_number(query.page.as_deref())?;
+    let page = page_number_upto(query.page.as_deref(), MAX_LIST_PAGE)?;
     let per_page = 50;
     respond(&state, &req, Scope::Archive, move |state, s| {
         if !s.list_exists(&list)? {
@@ -195,3 +197,13 @@ const OPENAPI: &str = r##"{
     }
   }
 }"##;
+
+/// Any other path under `/api/v1/`: a JSON 404, like every API error.
+pub async fn not_found(req: HttpRequest) -> Api {
+    let path: String = req.path().chars().take(200).collect();
+    Err(WebError::NotFound {
+        message: format!("no API route {path:?}; see /api/v1/openapi.json"),
+        search: None,
+    }
+    .into())
+}

@@ -720,7 +720,7 @@ pub async fn feed(
             title: subject,
             author: "Archivist".into(),
             updated: iso_date(Some(week.end(digests.build.zone))),
-            summary,
+            summary: super::feeds::Summary::Text(summary),
         });
     }
     let latest = weeks

@@ -18,7 +18,14 @@ pub(crate) struct Entry {
     pub title: String,
     pub author: String,
     pub updated: String,
-    pub summary: String,
+    pub summary: Summary,
+}
+
+/// An entry's summary: plain text, or HTML that is already safe (a search snippet with its
+/// highlighted words), sent as Atom `type="html"` so readers show it as HTML, not as tags.
+pub(crate) enum Summary {
+    Text(String),
+    Html(String),
 }
 
 /// Where a feed is served: its absolute links need the scheme and host asked for.
@@ -29,13 +36,12 @@ struct Origin {
 
 impl Origin {
     fn of(req: &HttpRequest) -> Origin {
-        let info = req.connection_info();
         let self_path = match req.query_string() {
             "" => req.path().to_string(),
             q => format!("{}?{q}", req.path()),
         };
         Origin {
-            base: format!("{}://{}", info.scheme(), info.host()),
+            base: super::origin(req),
             self_path,
         }
     }
@@ -69,14 +75,18 @@ fn feed(origin: &Origin, title: &str, entries: &[Entry], last_modified: Option<i
     );
     for e in entries {
         let link = format!("{base}{}", e.path);
+        let (kind, summary) = match &e.summary {
+            Summary::Text(t) => ("text", t),
+            Summary::Html(h) => ("html", h),
+        };
         xml.push_str(&format!(
-            "<entry>\n<title>{}</title>\n<id>{}</id>\n<link href=\"{}\"/>\n<author><name>{}</name></author>\n<updated>{}</updated>\n<summary type=\"text\">{}</summary>\n</entry>\n",
+            "<entry>\n<title>{}</title>\n<id>{}</id>\n<link href=\"{}\"/>\n<author><name>{}</name></author>\n<updated>{}</updated>\n<summary type=\"{kind}\">{}</summary>\n</entry>\n",
             escape(&e.title),
             escape(&link),
             escape(&link),
             escape(&e.author),
             escape(&e.updated),
-            escape(&e.summary)
+            escape(summary)
         ));
     }
     xml.push_str("</feed>\n");
@@ -126,7 +136,7 @@ pub async fn list(
                 title: m.subject.clone(),
                 author: obfuscate::label(state.obfuscate, &m.from),
                 updated: iso_date(last.or(m.date)),
-                summary: obfuscate::maybe(state.obfuscate, &excerpt(&m.body)),
+                summary: Summary::Text(obfuscate::maybe(state.obfuscate, &excerpt(&m.body))),
             })
             .collect();
         let latest = messages
@@ -169,7 +179,7 @@ pub async fn thread(
                 title: m.subject.clone(),
                 author: obfuscate::label(state.obfuscate, &m.from),
                 updated: iso_date(m.date),
-                summary: obfuscate::maybe(state.obfuscate, &excerpt(&m.body)),
+                summary: Summary::Text(obfuscate::maybe(state.obfuscate, &excerpt(&m.body))),
             })
             .collect();
         let latest = messages.iter().filter_map(|m| m.date).max();
@@ -184,6 +194,14 @@ pub async fn search(
     req: HttpRequest,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, WebError> {
+    // The feed is always newest first, but a bad `sort` is refused as on the search page.
+    search_params(
+        query.q.as_deref(),
+        query.sort.as_deref(),
+        None,
+        None,
+        FEED_ENTRIES,
+    )?;
     let p = search_params(query.q.as_deref(), Some("date"), None, None, FEED_ENTRIES)?;
     let origin = Origin::of(&req);
     respond(&state, &req, Scope::Search, move |state, s| {
@@ -196,7 +214,7 @@ pub async fn search(
                 title: h.subject.clone(),
                 author: h.from.clone(),
                 updated: h.date.clone().unwrap_or_default(),
-                summary: h.snippet.replace("<b>", "").replace("</b>", ""),
+                summary: Summary::Html(h.snippet.clone()),
             })
             .collect();
         let newest = results

@@ -3,6 +3,7 @@
 //! runs in another process and sees new messages as the importer commits them.
 
 mod api;
+mod article;
 mod cache;
 mod digest;
 mod error;
@@ -162,8 +163,8 @@ pub(crate) async fn respond_with<E: From<WebError>>(
     };
     let archive = state.data_dir.join("archive.sqlite3");
     let stamp = state.freshness.stamp(&archive, scope, searcher.as_deref());
-    // The host is part of the key: feeds carry absolute links.
-    let key = format!("{}{}", req.connection_info().host(), req.uri());
+    // The origin is part of the key: feeds carry absolute links.
+    let key = format!("{}{}", origin(req), req.uri());
     if let Some(stamp) = stamp {
         if let Some(hit) = state.cache.get(&key, scope, stamp) {
             return Ok(conditional(req, &hit));
@@ -181,50 +182,78 @@ pub(crate) async fn respond_with<E: From<WebError>>(
     Ok(conditional(req, &rendered))
 }
 
+/// `scheme://host` of a request, for the absolute links of feeds. A proxy's
+/// `Forwarded`/`X-Forwarded-*` headers are honoured, but only `http` or `https` as the scheme
+/// and only a host made of what a host name and port can hold; anything else falls back to
+/// `http` and the server's own host, so no request can make a page link elsewhere.
+pub(crate) fn origin(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    let scheme = match info.scheme() {
+        "https" => "https",
+        _ => "http",
+    };
+    let host = info.host();
+    let plausible = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    let host = if plausible {
+        host.to_string()
+    } else {
+        req.app_config().host().to_string()
+    };
+    format!("{scheme}://{host}")
+}
+
+/// A route answering GET and HEAD (actix sends a HEAD answer's headers without its body), so
+/// link checkers and feed readers that probe with HEAD find every page.
+fn read() -> actix_web::Route {
+    web::route().guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
+}
+
 /// Registers every route; shared by the server and the tests (which give it a `State`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(pages::home))
-        .route("/static/style.css", web::get().to(style))
-        .route("/help", web::get().to(pages::help))
-        .route("/search", web::get().to(pages::search))
-        .route("/search/atom", web::get().to(feeds::search))
-        .route("/m/{id}", web::get().to(pages::message))
-        .route("/m/{id}/raw", web::get().to(pages::raw))
-        .route("/t/{id}/atom", web::get().to(feeds::thread))
-        .route("/t/{id}", web::get().to(pages::thread))
-        .route("/digest", web::get().to(digest_redirect))
-        .route("/digest/", web::get().to(digest::subscribe_form))
+    cfg.route("/", read().to(pages::home))
+        .route("/static/style.css", read().to(style))
+        .route("/help", read().to(pages::help))
+        .route("/search", read().to(pages::search))
+        .route("/search/atom", read().to(feeds::search))
+        .route("/m/{id}", read().to(pages::message))
+        .route("/m/{id}/raw", read().to(pages::raw))
+        .route("/t/{id}/atom", read().to(feeds::thread))
+        .route("/t/{id}", read().to(pages::thread))
+        .route("/digest", read().to(digest_redirect))
+        .route("/digest/", read().to(digest::subscribe_form))
         .route("/digest/subscribe", web::post().to(digest::subscribe))
-        .route("/digest/atom", web::get().to(digest::feed))
-        .route(
-            "/digest/confirm/{token}",
-            web::get().to(digest::confirm_page),
-        )
+        .route("/digest/atom", read().to(digest::feed))
+        .route("/digest/confirm/{token}", read().to(digest::confirm_page))
         .route("/digest/confirm/{token}", web::post().to(digest::confirm))
         .route(
             "/digest/unsubscribe/{token}",
-            web::get().to(digest::unsubscribe_page),
+            read().to(digest::unsubscribe_page),
         )
         .route(
             "/digest/unsubscribe/{token}",
             web::post().to(digest::unsubscribe),
         )
-        .route("/digest/manage/{token}", web::get().to(digest::manage_page))
+        .route("/digest/manage/{token}", read().to(digest::manage_page))
         .route("/digest/manage/{token}", web::post().to(digest::manage))
-        .route("/digest/{week}", web::get().to(digest::week))
+        .route("/digest/{week}", read().to(digest::week))
         .service(
             web::scope("/api/v1")
-                .route("/openapi.json", web::get().to(api::openapi))
-                .route("/lists", web::get().to(api::lists))
-                .route("/lists/{list}/threads", web::get().to(api::list_threads))
-                .route("/threads/{id}", web::get().to(api::thread))
-                .route("/messages/{id}", web::get().to(api::message))
-                .route("/search", web::get().to(api::search)),
+                .route("/openapi.json", read().to(api::openapi))
+                .route("/lists", read().to(api::lists))
+                .route("/lists/{list}/threads", read().to(api::list_threads))
+                .route("/threads/{id}", read().to(api::thread))
+                .route("/messages/{id}", read().to(api::message))
+                .route("/search", read().to(api::search))
+                .default_service(web::to(api::not_found)),
         )
-        .route("/{list}/atom", web::get().to(feeds::list))
-        .route("/{list}/", web::get().to(pages::list))
-        .route("/{list}", web::get().to(pages::list_redirect))
-        .route("/{list}/{year}/{month}/", web::get().to(pages::list_month))
+        .route("/{list}/atom", read().to(feeds::list))
+        .route("/{list}/", read().to(pages::list))
+        .route("/{list}", read().to(pages::list_redirect))
+        .route("/{list}/{year}/{month}/", read().to(pages::list_month))
         .default_service(web::to(pages::not_found));
 }
 
@@ -287,7 +316,7 @@ fn conditional(req: &HttpRequest, r: &Rendered) -> HttpResponse {
     let not_modified = match headers.get(header::IF_NONE_MATCH) {
         Some(v) => v
             .to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim() == r.etag || t.trim() == "*")),
+            .is_ok_and(|v| v.split(',').any(|t| weak_match(t.trim(), &r.etag))),
         None => match (r.last_modified, headers.get(header::IF_MODIFIED_SINCE)) {
             (Some(modified), Some(since)) => since
                 .to_str()
@@ -320,7 +349,19 @@ fn conditional(req: &HttpRequest, r: &Rendered) -> HttpResponse {
     if let Some(disposition) = r.disposition {
         response.insert_header((header::CONTENT_DISPOSITION, disposition));
     }
+    if r.content_type == "application/gzip" {
+        // Already compressed: `identity` keeps the compression middleware from gzipping it
+        // a second time.
+        response.insert_header((header::CONTENT_ENCODING, "identity"));
+    }
     response.body(r.body.clone())
+}
+
+/// `If-None-Match` compares entity tags weakly (RFC 9110 13.1.2): a tag a proxy or the
+/// compression layer marked weak (`W/"…"`) still matches.
+fn weak_match(theirs: &str, ours: &str) -> bool {
+    let strip = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_string();
+    theirs == "*" || strip(theirs) == strip(ours)
 }
 
 /// Unix seconds as an HTTP date; dates before 1970 have none.

@@ -10,9 +10,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::article::{self, Links};
 use super::cache::{Rendered, Scope};
-use super::render::{anchor, id_path, iso_date, query_value, render, short_date};
-use super::{blocking, cached, obfuscate, respond, respond_with, text, Cost, State, WebError};
+use super::render::{anchor, id_path, query_value, render, short_date, SafeHtml};
+use super::{blocking, cached, obfuscate, respond, respond_with, Cost, State, WebError};
 use crate::index::{SearchOptions, Sort};
 use crate::message::MessageId;
 use crate::store::{FullMessage, Store, ThreadSummary};
@@ -23,6 +24,8 @@ const THREADS_PER_PAGE: usize = 50;
 const HITS_PER_PAGE: usize = 20;
 /// The deepest page anyone may ask for: deep paging is a crawler's game.
 const MAX_PAGE: usize = 500;
+/// The longest query whose facet values are links (see `search_page`).
+const MAX_REFINED_QUERY: usize = 1024;
 /// The longest query accepted (the parser itself copes with anything).
 pub const MAX_QUERY: usize = 16 * 1024;
 
@@ -46,12 +49,21 @@ pub struct PageQuery {
 }
 
 pub(crate) fn page_number(raw: Option<&str>) -> Result<usize, WebError> {
+    page_number_upto(raw, MAX_PAGE)
+}
+
+/// The deepest page of a list's threads: every page a list links to must open (a list page
+/// is one indexed range read, unlike a deep search).
+pub(crate) const MAX_LIST_PAGE: usize = 1_000_000;
+
+pub(crate) fn page_number_upto(raw: Option<&str>, max: usize) -> Result<usize, WebError> {
     match raw {
         None | Some("") => Ok(1),
         Some(p) => match p.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
             _ => Err(WebError::BadRequest(format!(
-                "page must be a number from 1 to {MAX_PAGE}, not {p:?}"
+                "page must be a number from 1 to {max}, not {:?}",
+                truncate(p, 50)
             ))),
         },
     }
@@ -168,7 +180,7 @@ pub async fn list(
     query: web::Query<PageQuery>,
 ) -> Page {
     let list = path.into_inner();
-    let page = page_number(query.page.as_deref())?;
+    let page = page_number_upto(query.page.as_deref(), MAX_LIST_PAGE)?;
     respond(&state, &req, Scope::Archive, move |state, s| {
         list_page(state, s, &list, None, page)
     })
@@ -193,7 +205,7 @@ pub async fn list_month(
         .ok()
         .filter(|m| (1..=12).contains(m))
         .ok_or_else(|| WebError::BadRequest(format!("{month:?} is not a month (01-12)")))?;
-    let page = page_number(query.page.as_deref())?;
+    let page = page_number_upto(query.page.as_deref(), MAX_LIST_PAGE)?;
     respond(&state, &req, Scope::Archive, move |state, s| {
         list_page(state, s, &list, Some((year, month)), page)
     })
@@ -254,50 +266,6 @@ fn list_page(
     Ok(html_page(body, latest))
 }
 
-/// Links from a message to its neighbours on a thread page (anchors).
-#[derive(Default)]
-pub(crate) struct Links {
-    parent: Option<String>,
-    /// Replies: (anchor, sender).
-    children: Vec<(String, String)>,
-    next: Option<String>,
-}
-
-/// The view of one message for the templates.
-pub(crate) fn message_view<'a>(state: &State, m: &'a FullMessage, links: Links) -> MessageView<'a> {
-    let hide = state.obfuscate;
-    let (lists, also) = m.lists.split_at(m.lists.len().min(1));
-    MessageView {
-        id: m.id.as_str(),
-        path: id_path(m.id.as_str()),
-        anchor: anchor(m.id.as_str()),
-        subject: &m.subject,
-        from: obfuscate::label(hide, &m.from),
-        from_addr: m.from.addr.as_deref().map(|a| obfuscate::maybe(hide, a)),
-        date: short_date(m.date),
-        date_iso: iso_date(m.date),
-        lists,
-        also,
-        attachments: m
-            .attachments
-            .iter()
-            .map(|a| AttachmentView {
-                filename: a.filename.as_deref(),
-                content_type: &a.content_type,
-                size: a.size,
-            })
-            .collect(),
-        blocks: text::blocks(&m.body, m.footer_at, hide),
-        parent: links.parent,
-        children: links
-            .children
-            .into_iter()
-            .map(|(anchor, from)| ReplyView { anchor, from })
-            .collect(),
-        next: links.next,
-    }
-}
-
 /// The thread page's context (a struct, so the message views are not copied into JSON
 /// values first).
 #[derive(serde::Serialize)]
@@ -308,58 +276,56 @@ struct ThreadView<'a> {
     count: usize,
     participants: usize,
     flat: bool,
-    tree: Vec<Value>,
-    messages: Vec<MessageView<'a>>,
+    tree: Vec<OutlineRow<'a>>,
+    /// Every message's article, in display order.
+    articles: SafeHtml,
 }
 
-/// One message as the templates see it (`message_body.html`). A struct rather than a JSON
-/// value: a thread page renders a hundred of these, and building maps of owned strings first
-/// was a tenth of its time.
+/// One line of a thread page's outline.
 #[derive(serde::Serialize)]
-pub(crate) struct MessageView<'a> {
-    id: &'a str,
-    path: String,
-    anchor: String,
-    subject: &'a str,
-    from: String,
-    from_addr: Option<String>,
-    date: String,
-    date_iso: String,
-    /// The first list; the others are `also`.
-    lists: &'a [String],
-    also: &'a [String],
-    attachments: Vec<AttachmentView<'a>>,
-    blocks: Vec<text::Block>,
-    parent: Option<String>,
-    children: Vec<ReplyView>,
-    next: Option<String>,
-}
-
-#[derive(serde::Serialize)]
-pub(crate) struct AttachmentView<'a> {
-    filename: Option<&'a str>,
-    content_type: &'a str,
-    size: u64,
-}
-
-#[derive(serde::Serialize)]
-pub(crate) struct ReplyView {
-    anchor: String,
-    from: String,
+struct OutlineRow<'a> {
+    ghost: bool,
+    indent: u32,
+    anchor: &'a str,
+    subject: Option<&'a str>,
+    from: Option<&'a str>,
+    date: Option<String>,
 }
 
 /// `/m/{id}`
 pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Page {
     let id = parse_id(&path.into_inner())?;
-    respond_with(&state, &req, Scope::Archive, Cost::OneMessage, move |state, s| {
-        let m = s.message(&id)?.ok_or_else(|| not_found_message(&id))?;
-        let thread_count = s.thread_size(m.thread)?;
-        let body = render(
-            "message.html",
-            json!({"title": m.subject, "m": message_view(state, &m, Links::default()), "thread_count": thread_count}),
-        )?;
-        Ok(html_page(body, m.date))
-    })
+    respond_with(
+        &state,
+        &req,
+        Scope::Archive,
+        Cost::OneMessage,
+        move |state, s| {
+            let m = s.message(&id)?.ok_or_else(|| not_found_message(&id))?;
+            let thread_count = s.thread_size(m.thread)?;
+            let mut html = String::with_capacity(article::size_hint(&m));
+            article::write(&mut html, &m, &Links::default(), 1, state.obfuscate);
+            // A struct, not a JSON value: the article is marked safe, and a JSON value would lose
+            // the mark (it would be escaped twice).
+            #[derive(serde::Serialize)]
+            struct Context<'a> {
+                title: &'a str,
+                article: SafeHtml,
+                path: String,
+                thread_count: u64,
+            }
+            let body = render(
+                "message.html",
+                Context {
+                    title: &m.subject,
+                    article: SafeHtml::new(html),
+                    path: id_path(m.id.as_str()),
+                    thread_count,
+                },
+            )?;
+            Ok(html_page(body, m.date))
+        },
+    )
     .await
 }
 
@@ -470,43 +436,40 @@ fn thread_page(
             .filter_map(|n| by_id.get(n.message_id.as_str()).copied())
             .collect()
     };
-    let views: Vec<MessageView> = ordered
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let node = node_of.get(m.id.as_str()).copied();
-            let links = Links {
-                parent: node
-                    .and_then(|n| tree[n].parent)
-                    .filter(present)
-                    .map(|p| anchors[p].clone()),
-                children: node
-                    .map(|n| {
-                        children[n]
-                            .iter()
-                            .filter(|c| present(c))
-                            .map(|&c| (anchors[c].clone(), senders[c].clone().unwrap_or_default()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                next: ordered.get(i + 1).map(|n| anchor(n.id.as_str())),
-            };
-            message_view(state, m, links)
-        })
-        .collect();
-    let outline: Vec<Value> = tree
+    let mut articles = String::with_capacity(ordered.iter().map(|m| article::size_hint(m)).sum());
+    for (i, m) in ordered.iter().enumerate() {
+        let node = node_of.get(m.id.as_str()).copied();
+        let links = Links {
+            parent: node
+                .and_then(|n| tree[n].parent)
+                .filter(present)
+                .map(|p| anchors[p].clone()),
+            children: node
+                .map(|n| {
+                    children[n]
+                        .iter()
+                        .filter(|c| present(c))
+                        .map(|&c| (anchors[c].clone(), senders[c].clone().unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            next: ordered.get(i + 1).map(|n| anchor(n.id.as_str())),
+        };
+        article::write(&mut articles, m, &links, 2, state.obfuscate);
+    }
+    let outline: Vec<OutlineRow> = tree
         .iter()
         .enumerate()
         .map(|(i, n)| {
             let m = by_id.get(n.message_id.as_str());
-            json!({
-                "ghost": n.is_ghost || m.is_none(),
-                "indent": n.depth.min(12),
-                "anchor": anchors[i],
-                "subject": m.map(|m| m.subject.clone()),
-                "from": senders[i],
-                "date": m.map(|m| short_date(m.date)),
-            })
+            OutlineRow {
+                ghost: n.is_ghost || m.is_none(),
+                indent: n.depth.min(12),
+                anchor: &anchors[i],
+                subject: m.map(|m| m.subject.as_str()),
+                from: senders[i].as_deref(),
+                date: m.map(|m| short_date(m.date)),
+            }
         })
         .collect();
     let participants: std::collections::BTreeSet<&str> =
@@ -524,7 +487,7 @@ fn thread_page(
             participants: participants.len(),
             flat,
             tree: outline,
-            messages: views,
+            articles: SafeHtml::new(articles),
         },
     )?;
     Ok(html_page(body, latest))
@@ -727,13 +690,24 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
             })
         })
         .collect();
-    let refine = |prefix: &str, value: &str| -> String {
+    // Each facet value links to the query narrowed by it; a very long query (hostile, or
+    // pasted by mistake) would be repeated in every link, so its facets are shown unlinked.
+    let linked = p.query.len() <= MAX_REFINED_QUERY;
+    let refine = |prefix: &str, value: &str| -> Option<String> {
+        if !linked {
+            return None;
+        }
         let term = if value.contains(char::is_whitespace) {
             format!("{prefix}\"{value}\"")
         } else {
             format!("{prefix}{value}")
         };
-        search_href(&format!("{} {term}", p.query), p.sort, p.collapse, 1)
+        Some(search_href(
+            &format!("{} {term}", p.query),
+            p.sort,
+            p.collapse,
+            1,
+        ))
     };
     let facet = |title: &str, prefix: &str, values: &[crate::index::FacetCount]| -> Value {
         let values: Vec<Value> = values

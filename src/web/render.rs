@@ -15,10 +15,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("list.html", include_str!("../../templates/web/list.html")),
     (
-        "message_body.html",
-        include_str!("../../templates/web/message_body.html"),
-    ),
-    (
         "message.html",
         include_str!("../../templates/web/message.html"),
     ),
@@ -73,6 +69,25 @@ pub fn templates() -> &'static Environment<'static> {
 pub fn render(name: &str, ctx: impl serde::Serialize) -> anyhow::Result<String> {
     let template = templates().get_template(name)?;
     Ok(template.render(ctx)?)
+}
+
+/// HTML that is already safe (built and escaped by `text`): the templates output it as is.
+#[derive(Debug, Clone)]
+pub struct SafeHtml(minijinja::Value);
+
+impl SafeHtml {
+    /// Marks `html` as safe: only for HTML this crate built and escaped itself.
+    pub fn new(html: String) -> Self {
+        SafeHtml(minijinja::Value::from_safe_string(html))
+    }
+}
+
+impl serde::Serialize for SafeHtml {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Inside a template context this keeps minijinja's "safe" mark (without copying the
+        // text); anywhere else it is the plain string.
+        self.0.serialize(serializer)
+    }
 }
 
 /// Characters escaped in a Message-ID used as one URL path segment.

@@ -687,3 +687,169 @@ async fn an_unreadable_index_is_a_503_with_advice_not_a_500() {
     let (status, _, _) = get!(app, "/m/root@example.org");
     assert_eq!(status, StatusCode::OK);
 }
+
+/// What the first outside audit found: HEAD answered 404, a proxy header could point every
+/// feed link elsewhere (and the poisoned feed was cached for everyone), weak ETags never
+/// matched, API paths that do not exist answered HTML, the thread mbox was gzipped twice,
+/// search feed summaries were escaped twice, and list pages past 500 were out of reach.
+#[actix_web::test]
+async fn http_conventions_and_proxy_headers() {
+    let dir = archive();
+    let app = app!(dir);
+
+    let head = |uri: &str| {
+        test::TestRequest::default()
+            .method(actix_web::http::Method::HEAD)
+            .uri(uri)
+            .to_request()
+    };
+    for uri in [
+        "/",
+        "/dev/",
+        "/m/root@example.org",
+        "/m/root@example.org/raw",
+        "/api/v1/lists",
+        "/static/style.css",
+        "/dev/atom",
+    ] {
+        let resp = test::call_service(&app, head(uri)).await;
+        assert_eq!(resp.status(), StatusCode::OK, "HEAD {uri}");
+    }
+
+    // A hostile scheme is not believed, and does not reach the cache other readers get.
+    for (name, value) in [
+        ("X-Forwarded-Proto", "https://evil.example/?"),
+        ("Host", "evil\"><x"),
+    ] {
+        let req = test::TestRequest::get()
+            .uri("/dev/atom")
+            .insert_header((name, value))
+            .to_request();
+        let body = test::read_body(test::call_service(&app, req).await).await;
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains("<id>http://localhost:8080/dev/atom</id>") && !body.contains("://evil"),
+            "{name}: {body}"
+        );
+    }
+    let (_, feed, _) = get!(app, "/dev/atom");
+    assert!(
+        !feed.contains("://evil") && feed.contains("<id>http://"),
+        "{feed}"
+    );
+    let req = test::TestRequest::get()
+        .uri("/dev/atom")
+        .insert_header(("X-Forwarded-Proto", "https"))
+        .to_request();
+    let body = test::read_body(test::call_service(&app, req).await).await;
+    assert!(String::from_utf8_lossy(&body).contains("<id>https://"));
+
+    // Weak comparison for If-None-Match.
+    let (_, _, headers) = get!(app, "/m/root@example.org");
+    let etag = headers
+        .get(header::ETAG)
+        .expect("etag")
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let req = test::TestRequest::get()
+        .uri("/m/root@example.org")
+        .insert_header((header::IF_NONE_MATCH, format!("W/{etag}")))
+        .to_request();
+    assert_eq!(
+        test::call_service(&app, req).await.status(),
+        StatusCode::NOT_MODIFIED
+    );
+
+    let (status, body, headers) = get!(app, "/api/v1/nothing");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        headers
+            .get(header::CONTENT_TYPE)
+            .expect("type")
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/json"),
+        "{body}"
+    );
+
+    let (status, _, headers) = get!(app, "/t/root@example.org.mbox.gz");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get(header::CONTENT_ENCODING).expect("encoding"),
+        "identity"
+    );
+
+    let (_, feed, _) = get!(app, "/search/atom?q=placement");
+    assert!(feed.contains("<summary type=\"html\">"), "{feed}");
+    assert!(feed.contains("&lt;b&gt;placement&lt;/b&gt;"), "{feed}");
+    let (status, _, _) = get!(app, "/search/atom?q=placement&sort=foo");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, _, _) = get!(app, "/dev/?page=501");
+    assert_ne!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = get!(app, "/api/v1/lists/dev/threads?page=501");
+    assert_ne!(status, StatusCode::BAD_REQUEST);
+
+    // A very long query still answers, without repeating itself in every facet link.
+    let (_, short, _) = get!(app, "/search?q=placement");
+    assert!(short.contains("list%3Adev"), "{short}");
+    let long = format!("placement+-{}", "x".repeat(2000));
+    let (status, body, _) = get!(app, &format!("/search?q={long}"));
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("<b>placement</b>") && body.contains("Lists"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("list%3Adev"),
+        "facet links repeat the long query"
+    );
+}
+
+/// Every field of a message article is escaped: sender name and address, attachment name
+/// and type, list name, subject (the article is written in code, not by the template engine).
+#[actix_web::test]
+async fn every_article_field_is_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let file = dir.path().join("x<b>'\"&list").join("2023-05.mbox");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    let mail = "From x@y Mon May  1 09:12:44 2023\n\
+From: \"<img src=x onerror=alert(1)>\" <\"<i>\"@evil.example>\n\
+Subject: <svg onload=alert(2)>\n\
+Date: Mon, 1 May 2023 10:00:00 +0000\n\
+Message-ID: <fields@evil.example>\n\
+MIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=b\n\
+\n\
+--b\n\
+Content-Type: text/plain\n\
+\n\
+body <u>text</u>\n\
+--b\n\
+Content-Type: text/x-<script>; name=\"<script>alert(3)</script>.txt\"\n\
+Content-Disposition: attachment; filename=\"<script>alert(3)</script>.txt\"\n\
+\n\
+data\n\
+--b--\n\n";
+    std::fs::write(&file, mail).expect("write");
+    import(&data, file);
+    let app = app!(dir);
+    for uri in ["/m/fields@evil.example", "/t/fields@evil.example"] {
+        let (status, body, _) = get!(app, uri);
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        for raw in ["<img", "<svg", "<script", "<i>", "<u>", "<b>'"] {
+            assert!(!body.contains(raw), "{uri}: {raw} unescaped");
+        }
+        for escaped in [
+            "&lt;img src=x",
+            "&lt;svg onload",
+            "&lt;script&gt;alert(3)",
+            "&lt;u&gt;text",
+        ] {
+            assert!(body.contains(escaped), "{uri}: no {escaped}");
+        }
+    }
+}

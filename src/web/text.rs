@@ -72,6 +72,45 @@ pub struct Block {
     pub lines: usize,
 }
 
+/// A whole body as safe HTML: each block a `<pre>`, quoted blocks folded in a `<details>`
+/// labelled with their line count, signatures and footers marked by class (dimmed by the
+/// stylesheet). Built here rather than in the template: a thread page shows a hundred bodies,
+/// and looping over their blocks in the template engine was a large part of its cost.
+pub fn body_html(body: &str, footer_at: Option<usize>, obfuscate: bool) -> String {
+    let blocks = blocks(body, footer_at, obfuscate);
+    let mut out = String::with_capacity(blocks.iter().map(|b| b.html.len() + 64).sum());
+    for b in &blocks {
+        match b.kind {
+            Kind::Quote => {
+                let s = if b.lines == 1 { "" } else { "s" };
+                out.push_str("<details class=\"quote\"><summary>");
+                out.push_str(&format!("{} quoted line{s}", b.lines));
+                out.push_str("</summary><pre>");
+                out.push_str(&b.html);
+                out.push_str("</pre></details>");
+            }
+            Kind::Text => {
+                out.push_str("<pre>");
+                out.push_str(&b.html);
+                out.push_str("</pre>");
+            }
+            Kind::Signature | Kind::Footer => {
+                let class = if b.kind == Kind::Signature {
+                    "signature"
+                } else {
+                    "footer"
+                };
+                out.push_str("<pre class=\"");
+                out.push_str(class);
+                out.push_str("\">");
+                out.push_str(&b.html);
+                out.push_str("</pre>");
+            }
+        }
+    }
+    out
+}
+
 /// Splits a body into blocks. `footer_at` is where the list footer starts, if known;
 /// `obfuscate` writes addresses as `user at example.org`.
 pub fn blocks(body: &str, footer_at: Option<usize>, obfuscate: bool) -> Vec<Block> {
