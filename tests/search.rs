@@ -280,7 +280,14 @@ fn stemming_non_english_words_and_malformed_queries() {
     );
 
     let parens = "(".repeat(10_000);
-    for bad in ["\"unclosed", "AND OR", "date:2023-13-45", parens.as_str()] {
+    for bad in [
+        "\"unclosed",
+        "AND OR",
+        "date:2023-13-45",
+        parens.as_str(),
+        "list:nolist",
+        "foo:bar",
+    ] {
         let page = search(&a, &[bad]);
         let notices = page["notices"].as_array().map(Vec::len).unwrap_or(0);
         assert!(notices > 0, "{bad:.20}: expected a notice, got {page}");

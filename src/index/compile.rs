@@ -38,6 +38,8 @@ pub(crate) struct Compiler {
     pub plain: TextAnalyzer,
     /// For date ranges.
     pub tables: Arc<Tables>,
+    /// The list names the query filters on, so that an unknown one can be pointed out.
+    pub lists: Vec<String>,
 }
 
 /// Tokens of `text` with their positions (a dropped over-long word leaves a gap).
@@ -197,7 +199,10 @@ impl Build for Compiler {
         };
         let query: Box<dyn Query> = match leaf {
             Leaf::Text { scope, text, .. } => return self.text(scope, &text, notices),
-            Leaf::List(l) => exact(f.lists, &l),
+            Leaf::List(l) => {
+                self.lists.push(l.clone());
+                exact(f.lists, &l)
+            }
             Leaf::Tag(t) => exact(f.tags, &t),
             Leaf::MsgId(m) => exact(f.msgid, &m),
             Leaf::Thread(t) => filter(Box::new(TermQuery::new(

@@ -165,6 +165,7 @@ impl Live {
             stemmed: analyzer(self.fields.own)?,
             plain: analyzer(self.fields.from)?,
             tables: Arc::clone(&self.tables),
+            lists: Vec::new(),
         })
     }
 }
@@ -252,6 +253,16 @@ impl Searcher {
         let mut compiler = live.compiler()?;
         let parsed = query::parse(query, &mut compiler);
         notices.extend(parsed.notices);
+        for list in &compiler.lists {
+            let term = Term::from_field_text(live.fields.lists, list);
+            if searcher
+                .doc_freq(&term)
+                .context("cannot read term statistics")?
+                == 0
+            {
+                notices.push(format!("No message is in a list named \"{list}\"."));
+            }
+        }
         let (compiled, sort) = match parsed.query {
             Some(c) => (c, opts.sort),
             // Nothing to rank by: everything, newest first.

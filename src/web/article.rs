@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::render::{anchor, id_path, iso_date, short_date};
+use super::render::{anchor, id_path, iso_date, short_date, shown_subject};
 use super::{obfuscate, text};
 use crate::html::escape_into;
 use crate::store::FullMessage;
@@ -49,12 +49,13 @@ pub(crate) fn write(out: &mut String, m: &FullMessage, links: &Links, level: u8,
         "<article class=\"message\" id=\"{anchor}\" aria-labelledby=\"{anchor}-h\">\n<header>\n\
          <h{level} id=\"{anchor}-h\" class=\"subject\"><a href=\"/m/{path}\">"
     );
+    let subject = shown_subject(&m.subject);
     escape_into(
         out,
-        if m.subject.is_empty() {
+        if subject.is_empty() {
             "(no subject)"
         } else {
-            &m.subject
+            &subject
         },
     );
     let _ = write!(

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::article::{self, Links};
 use super::cache::{Rendered, Scope};
-use super::render::{anchor, id_path, query_value, render, short_date, SafeHtml};
+use super::render::{anchor, id_path, query_value, render, short_date, shown_subject, SafeHtml};
 use super::{blocking, cached, obfuscate, respond, respond_with, Cost, State, WebError};
 use crate::index::{SearchOptions, Sort};
 use crate::message::MessageId;
@@ -99,7 +99,7 @@ fn thread_rows(state: &State, threads: &[ThreadSummary]) -> Vec<Value> {
         .map(|t| {
             json!({
                 "root_path": id_path(t.root_id.as_str()),
-                "subject": t.subject,
+                "subject": shown_subject(&t.subject),
                 "from": obfuscate::label(state.obfuscate, &t.from),
                 "messages": t.messages,
                 "last": short_date(t.last),
@@ -287,7 +287,7 @@ struct OutlineRow<'a> {
     ghost: bool,
     indent: u32,
     anchor: &'a str,
-    subject: Option<&'a str>,
+    subject: Option<std::borrow::Cow<'a, str>>,
     from: Option<&'a str>,
     date: Option<String>,
 }
@@ -309,7 +309,7 @@ pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<
             // the mark (it would be escaped twice).
             #[derive(serde::Serialize)]
             struct Context<'a> {
-                title: &'a str,
+                title: std::borrow::Cow<'a, str>,
                 article: SafeHtml,
                 path: String,
                 thread_count: u64,
@@ -317,7 +317,7 @@ pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<
             let body = render(
                 "message.html",
                 Context {
-                    title: &m.subject,
+                    title: shown_subject(&m.subject),
                     article: SafeHtml::new(html),
                     path: id_path(m.id.as_str()),
                     thread_count,
@@ -466,7 +466,7 @@ fn thread_page(
                 ghost: n.is_ghost || m.is_none(),
                 indent: n.depth.min(12),
                 anchor: &anchors[i],
-                subject: m.map(|m| m.subject.as_str()),
+                subject: m.map(|m| shown_subject(&m.subject)),
                 from: senders[i].as_deref(),
                 date: m.map(|m| short_date(m.date)),
             }
@@ -475,7 +475,9 @@ fn thread_page(
     let participants: std::collections::BTreeSet<&str> =
         messages.iter().map(|m| m.from.label()).collect();
     let root = ordered.first().copied().or(messages.first());
-    let subject = root.map(|m| m.subject.clone()).unwrap_or_default();
+    let subject = root
+        .map(|m| shown_subject(&m.subject).into_owned())
+        .unwrap_or_default();
     let latest = messages.iter().filter_map(|m| m.date).max();
     let body = render(
         "thread.html",
@@ -683,7 +685,7 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
         .iter()
         .map(|h| {
             json!({
-                "path": id_path(&h.message_id), "subject": h.subject, "from": h.from,
+                "path": id_path(&h.message_id), "subject": shown_subject(&h.subject), "from": h.from,
                 "date": h.date.as_deref().map(|d| d.replace('T', " ").trim_end_matches('Z').to_string()),
                 "lists": h.lists, "thread_hits": h.thread_hits, "thread_size": h.thread_size,
                 "snippet": h.snippet,

@@ -129,6 +129,17 @@ pub fn anchor(id: &str) -> String {
     format!("m{}", &blake3::hash(id.as_bytes()).to_hex()[..12])
 }
 
+/// Longest subject shown on a page; a longer one (hostile, or broken mail) is cut there.
+const SUBJECT_SHOWN_CHARS: usize = 998;
+
+/// A subject as pages show it: cut at [`SUBJECT_SHOWN_CHARS`] characters with an ellipsis.
+pub fn shown_subject(subject: &str) -> std::borrow::Cow<'_, str> {
+    match subject.char_indices().nth(SUBJECT_SHOWN_CHARS) {
+        None => std::borrow::Cow::Borrowed(subject),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &subject[..end])),
+    }
+}
+
 /// `2023-05-01 09:12` (UTC) for pages.
 pub fn short_date(ts: Option<i64>) -> String {
     ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
