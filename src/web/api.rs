@@ -170,30 +170,32 @@ pub async fn openapi(req: HttpRequest) -> HttpResponse {
 
 const OPENAPI: &str = r##"{
   "openapi": "3.0.3",
-  "info": {"title": "Archivist", "version": "1", "description": "Read-only API of a mailing-list archive. Message-IDs are given without angle brackets and percent-encoded in paths."},
+  "info": {"title": "Archivist", "version": "1", "description": "Read-only API of a mailing-list archive. Message-IDs are given without angle brackets and percent-encoded in paths. Every error is a JSON object with an `error` string."},
   "paths": {
     "/api/v1/lists": {"get": {"summary": "Lists with message counts and latest activity", "responses": {"200": {"description": "lists", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Lists"}}}}}}},
-    "/api/v1/lists/{list}/threads": {"get": {"summary": "A list's threads by last activity", "parameters": [
+    "/api/v1/lists/{list}/threads": {"get": {"summary": "A list's threads by last activity, 50 a page", "parameters": [
         {"name": "list", "in": "path", "required": true, "schema": {"type": "string"}},
-        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
-      "responses": {"200": {"description": "threads"}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
-    "/api/v1/threads/{message_id}": {"get": {"summary": "The thread holding a message", "parameters": [{"name": "message_id", "in": "path", "required": true, "schema": {"type": "string"}}],
-      "responses": {"200": {"description": "thread"}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000000}}],
+      "responses": {"200": {"description": "threads", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ListThreads"}}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
+    "/api/v1/threads/{message_id}": {"get": {"summary": "The thread holding a message, oldest first", "parameters": [{"name": "message_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+      "responses": {"200": {"description": "thread", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thread"}}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
     "/api/v1/messages/{message_id}": {"get": {"summary": "One message", "parameters": [{"name": "message_id", "in": "path", "required": true, "schema": {"type": "string"}}],
       "responses": {"200": {"description": "message", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
-    "/api/v1/search": {"get": {"summary": "Search (see /help for the query language)", "parameters": [
+    "/api/v1/search": {"get": {"summary": "Search (see /help for the query language), 20 hits a page", "parameters": [
         {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 16384}},
         {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["relevance", "date"]}},
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-        {"name": "collapse", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}}],
+        {"name": "collapse", "in": "query", "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}],
       "responses": {"200": {"description": "results", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Search"}}}}, "400": {"$ref": "#/components/responses/Error"}}}}
   },
   "components": {
-    "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}},
+    "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "search": {"type": "string", "description": "a query that may find what was asked for"}}}}}}},
     "schemas": {
-      "Lists": {"type": "object", "properties": {"lists": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "messages": {"type": "integer"}, "latest": {"type": "string"}}}}}},
-      "Message": {"type": "object", "properties": {"message_id": {"type": "string"}, "subject": {"type": "string"}, "date": {"type": "string"}, "lists": {"type": "array", "items": {"type": "string"}}, "body": {"type": "string"}}},
-      "Search": {"type": "object", "properties": {"total": {"type": "integer"}, "hits": {"type": "array", "items": {"type": "object", "properties": {"message_id": {"type": "string"}, "subject": {"type": "string"}, "from": {"type": "string"}, "date": {"type": "string", "nullable": true}, "lists": {"type": "array", "items": {"type": "string"}}, "snippet": {"type": "string"}}}}, "facets": {"type": "object"}, "notices": {"type": "array", "items": {"type": "string"}}}}
+      "Lists": {"type": "object", "properties": {"lists": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "messages": {"type": "integer"}, "latest": {"type": "string", "description": "RFC 3339, empty when undated"}}}}}},
+      "ListThreads": {"type": "object", "properties": {"list": {"type": "string"}, "page": {"type": "integer"}, "total": {"type": "integer", "description": "threads in the list"}, "threads": {"type": "array", "items": {"type": "object", "properties": {"root_message_id": {"type": "string"}, "subject": {"type": "string"}, "from": {"type": "string"}, "messages": {"type": "integer"}, "first": {"type": "string"}, "last": {"type": "string"}}}}}},
+      "Thread": {"type": "object", "properties": {"message_id": {"type": "string", "description": "the message asked for"}, "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}}},
+      "Message": {"type": "object", "properties": {"message_id": {"type": "string"}, "subject": {"type": "string"}, "from": {"type": "object", "properties": {"name": {"type": "string", "nullable": true}, "address": {"type": "string", "nullable": true}}}, "date": {"type": "string", "description": "RFC 3339, empty when undated"}, "lists": {"type": "array", "items": {"type": "string"}}, "references": {"type": "array", "items": {"type": "string"}}, "attachments": {"type": "array", "items": {"type": "object", "properties": {"filename": {"type": "string", "nullable": true}, "content_type": {"type": "string"}, "size": {"type": "integer"}}}}, "has_patch": {"type": "boolean"}, "body": {"type": "string", "description": "the text of the message (HTML mail as text)"}, "raw_url": {"type": "string", "description": "path of the stored bytes"}}},
+      "Search": {"type": "object", "properties": {"total": {"type": "integer", "description": "matching messages, or threads when collapsed"}, "hits": {"type": "array", "items": {"type": "object", "properties": {"message_id": {"type": "string"}, "subject": {"type": "string"}, "from": {"type": "string"}, "from_addr": {"type": "string", "nullable": true}, "date": {"type": "string", "nullable": true}, "lists": {"type": "array", "items": {"type": "string"}}, "snippet": {"type": "string", "description": "escaped HTML; matched words in <b>"}, "score": {"type": "number"}, "thread_size": {"type": "integer"}, "thread_hits": {"type": "integer", "description": "matching messages in the hit's thread (collapsed results)"}}}}, "facets": {"type": "object", "description": "lists, years, tags and senders, each an array of {value, count} over the whole result set"}, "notices": {"type": "array", "items": {"type": "string"}}, "sort": {"type": "string"}}}
     }
   }
 }"##;

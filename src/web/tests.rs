@@ -876,3 +876,68 @@ data\n\
         }
     }
 }
+
+/// Every field the API answers with is declared in its OpenAPI document (resolving `$ref`s),
+/// so clients generated from the document see the whole answer.
+#[actix_web::test]
+async fn openapi_declares_every_field_the_api_answers() {
+    use serde_json::Value;
+    let dir = archive();
+    let app = app!(dir);
+    let (_, spec, _) = get!(app, "/api/v1/openapi.json");
+    let spec: Value = serde_json::from_str(&spec).expect("JSON");
+    fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
+        match schema["$ref"].as_str() {
+            Some(r) => {
+                let name = r.rsplit('/').next().unwrap_or_default();
+                &spec["components"]["schemas"][name]
+            }
+            None => schema,
+        }
+    }
+    fn check(spec: &Value, schema: &Value, value: &Value, at: &str) {
+        let schema = resolve(spec, schema);
+        match value {
+            Value::Object(map) => {
+                let props = &schema["properties"];
+                if props.is_null() {
+                    return; // a free-form object (facets)
+                }
+                for (k, v) in map {
+                    assert!(props.get(k).is_some(), "{at}.{k} is not in the document");
+                    check(spec, &props[k], v, &format!("{at}.{k}"));
+                }
+            }
+            Value::Array(items) => {
+                for v in items {
+                    check(spec, &schema["items"], v, &format!("{at}[]"));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (path, uri) in [
+        ("/api/v1/lists", "/api/v1/lists".to_string()),
+        (
+            "/api/v1/lists/{list}/threads",
+            "/api/v1/lists/dev/threads".to_string(),
+        ),
+        (
+            "/api/v1/threads/{message_id}",
+            "/api/v1/threads/root@example.org".to_string(),
+        ),
+        (
+            "/api/v1/messages/{message_id}",
+            "/api/v1/messages/root@example.org".to_string(),
+        ),
+        ("/api/v1/search", "/api/v1/search?q=placement".to_string()),
+    ] {
+        let (status, body, _) = get!(app, &uri);
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        let value: Value = serde_json::from_str(&body).expect("JSON");
+        let schema = &spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"];
+        assert!(!schema.is_null(), "{path} has no response schema");
+        check(&spec, schema, &value, path);
+    }
+}
