@@ -53,8 +53,6 @@ pub struct FullMessage {
     pub date: Option<i64>,
     /// Lists, sorted.
     pub lists: Vec<String>,
-    /// To and Cc.
-    pub recipients: Vec<Address>,
     /// References then In-Reply-To.
     pub refs: Vec<String>,
     /// Extracted text.
@@ -224,7 +222,7 @@ impl Store {
     fn full_messages(&self, condition: &str, value: i64) -> Result<Vec<FullMessage>> {
         let footers = self.all_footers()?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT m.id, m.message_id, m.subject, m.from_name, m.from_addr, m.date, m.recipients,
+            "SELECT m.id, m.message_id, m.subject, m.from_name, m.from_addr, m.date,
                     m.refs, m.content, m.html_only, m.has_patch, m.size, m.thread_id,
                     (SELECT group_concat(list, ',') FROM memberships WHERE message = m.id)
              FROM messages m WHERE {condition} ORDER BY COALESCE(m.date, 0), m.id"
@@ -233,15 +231,13 @@ impl Store {
         let mut out = Vec::new();
         let mut row_ids = Vec::new();
         while let Some(r) = rows.next()? {
-            let packed: Vec<u8> = r.get(8)?;
-            let (_, body) = content::unpack(&packed)?;
-            let recipients: Vec<[Option<String>; 2]> =
-                serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default();
+            let packed = r.get_ref(7)?.as_blob()?;
+            let (_, body) = content::unpack(packed)?;
             let refs: Vec<String> =
-                serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default();
+                serde_json::from_str(r.get_ref(6)?.as_str()?).unwrap_or_default();
             let mut lists = Vec::new();
             let mut list_footers = Vec::new();
-            let ids: String = r.get::<_, Option<String>>(13)?.unwrap_or_default();
+            let ids: String = r.get::<_, Option<String>>(12)?.unwrap_or_default();
             for list in ids.split(',').filter_map(|x| x.parse::<i64>().ok()) {
                 if let Some((name, f)) = footers.get(&list) {
                     lists.push(name.clone());
@@ -260,18 +256,14 @@ impl Store {
                 },
                 date: r.get(5)?,
                 lists,
-                recipients: recipients
-                    .into_iter()
-                    .map(|[name, addr]| Address { name, addr })
-                    .collect(),
                 refs,
                 body,
                 footer_at,
                 attachments: Vec::new(),
-                html_only: r.get(9)?,
-                has_patch: r.get(10)?,
-                size: r.get::<_, i64>(11)? as u64,
-                thread: r.get(12)?,
+                html_only: r.get(8)?,
+                has_patch: r.get(9)?,
+                size: r.get::<_, i64>(10)? as u64,
+                thread: r.get(11)?,
             });
         }
         // One query for the attachments of every message selected, not one per message.
