@@ -297,9 +297,14 @@ pub struct BodyParts {
 
 /// Splits a body into own and quoted text and drops the signature (everything from a line that
 /// is exactly `-- `, the RFC 3676 separator). A line is quoted when it starts with `>` after
-/// optional blanks. List footers are the caller's business.
+/// optional blanks. The message's own list footer is the caller's business; within a quoted
+/// block, the quoted signature and a quoted Mailman footer (from a line of underscores) are
+/// dropped up to the end of that block, so a reply's quote does not make every list's
+/// unsubscribe boilerplate searchable.
 pub fn split_body(body: &str) -> BodyParts {
     let mut parts = BodyParts::default();
+    // Inside a quoted block, after its signature or footer started.
+    let mut quoted_tail = false;
     for line in body.lines() {
         // `lines` keeps a trailing '\r' only for bare "\r\n"-less input; strip it either way.
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -309,9 +314,16 @@ pub fn split_body(body: &str) -> BodyParts {
         let trimmed = line.trim_start();
         if let Some(rest) = trimmed.strip_prefix('>') {
             let rest = rest.trim_start_matches(['>', ' ']);
+            if rest == "-- " || rest == "--" || is_footer_rule(rest) {
+                quoted_tail = true;
+            }
+            if quoted_tail {
+                continue;
+            }
             parts.quoted.push_str(rest);
             parts.quoted.push('\n');
         } else {
+            quoted_tail = false;
             parts.own.push_str(line);
             parts.own.push('\n');
         }
@@ -321,6 +333,12 @@ pub fn split_body(body: &str) -> BodyParts {
     let quoted_len = parts.quoted.trim_end().len();
     parts.quoted.truncate(quoted_len);
     parts
+}
+
+/// The rule Mailman puts above its footer: a line of at least 20 underscores.
+fn is_footer_rule(line: &str) -> bool {
+    let line = line.trim_end();
+    line.len() >= 20 && line.bytes().all(|b| b == b'_')
 }
 
 /// Reply and forward prefixes in the languages seen on lists (`Re:`, `Fwd:`, `AW:`, ...).
@@ -480,6 +498,17 @@ mod tests {
             ("  > indented quote\nown", "own", "indented quote"),
             ("a -- b\n--\nstill own", "a -- b\n--\nstill own", ""),
             ("> only quote", "", "only quote"),
+            (
+                "> q1\n> -- \n> Alice\n> ____________________\n> list-leave@x\nown\n> q2",
+                "own",
+                "q1\nq2",
+            ),
+            (
+                "> a\n>\n> _______________________________________________\n> usrp-users mailing list\n> usrp-users-leave@lists.x\nreply",
+                "reply",
+                "a",
+            ),
+            ("> a -- b\n> __ not a rule\n> c", "", "a -- b\n__ not a rule\nc"),
             ("", "", ""),
         ];
         for (body, own, quoted) in cases {
