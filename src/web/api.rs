@@ -203,6 +203,16 @@ const OPENAPI: &str = r##"{
 /// Any other path under `/api/v1/`: a JSON 404, like every API error.
 pub async fn not_found(req: HttpRequest) -> Api {
     let path: String = req.path().chars().take(200).collect();
+    if !matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    ) {
+        return Err(WebError::MethodNotAllowed(format!(
+            "{} is not taken at {path:?}: the API is read-only",
+            req.method()
+        ))
+        .into());
+    }
     Err(WebError::NotFound {
         message: format!("no API route {path:?}; see /api/v1/openapi.json"),
         search: None,

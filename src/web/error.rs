@@ -18,6 +18,9 @@ pub enum WebError {
     /// A parameter could not be understood.
     #[error("{0}")]
     BadRequest(String),
+    /// A method this archive does not take here (it is read-only outside the digest forms).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// A form without its anti-forgery token (or with a stale one).
     #[error("{0}")]
     Forbidden(String),
@@ -54,6 +57,7 @@ impl WebError {
         match self {
             WebError::NotFound { .. } => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -82,6 +86,7 @@ impl ResponseError for WebError {
         let heading = match status {
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::BAD_REQUEST => "Bad request",
+            StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
             StatusCode::FORBIDDEN => "Form expired",
             StatusCode::TOO_MANY_REQUESTS => "Too many requests",
             StatusCode::SERVICE_UNAVAILABLE => "Not available",
@@ -99,9 +104,12 @@ impl ResponseError for WebError {
             }),
         )
         .unwrap_or_else(|_| heading.to_string());
-        HttpResponse::build(status)
-            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-            .body(body)
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"));
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            response.insert_header((header::ALLOW, "GET, HEAD"));
+        }
+        response.body(body)
     }
 }
 
@@ -111,7 +119,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.0.status())
-            .json(serde_json::json!({ "error": self.0.public_message() }))
+        let mut response = HttpResponse::build(self.0.status());
+        if self.0.status() == StatusCode::METHOD_NOT_ALLOWED {
+            response.insert_header((header::ALLOW, "GET, HEAD"));
+        }
+        response.json(serde_json::json!({ "error": self.0.public_message() }))
     }
 }

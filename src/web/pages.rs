@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -759,6 +759,13 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
 
 /// Anything else.
 pub async fn not_found(req: HttpRequest) -> Page {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Err(WebError::MethodNotAllowed(format!(
+            "{} is not taken at {}: this archive is read-only.",
+            req.method(),
+            truncate(req.path(), 300)
+        )));
+    }
     Err(WebError::NotFound {
         message: format!("Nothing lives at {}.", truncate(req.path(), 300)),
         search: None,

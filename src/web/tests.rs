@@ -762,6 +762,16 @@ async fn http_conventions_and_proxy_headers() {
         StatusCode::NOT_MODIFIED
     );
 
+    for uri in ["/", "/m/root@example.org", "/api/v1/lists", "/nothing/here"] {
+        let req = test::TestRequest::post().uri(uri).to_request();
+        let resp = test::call_service(&app, req).await;
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "POST {uri}");
+        assert_eq!(
+            resp.headers().get(header::ALLOW).expect("Allow"),
+            "GET, HEAD"
+        );
+    }
+
     let (status, body, headers) = get!(app, "/api/v1/nothing");
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
