@@ -275,7 +275,11 @@ impl Store {
         // Pages read through a memory map instead of `pread` into the page cache: a search's
         // summaries touch pages scattered over the whole file, so most were copied in afresh
         // for each request (the copies and cache look-ups were 7% of an uncached search page).
-        // Reads only: a read-only connection never writes through the map.
+        // Reads only: a read-only connection never writes through the map, and the archive
+        // file only grows (no VACUUM), so a mapped page never disappears under a reader.
+        // SQLite caps the size at its compile-time limit (2 GiB by default); the rest of a
+        // larger file is read with `pread` as before. Mapped pages count in the process's
+        // resident size although they are the OS page cache the reads went through anyway.
         conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         anyhow::ensure!(
