@@ -130,6 +130,46 @@ fn spare_slot_table(t: Vec<u32>) {
     });
 }
 
+thread_local! {
+    /// Entry and candidate buffers of finished searches, kept for the next on this thread. A
+    /// fold's entries (one per thread met) and the candidates of a collapsed search grow to
+    /// megabytes; allocated afresh for each query they came as newly mapped pages, zeroed by
+    /// the kernel on first touch (3% of an uncached search page).
+    static SPARE_ENTRIES: RefCell<Vec<Vec<Entry>>> = const { RefCell::new(Vec::new()) };
+    static SPARE_CANDS: RefCell<Vec<Vec<Cand>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers smaller than this are not worth keeping.
+const SPARE_MIN: usize = 1024;
+
+/// An empty buffer, from a finished search when there is one.
+fn buffer<T>(spare: &'static std::thread::LocalKey<RefCell<Vec<Vec<T>>>>) -> Vec<T> {
+    spare.with(|s| s.borrow_mut().pop()).unwrap_or_default()
+}
+
+/// Keeps `v` (emptied) for a later search on this thread; at most `keep` are kept.
+fn spare<T>(
+    spare: &'static std::thread::LocalKey<RefCell<Vec<Vec<T>>>>,
+    mut v: Vec<T>,
+    keep: usize,
+) {
+    if v.capacity() < SPARE_MIN {
+        return;
+    }
+    v.clear();
+    spare.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < keep {
+            s.push(v);
+        }
+    });
+}
+
+/// Gives the candidates of a finished search back for reuse (see [`SPARE_CANDS`]).
+pub(crate) fn spare_cands(cands: Vec<Cand>) {
+    spare(&SPARE_CANDS, cands, 2);
+}
+
 /// Each thread's best match in one segment and its number of matches: a table from the
 /// segment's dense thread numbers (see [`super::table::Row::thread_slot`]) into a list of entries
 /// that grows with the threads met. While folding, an entry's `thread` is its slot; the
@@ -146,7 +186,7 @@ impl Folder {
         Folder {
             sort,
             at: slot_table(threads),
-            out: Vec::new(),
+            out: buffer(&SPARE_ENTRIES),
         }
     }
 
@@ -196,6 +236,12 @@ pub(crate) struct SegmentFruit {
     facets: Vec<u32>,
     /// (year, matches) of the years with matches.
     years: Vec<(i64, u32)>,
+}
+
+impl Drop for SegmentFruit {
+    fn drop(&mut self) {
+        spare(&SPARE_ENTRIES, std::mem::take(&mut self.entries), 8);
+    }
 }
 
 /// Reads each match's ranking keys and facet ordinal from the segment's [`DocTable`]; never
@@ -598,7 +644,8 @@ impl<'a> Ids<'a> {
 /// Candidates from every segment's matches, one per message.
 pub(crate) fn messages(fruits: &[SegmentFruit]) -> Vec<Cand> {
     let n = fruits.iter().map(|f| f.entries.len()).sum();
-    let mut cands = Vec::with_capacity(n);
+    let mut cands = buffer(&SPARE_CANDS);
+    cands.reserve(n);
     cands.extend(each_cand(fruits));
     cands
 }
@@ -668,7 +715,8 @@ pub(crate) fn threads(fruits: &[SegmentFruit], sort: Sort, ids: &Ids<'_>) -> Res
     let dense_limit = matches.saturating_mul(16).max(1 << 16);
     if usize::try_from(max_thread).is_ok_and(|m| m < dense_limit) {
         let mut slot = slot_table(max_thread as usize + 1);
-        let mut out: Vec<Cand> = Vec::with_capacity(matches);
+        let mut out: Vec<Cand> = buffer(&SPARE_CANDS);
+        out.reserve(matches);
         for c in each_cand(fruits) {
             let Some(s) = slot.get_mut(c.thread as usize) else {
                 continue;

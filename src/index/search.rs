@@ -8,7 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use anyhow::{Context, Result};
 use tantivy::schema::{Term, Value as _};
-use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Score, TantivyDocument};
 
 use super::analysis;
@@ -49,12 +49,121 @@ const MAX_PREFIX_BYTES: usize = 5;
 /// Cuts snippets. Analysing a whole message for each hit is the dearest part of a search, so
 /// only a window around the first place where a highlighted word may start is analysed, and
 /// nothing at all when no such place exists.
+///
+/// The fragment is chosen and marked up exactly as tantivy's `SnippetGenerator` does (see
+/// [`best_fragment`]), with one analyzer for the whole page instead of a clone per hit and
+/// without a lowercased copy of every token.
 struct Snippets {
-    generator: SnippetGenerator,
+    analyzer: TextAnalyzer,
+    /// Highlighted stems and their weights.
+    terms: Vec<(String, Score)>,
     /// Lowercase ASCII prefixes of the highlighted stems, or `None` when a prefix cannot be
     /// trusted to start every matching word (short or non-ASCII stems): then the whole text is
     /// analysed.
     prefixes: Option<Vec<Vec<u8>>>,
+}
+
+/// The best fragment of a text: byte range, score and highlighted ranges (absolute).
+struct Fragment {
+    start: usize,
+    stop: usize,
+    score: Score,
+    highlighted: Vec<std::ops::Range<usize>>,
+}
+
+/// The weight of a token if it is a highlighted term. As tantivy's generator, it compares the
+/// token lowercased; tokens are lowercase already, so an ASCII token without capitals is
+/// compared as it is (lowercasing would give the same text).
+fn term_weight(terms: &[(String, Score)], token: &str) -> Option<Score> {
+    let find = |t: &str| terms.iter().find(|(k, _)| k == t).map(|&(_, w)| w);
+    if token
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        find(token)
+    } else {
+        find(&token.to_lowercase())
+    }
+}
+
+/// tantivy's `search_fragments` and `select_best_fragment_combination` in one pass: tokens are
+/// gathered into fragments of at most `max_bytes` (tantivy counts bytes, though it calls them
+/// characters); a fragment with a highlighted term is a candidate, and the highest score wins,
+/// the earliest among equals.
+fn best_fragment(
+    analyzer: &mut TextAnalyzer,
+    text: &str,
+    terms: &[(String, Score)],
+    max_bytes: usize,
+) -> Option<Fragment> {
+    let mut best: Option<Fragment> = None;
+    let mut cur = Fragment {
+        start: 0,
+        stop: 0,
+        score: 0.0,
+        highlighted: Vec::new(),
+    };
+    let offer = |best: &mut Option<Fragment>, cur: &mut Fragment, next_start: usize| {
+        let fresh = Fragment {
+            start: next_start,
+            stop: next_start,
+            score: 0.0,
+            highlighted: Vec::new(),
+        };
+        let done = std::mem::replace(cur, fresh);
+        if done.score > 0.0 && best.as_ref().is_none_or(|b| done.score > b.score) {
+            *best = Some(done);
+        }
+    };
+    let mut stream = analyzer.token_stream(text);
+    while stream.advance() {
+        let token = stream.token();
+        if token.offset_to - cur.start > max_bytes {
+            offer(&mut best, &mut cur, token.offset_from);
+        }
+        cur.stop = token.offset_to;
+        if let Some(w) = term_weight(terms, &token.text) {
+            cur.score += w;
+            cur.highlighted.push(token.offset_from..token.offset_to);
+        }
+    }
+    offer(&mut best, &mut cur, 0);
+    best
+}
+
+/// Escapes as tantivy's snippets do (`htmlescape::encode_minimal`: `'` as `&#x27;`).
+fn push_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("&quot;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#x27;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// A fragment as HTML, its highlighted words in `<b>`: tantivy's `Snippet::to_html`.
+fn fragment_html(text: &str, f: &Fragment) -> String {
+    let fragment = &text[f.start..f.stop];
+    let relative: Vec<std::ops::Range<usize>> = f
+        .highlighted
+        .iter()
+        .map(|r| r.start - f.start..r.end - f.start)
+        .collect();
+    let mut html = String::with_capacity(fragment.len() + 32);
+    let mut from = 0;
+    for item in tantivy::snippet::collapse_overlapped_ranges(&relative) {
+        push_escaped(&mut html, &fragment[from..item.start]);
+        html.push_str("<b>");
+        push_escaped(&mut html, &fragment[item.clone()]);
+        html.push_str("</b>");
+        from = item.end;
+    }
+    push_escaped(&mut html, &fragment[from..]);
+    html
 }
 
 /// English stemming changes at most the last letter of what it keeps of a word (`happy` →
@@ -96,7 +205,7 @@ fn floor_char(s: &str, mut i: usize) -> usize {
 }
 
 impl Snippets {
-    fn html(&self, text: &str) -> String {
+    fn html(&mut self, text: &str) -> String {
         let window = match &self.prefixes {
             None => text,
             Some(prefixes) => {
@@ -112,11 +221,9 @@ impl Snippets {
                 &text[start..end]
             }
         };
-        let snippet = self.generator.snippet(window);
-        if snippet.is_empty() {
-            leading_text(text)
-        } else {
-            snippet.to_html()
+        match best_fragment(&mut self.analyzer, window, &self.terms, SNIPPET_CHARS) {
+            Some(f) => fragment_html(window, &f),
+            None => leading_text(text),
         }
     }
 }
@@ -311,6 +418,7 @@ impl Searcher {
         };
         let ranked = if opts.offset as u64 >= total {
             // Past the end: nothing to rank.
+            collect::spare_cands(cands);
             Vec::new()
         } else {
             collect::top_k(cands, keep, rank, &ids)?
@@ -318,7 +426,7 @@ impl Searcher {
 
         let mut hits = Vec::with_capacity(ranked.len().saturating_sub(opts.offset));
         if ranked.len() > opts.offset {
-            let snippets = self.snippet_generator(searcher, live, &compiled.highlight)?;
+            let mut snippets = self.snippet_generator(searcher, &compiled.highlight)?;
             for c in &ranked[opts.offset..] {
                 let doc: TantivyDocument = searcher
                     .doc(DocAddress::new(c.segment, c.doc))
@@ -340,6 +448,7 @@ impl Searcher {
                 });
             }
         }
+        collect::spare_cands(ranked);
         let facets = live.facets.facets(searcher, &fruits)?;
         Ok(SearchResults {
             total,
@@ -353,7 +462,6 @@ impl Searcher {
     fn snippet_generator(
         &self,
         searcher: &tantivy::Searcher,
-        live: &Live,
         highlight: &[Term],
     ) -> Result<Snippets> {
         let mut terms = BTreeMap::new();
@@ -374,14 +482,9 @@ impl Searcher {
         initials.sort_unstable();
         initials.dedup();
         let prefixes = window_prefixes(terms.keys());
-        let analyzer = analysis::snippet_analyzer(initials);
         Ok(Snippets {
-            generator: SnippetGenerator::new(
-                terms,
-                analyzer,
-                live.fields.own_stored,
-                SNIPPET_CHARS,
-            ),
+            analyzer: analysis::snippet_analyzer(initials),
+            terms: terms.into_iter().collect(),
             prefixes,
         })
     }
@@ -402,6 +505,50 @@ mod tests {
         assert_eq!(window_prefixes(stems(&["upgrad", "die"]).iter()), None);
         assert_eq!(window_prefixes(stems(&["größe"]).iter()), None);
         assert_eq!(window_prefixes(stems(&[]).iter()), Some(vec![]));
+    }
+
+    /// The snippet code follows tantivy's `SnippetGenerator` exactly: same fragment, same
+    /// marks, same escaping.
+    #[test]
+    fn snippets_match_tantivys_generator() {
+        let long = "Placement is here. ".repeat(40);
+        let texts = [
+            "The placement service handles placements; PLACEMENT <api> & 'quotes' \"too\".",
+            "nothing to see",
+            "",
+            "Upgrading nova: the upgrade of nova-compute, then upgrades of placement.",
+            "Größe placement über alles, Placement's fine",
+            long.as_str(),
+            "placement\n> quoted placement\nplacement placement placement at the very end",
+        ];
+        let term_sets: [&[(&str, Score)]; 3] = [
+            &[("placement", 0.5)],
+            &[("upgrad", 0.2), ("nova", 0.7)],
+            &[("placement", 0.1), ("größe", 0.9)],
+        ];
+        for terms in term_sets {
+            let map: BTreeMap<String, Score> =
+                terms.iter().map(|&(t, w)| (t.to_string(), w)).collect();
+            let mut initials: Vec<char> = map.keys().filter_map(|t| t.chars().next()).collect();
+            initials.sort_unstable();
+            initials.dedup();
+            let generator = tantivy::snippet::SnippetGenerator::new(
+                map.clone(),
+                analysis::snippet_analyzer(initials.clone()),
+                tantivy::schema::Field::from_field_id(0),
+                SNIPPET_CHARS,
+            );
+            let mut analyzer = analysis::snippet_analyzer(initials);
+            let list: Vec<(String, Score)> = map.into_iter().collect();
+            for text in texts {
+                let want = generator.snippet(text);
+                let got = best_fragment(&mut analyzer, text, &list, SNIPPET_CHARS);
+                match got {
+                    None => assert!(want.is_empty(), "{text}"),
+                    Some(f) => assert_eq!(fragment_html(text, &f), want.to_html(), "{text}"),
+                }
+            }
+        }
     }
 
     #[test]

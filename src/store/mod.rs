@@ -272,6 +272,15 @@ impl Store {
         // 16 MiB of page cache: the web server holds several of these connections, and the
         // OS page cache keeps the file's hot pages for all of them.
         conn.pragma_update(None, "cache_size", -16384)?;
+        // Pages read through a memory map instead of `pread` into the page cache: a search's
+        // summaries touch pages scattered over the whole file, so most were copied in afresh
+        // for each request (the copies and cache look-ups were 7% of an uncached search page).
+        // Reads only: a read-only connection never writes through the map, and the archive
+        // file only grows (no VACUUM), so a mapped page never disappears under a reader.
+        // SQLite caps the size at its compile-time limit (2 GiB by default); the rest of a
+        // larger file is read with `pread` as before. Mapped pages count in the process's
+        // resident size although they are the OS page cache the reads went through anyway.
+        conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         anyhow::ensure!(
             version == migrate::MIGRATIONS.len() as i64,
@@ -867,8 +876,8 @@ impl Store {
         for chunk in ids.chunks(LOOKUP_CHUNK) {
             let sql = format!(
                 "SELECT m.message_id, m.subject, m.from_name, m.from_addr, m.date,
-                        (SELECT group_concat(name, ',') FROM (SELECT l.name FROM memberships ms
-                            JOIN lists l ON l.id = ms.list WHERE ms.message = m.id ORDER BY l.name)),
+                        (SELECT group_concat(l.name, ',') FROM memberships ms
+                            JOIN lists l ON l.id = ms.list WHERE ms.message = m.id),
                         (SELECT COUNT(*) FROM messages t WHERE t.thread_id = m.thread_id)
                  FROM messages m WHERE m.message_id IN ({})",
                 placeholders(chunk.len())
@@ -883,9 +892,15 @@ impl Store {
                         addr: r.get(3)?,
                     },
                     date: r.get(4)?,
+                    // Ordered here rather than in SQL, where the order took a temporary
+                    // b-tree per row (list names hold no commas).
                     lists: r
                         .get::<_, Option<String>>(5)?
-                        .map(|l| l.split(',').map(str::to_string).collect())
+                        .map(|l| {
+                            let mut lists: Vec<String> = l.split(',').map(str::to_string).collect();
+                            lists.sort_unstable();
+                            lists
+                        })
                         .unwrap_or_default(),
                     thread_size: r.get::<_, i64>(6)? as u64,
                 })

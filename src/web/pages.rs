@@ -678,18 +678,101 @@ pub async fn search(
     .await
 }
 
+/// One hit of the search page.
+#[derive(serde::Serialize)]
+struct HitView<'a> {
+    path: String,
+    subject: std::borrow::Cow<'a, str>,
+    from: &'a str,
+    date: Option<String>,
+    lists: &'a [String],
+    thread_hits: u32,
+    thread_size: u64,
+    snippet: &'a str,
+}
+
+/// One facet of the search page: its values, each with a link that refines the query.
+#[derive(serde::Serialize)]
+struct FacetView<'a> {
+    title: &'static str,
+    values: Vec<FacetValueView<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct FacetValueView<'a> {
+    value: &'a str,
+    count: u64,
+    /// `None` for a query too long to repeat in every link (see `search_page`).
+    href: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct PagesView {
+    page: usize,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct SearchLinks {
+    relevance: String,
+    date: String,
+    collapse: String,
+    uncollapse: String,
+}
+
+/// The search page's context: serialized structs rather than `serde_json` values, which were
+/// built (a map and a key string per field) only to be converted again into template values.
+#[derive(serde::Serialize)]
+struct SearchView<'a> {
+    title: String,
+    query: &'a str,
+    total: u64,
+    hits: Vec<HitView<'a>>,
+    facets: Vec<FacetView<'a>>,
+    notices: &'a [String],
+    collapse: bool,
+    sort: &'static str,
+    pages: PagesView,
+    links: SearchLinks,
+}
+
+fn facet_view<'a>(
+    title: &'static str,
+    prefix: &str,
+    values: &'a [crate::index::FacetCount],
+    refine: &dyn Fn(&str, &str) -> Option<String>,
+) -> FacetView<'a> {
+    FacetView {
+        title,
+        values: values
+            .iter()
+            .map(|f| FacetValueView {
+                value: &f.value,
+                count: f.count,
+                href: refine(prefix, &f.value),
+            })
+            .collect(),
+    }
+}
+
 fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, WebError> {
     let results = run_search(state, s, p)?;
-    let hits: Vec<Value> = results
+    let hits: Vec<HitView> = results
         .hits
         .iter()
-        .map(|h| {
-            json!({
-                "path": id_path(&h.message_id), "subject": shown_subject(&h.subject), "from": h.from,
-                "date": h.date.as_deref().map(|d| d.replace('T', " ").trim_end_matches('Z').to_string()),
-                "lists": h.lists, "thread_hits": h.thread_hits, "thread_size": h.thread_size,
-                "snippet": h.snippet,
-            })
+        .map(|h| HitView {
+            path: id_path(&h.message_id),
+            subject: shown_subject(&h.subject),
+            from: &h.from,
+            date: h
+                .date
+                .as_deref()
+                .map(|d| d.replace('T', " ").trim_end_matches('Z').to_string()),
+            lists: &h.lists,
+            thread_hits: h.thread_hits,
+            thread_size: h.thread_size,
+            snippet: &h.snippet,
         })
         .collect();
     // Each facet value links to the query narrowed by it; a very long query (hostile, or
@@ -711,13 +794,7 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
             1,
         ))
     };
-    let facet = |title: &str, prefix: &str, values: &[crate::index::FacetCount]| -> Value {
-        let values: Vec<Value> = values
-            .iter()
-            .map(|f| json!({"value": f.value, "count": f.count, "href": refine(prefix, &f.value)}))
-            .collect();
-        json!({"title": title, "values": values})
-    };
+    let facet = |title, prefix, values| facet_view(title, prefix, values, &refine);
     let mut facets = vec![
         facet("Lists", "list:", &results.facets.lists),
         facet("Years", "date:", &results.facets.years),
@@ -729,30 +806,35 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
         facets.push(facet("Senders", "from:", &results.facets.senders));
     }
     let more = (p.page * HITS_PER_PAGE) < results.total as usize && p.page < MAX_PAGE;
-    let pages = json!({
-        "page": p.page,
-        "prev": (p.page > 1).then(|| search_href(&p.query, p.sort, p.collapse, p.page - 1)),
-        "next": more.then(|| search_href(&p.query, p.sort, p.collapse, p.page + 1)),
-    });
-    let sort_name = if results.sort == Sort::Date {
+    let pages = PagesView {
+        page: p.page,
+        prev: (p.page > 1).then(|| search_href(&p.query, p.sort, p.collapse, p.page - 1)),
+        next: more.then(|| search_href(&p.query, p.sort, p.collapse, p.page + 1)),
+    };
+    let sort = if results.sort == Sort::Date {
         "date"
     } else {
         "relevance"
     };
     let body = render(
         "search.html",
-        json!({
-            "title": format!("{} — search", truncate(&p.query, 80)),
-            "query": p.query, "total": results.total, "hits": hits, "facets": facets,
-            "notices": results.notices, "collapse": p.collapse, "sort": sort_name,
-            "pages": pages,
-            "links": {
-                "relevance": search_href(&p.query, Sort::Relevance, p.collapse, 1),
-                "date": search_href(&p.query, Sort::Date, p.collapse, 1),
-                "collapse": search_href(&p.query, p.sort, true, 1),
-                "uncollapse": search_href(&p.query, p.sort, false, 1),
+        SearchView {
+            title: format!("{} — search", truncate(&p.query, 80)),
+            query: &p.query,
+            total: results.total,
+            hits,
+            facets,
+            notices: &results.notices,
+            collapse: p.collapse,
+            sort,
+            pages,
+            links: SearchLinks {
+                relevance: search_href(&p.query, Sort::Relevance, p.collapse, 1),
+                date: search_href(&p.query, Sort::Date, p.collapse, 1),
+                collapse: search_href(&p.query, p.sort, true, 1),
+                uncollapse: search_href(&p.query, p.sort, false, 1),
             },
-        }),
+        },
     )?;
     Ok(html_page(body, None))
 }
