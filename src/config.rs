@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub cache_mb: usize,
     /// Show addresses as `user at example.org` in pages, the API and feeds.
     pub obfuscate_addresses: bool,
+    /// Believe `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host` for the absolute links
+    /// of feeds: only behind a reverse proxy that sets (and overwrites) them.
+    pub trust_proxy_headers: bool,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".into(),
             cache_mb: 64,
             obfuscate_addresses: false,
+            trust_proxy_headers: false,
         }
     }
 }

@@ -146,12 +146,17 @@ fn known_answers_on_the_kernel_corpus() {
         .iter()
         .find_map(|(id, subject)| {
             let after_tag = subject.rsplit(']').next().unwrap_or_default();
-            let words: Vec<String> = after_tag
+            // Four neighbouring words, each of three letters or more.
+            let all: Vec<String> = after_tag
                 .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| w.len() > 2)
-                .take(4)
+                .filter(|w| !w.is_empty())
                 .map(str::to_lowercase)
                 .collect();
+            let words: Vec<String> = all
+                .windows(4)
+                .find(|w| w.iter().all(|x| x.len() > 2))
+                .map(<[String]>::to_vec)
+                .unwrap_or_default();
             let pattern = format!("%{}%", words.join("%"));
             let holders = a
                 .sql()
@@ -292,6 +297,41 @@ fn stemming_non_english_words_and_malformed_queries() {
         let notices = page["notices"].as_array().map(Vec::len).unwrap_or(0);
         assert!(notices > 0, "{bad:.20}: expected a notice, got {page}");
     }
+    // A reader that goes away (`| head`) ends the output quietly, not with a panic.
+    for args in [
+        &["search", "--json", "upgrade"][..],
+        &["search", "upgrade"],
+        &["stats"],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_archivist"))
+            .arg("--data-dir")
+            .arg(a.data_dir())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{args:?}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A data directory holding no archive is an error, not a new empty archive.
+    let missing = a.dir.path().join("no-such-archive");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_archivist"))
+        .arg("--data-dir")
+        .arg(&missing)
+        .args(["search", "--json", "upgrade"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no archive in"));
+    assert!(!missing.exists());
+
     // thread:<message-id> is resolved through the archive.
     let page = search(&a, &["thread:upgrade@x"]);
     assert_eq!(ids(&page), vec!["upgrade@x"]);

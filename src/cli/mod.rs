@@ -121,7 +121,6 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-/// Opens (creating if needed) the archive in the configured data directory.
 /// Opens the archive a reading command works on; a data directory without one (a typo, say)
 /// is an error rather than a new, empty archive answering "nothing found".
 pub fn open_existing_store(config: &Config) -> Result<Store> {
@@ -135,6 +134,7 @@ pub fn open_existing_store(config: &Config) -> Result<Store> {
     Store::open(&path)
 }
 
+/// Opens (creating if needed) the archive in the configured data directory.
 pub fn open_store(config: &Config) -> Result<Store> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;

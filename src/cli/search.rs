@@ -70,8 +70,8 @@ pub fn run(config: &Config, args: SearchArgs) -> Result<()> {
     // not a panic.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        serde_json::to_writer(&mut out, &page)?;
-        writeln!(out)?;
+        // Serialized first: serde_json's own write errors hide the I/O error's kind.
+        writeln!(out, "{}", serde_json::to_string(&page)?)?;
         out.flush()?;
         return Ok(());
     }

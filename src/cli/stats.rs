@@ -49,17 +49,21 @@ pub struct ProblemsArgs {
 pub fn run(config: &Config, args: StatsArgs) -> Result<()> {
     let store = open_existing_store(config)?;
     let stats = store.stats()?;
+    // Written, not `println!`ed: a reader that goes away (`| head`) is an error to return.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        println!("{}", serde_json::to_string(&stats)?);
+        writeln!(out, "{}", serde_json::to_string(&stats)?)?;
     } else {
-        println!(
+        writeln!(
+            out,
             "{} messages in {} threads, {} problems",
             stats.messages, stats.threads, stats.problems
-        );
+        )?;
         for (list, count) in &stats.lists {
-            println!("  {list:<30} {count:>8}");
+            writeln!(out, "  {list:<30} {count:>8}")?;
         }
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -67,6 +71,7 @@ pub fn run(config: &Config, args: StatsArgs) -> Result<()> {
 pub fn problems(config: &Config, args: ProblemsArgs) -> Result<()> {
     let store = open_existing_store(config)?;
     let problems = store.problems()?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         let rows: Vec<serde_json::Value> = problems
             .iter()
@@ -74,11 +79,12 @@ pub fn problems(config: &Config, args: ProblemsArgs) -> Result<()> {
                 serde_json::json!({"file": file, "offset": offset, "kind": kind, "detail": detail})
             })
             .collect();
-        println!("{}", serde_json::to_string(&rows)?);
+        writeln!(out, "{}", serde_json::to_string(&rows)?)?;
     } else {
         for (file, offset, kind, detail) in &problems {
-            println!("{file}:{offset}: {kind}: {detail}");
+            writeln!(out, "{file}:{offset}: {kind}: {detail}")?;
         }
     }
+    out.flush()?;
     Ok(())
 }

@@ -182,6 +182,8 @@ fn lex(input: &str, notices: &mut Notices) -> Vec<Tok> {
     let chars: Vec<char> = input.chars().collect();
     let n = chars.len();
     let mut toks = Vec::new();
+    // `foo:` prefixes the language does not have, each once, in order.
+    let mut unknown: Vec<String> = Vec::new();
     let mut i = 0;
     while i < n {
         let c = chars[i];
@@ -264,21 +266,20 @@ fn lex(input: &str, notices: &mut Notices) -> Vec<Tok> {
             .split_once(':')
             .and_then(|(prefix, rest)| Kw::parse(prefix).map(|kw| (kw, rest.to_string())));
         let Some((kw, rest)) = field else {
-            if let Some((prefix, _)) = word.split_once(':').filter(|(_, rest)| !rest.is_empty()) {
-                // `foo:bar` looks like a field the language does not have; say how it was
-                // read rather than quietly searching its words (`http:` and times are not
-                // prefixes).
+            // `foo:bar` looks like a field the language does not have: say how it was read
+            // rather than quietly searching its words. Not a prefix: one letter (`C:\`),
+            // digits (times), URL schemes and paths (`git://`, `std::mem`).
+            if let Some((prefix, rest)) = word.split_once(':') {
                 let looks_like_field = (2..=20).contains(&prefix.len())
                     && prefix.chars().all(|c| c.is_ascii_alphabetic())
+                    && !rest.is_empty()
+                    && !rest.starts_with([':', '/'])
                     && !matches!(
                         prefix.to_ascii_lowercase().as_str(),
                         "http" | "https" | "mailto"
                     );
-                if looks_like_field {
-                    notices.push(format!(
-                        "\"{prefix}:\" is not a search prefix, so \"{word}\" was searched as words. \
-                         Prefixes: from: to: subject: body: list: tag: msgid: thread: has: date: after: before:."
-                    ));
+                if looks_like_field && !unknown.iter().any(|u| u == prefix) {
+                    unknown.push(prefix.to_string());
                 }
             }
             toks.push(Tok::Item {
@@ -318,6 +319,24 @@ fn lex(input: &str, notices: &mut Notices) -> Vec<Tok> {
             }
             _ => notices.push(format!("\"{}:\" has no value; ignored it.", kw.name())),
         }
+    }
+    if !unknown.is_empty() {
+        let shown: Vec<String> = unknown
+            .iter()
+            .take(3)
+            .map(|p| format!("\"{p}:\""))
+            .collect();
+        let more = if unknown.len() > 3 { ", ..." } else { "" };
+        notices.push(format!(
+            "{}{more} {}, so searched as words. Prefixes: from: to: subject: body: list: \
+             tag: msgid: thread: has: date: after: before:.",
+            shown.join(", "),
+            if unknown.len() == 1 {
+                "is not a search prefix"
+            } else {
+                "are not search prefixes"
+            }
+        ));
     }
     toks
 }
@@ -914,7 +933,25 @@ mod tests {
                 .any(|n| n.contains("\"foo:\" is not a search prefix")),
             "{notices:?}"
         );
-        for input in ["Re: nova", "https://example.org/x", "at 10:30", "a:b"] {
+        let many = (0..500)
+            .map(|i| format!("ab:{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (_, notices) = render(&format!("{many} cd:x ef:y gh:z"));
+        let prefix_notices: Vec<_> = notices.iter().filter(|n| n.contains("prefix")).collect();
+        assert_eq!(prefix_notices.len(), 1, "{notices:?}");
+        assert!(
+            prefix_notices[0].contains("\"ab:\", \"cd:\", \"ef:\", ... are not search prefixes"),
+            "{notices:?}"
+        );
+        for input in [
+            "Re: nova",
+            "https://example.org/x",
+            "git://example.org/x",
+            "std::mem::swap",
+            "at 10:30",
+            "a:b",
+        ] {
             let (_, notices) = render(input);
             assert!(notices.is_empty(), "{input:?}: {notices:?}");
         }

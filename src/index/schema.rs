@@ -303,8 +303,9 @@ pub struct BodyParts {
 /// unsubscribe boilerplate searchable.
 pub fn split_body(body: &str) -> BodyParts {
     let mut parts = BodyParts::default();
-    // Inside a quoted block, after its signature or footer started.
-    let mut quoted_tail = false;
+    // The quote depth at which a quoted signature or footer started: lines quoted at least
+    // that deep are dropped until the quote becomes shallower or ends.
+    let mut tail_depth: Option<usize> = None;
     for line in body.lines() {
         // `lines` keeps a trailing '\r' only for bare "\r\n"-less input; strip it either way.
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -312,18 +313,27 @@ pub fn split_body(body: &str) -> BodyParts {
             break;
         }
         let trimmed = line.trim_start();
-        if let Some(rest) = trimmed.strip_prefix('>') {
-            let rest = rest.trim_start_matches(['>', ' ']);
-            if rest == "-- " || rest == "--" || is_footer_rule(rest) {
-                quoted_tail = true;
+        if trimmed.starts_with('>') {
+            let depth = trimmed
+                .chars()
+                .take_while(|c| *c == '>' || *c == ' ')
+                .filter(|c| *c == '>')
+                .count();
+            let rest = trimmed.trim_start_matches(['>', ' ']);
+            if tail_depth.is_some_and(|d| depth < d) {
+                tail_depth = None;
             }
-            if quoted_tail {
+            // A quoted signature separator loses its trailing blank to many mailers.
+            if tail_depth.is_none() && (rest == "-- " || rest == "--" || is_footer_rule(rest)) {
+                tail_depth = Some(depth);
+            }
+            if tail_depth.is_some() {
                 continue;
             }
             parts.quoted.push_str(rest);
             parts.quoted.push('\n');
         } else {
-            quoted_tail = false;
+            tail_depth = None;
             parts.own.push_str(line);
             parts.own.push('\n');
         }
@@ -335,10 +345,11 @@ pub fn split_body(body: &str) -> BodyParts {
     parts
 }
 
-/// The rule Mailman puts above its footer: a line of at least 20 underscores.
+/// The rule Mailman puts above its footer: a line of 47 underscores (40 or more here; Outlook's
+/// reply separator, 32 of them above `From:`, is not one).
 fn is_footer_rule(line: &str) -> bool {
     let line = line.trim_end();
-    line.len() >= 20 && line.bytes().all(|b| b == b'_')
+    line.len() >= 40 && line.bytes().all(|b| b == b'_')
 }
 
 /// Reply and forward prefixes in the languages seen on lists (`Re:`, `Fwd:`, `AW:`, ...).
@@ -499,9 +510,21 @@ mod tests {
             ("a -- b\n--\nstill own", "a -- b\n--\nstill own", ""),
             ("> only quote", "", "only quote"),
             (
-                "> q1\n> -- \n> Alice\n> ____________________\n> list-leave@x\nown\n> q2",
+                "> q1\n> -- \n> Alice\n> _______________________________________________\n> list-leave@x\nown\n> q2",
                 "own",
                 "q1\nq2",
+            ),
+            // A deeper quote's signature ends where the quote becomes shallower again.
+            (
+                "> > A\n> > -- \n> > sig\n>\n> B's reply\nown",
+                "own",
+                "A\n\nB's reply",
+            ),
+            // Outlook's reply separator is not a footer.
+            (
+                "> ________________________________\n> From: Jane\n> old text",
+                "",
+                "________________________________\nFrom: Jane\nold text",
             ),
             (
                 "> a\n>\n> _______________________________________________\n> usrp-users mailing list\n> usrp-users-leave@lists.x\nreply",

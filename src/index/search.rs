@@ -360,6 +360,8 @@ impl Searcher {
         let mut compiler = live.compiler()?;
         let parsed = query::parse(query, &mut compiler);
         notices.extend(parsed.notices);
+        compiler.lists.sort_unstable();
+        compiler.lists.dedup();
         for list in &compiler.lists {
             let term = Term::from_field_text(live.fields.lists, list);
             if searcher

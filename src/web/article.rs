@@ -145,3 +145,76 @@ fn list_links(out: &mut String, lists: &[String]) {
         out.push_str("</a>");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Address, Attachment, MessageId};
+
+    /// Every field of the article carries hostile text; none of it may come out as markup.
+    /// The only tags allowed are the article's own, and no attribute may be broken out of.
+    #[test]
+    fn every_field_is_escaped() {
+        let evil = "\"'><script>alert(1)</script>&";
+        let m = FullMessage {
+            id: MessageId::from_trusted(format!("{evil}@x")),
+            subject: format!("s{evil}"),
+            from: Address {
+                name: Some(format!("n{evil}")),
+                addr: Some(format!("a{evil}@x")),
+            },
+            date: Some(0),
+            lists: vec![format!("l{evil}"), format!("m{evil}")],
+            refs: Vec::new(),
+            body: format!("b{evil}\n> q{evil}\n-- \nsig{evil}\n"),
+            footer_at: None,
+            attachments: vec![Attachment {
+                filename: Some(format!("f{evil}")),
+                content_type: format!("t{evil}"),
+                size: 1,
+            }],
+            html_only: false,
+            has_patch: false,
+            size: 0,
+            thread: 1,
+        };
+        let links = Links {
+            parent: Some(format!("p{evil}")),
+            children: vec![(format!("c{evil}"), format!("r{evil}"))],
+            next: Some(format!("x{evil}")),
+        };
+        for hide in [false, true] {
+            let mut out = String::new();
+            write(&mut out, &m, &links, 2, hide);
+            assert!(!out.contains("<script"), "{out}");
+            assert!(!out.contains("'>"), "{out}");
+            // Every tag is one of the article's own.
+            let allowed = [
+                "article", "header", "h2", "a", "p", "span", "time", "ul", "li", "div", "pre",
+                "details", "summary", "nav",
+            ];
+            for tag in out.split('<').skip(1) {
+                let name: String = tag
+                    .trim_start_matches('/')
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                assert!(allowed.contains(&name.as_str()), "<{tag:.40}");
+            }
+            // Attribute values never hold a raw quote: every `="` closes at the next `"`,
+            // after which only a blank, `>` or `/` may follow.
+            for (i, _) in out.match_indices("=\"") {
+                let rest = &out[i + 2..];
+                let close = rest.find('"').expect("closed attribute");
+                let after = rest[close + 1..].chars().next().unwrap_or('>');
+                assert!(matches!(after, ' ' | '>' | '/'), "{:.80}", &out[i..]);
+            }
+            for field in ["s", "n", "l", "m", "b", "q", "sig", "f", "t", "r"] {
+                assert!(
+                    out.contains(&format!("{field}&quot;&#39;&gt;&lt;script&gt;")),
+                    "{field} missing or not escaped (hide = {hide})"
+                );
+            }
+        }
+    }
+}

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::limit::RateLimit;
 use super::render::{id_path, iso_date, query_value, render};
-use super::{cached, WebError};
+use super::{cached, State, WebError};
 use crate::digest::render::{Links, Renderer};
 use crate::digest::service::{now, Service};
 use crate::digest::subscribe::ConfirmOutcome;
@@ -688,6 +688,7 @@ pub async fn week(
 
 /// `GET /digest/atom?lists=a,b`: the digests of the archive's latest weeks.
 pub async fn feed(
+    state: web::Data<State>,
     digests: web::Data<Digests>,
     req: HttpRequest,
     query: web::Query<ListsQuery>,
@@ -728,7 +729,13 @@ pub async fn feed(
         .filter(|d| !d.is_empty())
         .map(|d| d.week.end(digests.build.zone))
         .max();
-    Ok(super::feeds::atom(&req, "Weekly digests", &entries, latest))
+    Ok(super::feeds::atom(
+        &state,
+        &req,
+        "Weekly digests",
+        &entries,
+        latest,
+    ))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::cache::{Rendered, Scope};
 use super::pages::{parse_id, run_search, search_params, SearchQuery};
-use super::render::{id_path, iso_date};
+use super::render::{id_path, iso_date, shown_subject};
 use super::text::escape;
 use super::{obfuscate, respond, State, WebError};
 
@@ -35,13 +35,13 @@ struct Origin {
 }
 
 impl Origin {
-    fn of(req: &HttpRequest) -> Origin {
+    fn of(state: &State, req: &HttpRequest) -> Origin {
         let self_path = match req.query_string() {
             "" => req.path().to_string(),
             q => format!("{}?{q}", req.path()),
         };
         Origin {
-            base: super::origin(req),
+            base: super::origin(state, req),
             self_path,
         }
     }
@@ -50,12 +50,16 @@ impl Origin {
 /// A feed answered at once (with its conditional-request handling), for feeds built outside
 /// the response cache.
 pub(crate) fn atom(
+    state: &State,
     req: &HttpRequest,
     title: &str,
     entries: &[Entry],
     last_modified: Option<i64>,
 ) -> HttpResponse {
-    super::conditional(req, &feed(&Origin::of(req), title, entries, last_modified))
+    super::conditional(
+        req,
+        &feed(&Origin::of(state, req), title, entries, last_modified),
+    )
 }
 
 fn feed(origin: &Origin, title: &str, entries: &[Entry], last_modified: Option<i64>) -> Rendered {
@@ -114,7 +118,7 @@ pub async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let list = path.into_inner();
-    let origin = Origin::of(&req);
+    let origin = Origin::of(&state, &req);
     respond(&state, &req, Scope::Archive, move |state, s| {
         if !s.list_exists(&list)? {
             return Err(WebError::NotFound {
@@ -133,7 +137,7 @@ pub async fn list(
             .iter()
             .map(|(m, last)| Entry {
                 path: format!("/m/{}", id_path(m.id.as_str())),
-                title: m.subject.clone(),
+                title: shown_subject(&m.subject).into_owned(),
                 author: obfuscate::label(state.obfuscate, &m.from),
                 updated: iso_date(last.or(m.date)),
                 summary: Summary::Text(obfuscate::maybe(state.obfuscate, &excerpt(&m.body))),
@@ -160,7 +164,7 @@ pub async fn thread(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(&path.into_inner())?;
-    let origin = Origin::of(&req);
+    let origin = Origin::of(&state, &req);
     respond(&state, &req, Scope::Archive, move |state, s| {
         let messages = s.thread_messages(&id)?.ok_or_else(|| WebError::NotFound {
             message: format!("No message <{id}> is in this archive."),
@@ -168,7 +172,7 @@ pub async fn thread(
         })?;
         let title = messages
             .first()
-            .map(|m| m.subject.clone())
+            .map(|m| shown_subject(&m.subject).into_owned())
             .unwrap_or_default();
         let entries: Vec<Entry> = messages
             .iter()
@@ -176,7 +180,7 @@ pub async fn thread(
             .take(FEED_ENTRIES)
             .map(|m| Entry {
                 path: format!("/m/{}", id_path(m.id.as_str())),
-                title: m.subject.clone(),
+                title: shown_subject(&m.subject).into_owned(),
                 author: obfuscate::label(state.obfuscate, &m.from),
                 updated: iso_date(m.date),
                 summary: Summary::Text(obfuscate::maybe(state.obfuscate, &excerpt(&m.body))),
@@ -203,7 +207,7 @@ pub async fn search(
         FEED_ENTRIES,
     )?;
     let p = search_params(query.q.as_deref(), Some("date"), None, None, FEED_ENTRIES)?;
-    let origin = Origin::of(&req);
+    let origin = Origin::of(&state, &req);
     respond(&state, &req, Scope::Search, move |state, s| {
         let results = run_search(state, s, &p)?;
         let entries: Vec<Entry> = results
@@ -211,7 +215,7 @@ pub async fn search(
             .iter()
             .map(|h| Entry {
                 path: format!("/m/{}", id_path(&h.message_id)),
-                title: h.subject.clone(),
+                title: shown_subject(&h.subject).into_owned(),
                 author: h.from.clone(),
                 updated: h.date.clone().unwrap_or_default(),
                 summary: Summary::Html(h.snippet.clone()),

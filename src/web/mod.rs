@@ -55,6 +55,8 @@ pub struct State {
     freshness: Freshness,
     /// Show addresses as `user at example.org` (pages, API, feeds).
     obfuscate: bool,
+    /// Build absolute links from a proxy's `Forwarded`/`X-Forwarded-*` headers.
+    trust_proxy_headers: bool,
 }
 
 impl State {
@@ -76,6 +78,7 @@ impl State {
             cache: Cache::new(config.cache_mb.saturating_mul(1 << 20)),
             freshness: Freshness::new(&crate::indexer::index_dir(data_dir)),
             obfuscate: config.obfuscate_addresses,
+            trust_proxy_headers: config.trust_proxy_headers,
         }
     }
 
@@ -164,7 +167,7 @@ pub(crate) async fn respond_with<E: From<WebError>>(
     let archive = state.data_dir.join("archive.sqlite3");
     let stamp = state.freshness.stamp(&archive, scope, searcher.as_deref());
     // The origin is part of the key: feeds carry absolute links.
-    let key = format!("{}{}", origin(req), req.uri());
+    let key = format!("{}{}", origin(state, req), req.uri());
     if let Some(stamp) = stamp {
         if let Some(hit) = state.cache.get(&key, scope, stamp) {
             return Ok(conditional(req, &hit));
@@ -182,24 +185,38 @@ pub(crate) async fn respond_with<E: From<WebError>>(
     Ok(conditional(req, &rendered))
 }
 
-/// `scheme://host` of a request, for the absolute links of feeds. A proxy's
-/// `Forwarded`/`X-Forwarded-*` headers are honoured, but only `http` or `https` as the scheme
-/// and only a host made of what a host name and port can hold; anything else falls back to
-/// `http` and the server's own host, so no request can make a page link elsewhere.
-pub(crate) fn origin(req: &HttpRequest) -> String {
-    let info = req.connection_info();
-    let scheme = match info.scheme() {
-        "https" => "https",
-        _ => "http",
+/// `scheme://host` of a request, for the absolute links of feeds: the `Host` header (the
+/// scheme is `http`: the server speaks no TLS itself), or, with `server.trust_proxy_headers`,
+/// what a reverse proxy's `Forwarded`/`X-Forwarded-*` headers say. Only `http` or `https` is
+/// taken as the scheme, and only a host made of what a host name and port can hold (lowercased);
+/// anything else falls back to the server's own host, so no request can make a page link to
+/// a site of its choosing.
+pub(crate) fn origin(state: &State, req: &HttpRequest) -> String {
+    let (scheme, host) = if state.trust_proxy_headers {
+        let info = req.connection_info();
+        let scheme = if info.scheme().eq_ignore_ascii_case("https") {
+            "https"
+        } else {
+            "http"
+        };
+        (scheme, info.host().to_string())
+    } else {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        ("http", host)
     };
-    let host = info.host();
     let plausible = !host.is_empty()
         && host.len() <= 255
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
     let host = if plausible {
-        host.to_string()
+        host.to_ascii_lowercase()
     } else {
         req.app_config().host().to_string()
     };

@@ -841,7 +841,8 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
 
 /// Anything else.
 pub async fn not_found(req: HttpRequest) -> Page {
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+    // The digest forms take POST on their own paths; elsewhere the archive is read-only.
+    if !matches!(*req.method(), Method::GET | Method::HEAD) && !req.path().starts_with("/digest") {
         return Err(WebError::MethodNotAllowed(format!(
             "{} is not taken at {}: this archive is read-only.",
             req.method(),
