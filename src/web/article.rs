@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::render::{anchor, id_path, iso_date, short_date, shown_subject};
+use super::render::{id_path, iso_date, short_date, shown_subject};
 use super::{obfuscate, text};
 use crate::html::escape_into;
 use crate::store::FullMessage;
@@ -39,10 +39,17 @@ pub(crate) fn size_hint(m: &FullMessage) -> usize {
 }
 
 /// Appends the article of `m` to `out`, its subject as a heading of `level` (1 on a message
-/// page, 2 on a thread page). `hide` writes addresses as `user at example.org`.
-pub(crate) fn write(out: &mut String, m: &FullMessage, links: &Links, level: u8, hide: bool) {
+/// page, 2 on a thread page) and its element id `anchor` (`render::anchor` of its id). `hide`
+/// writes addresses as `user at example.org`.
+pub(crate) fn write(
+    out: &mut String,
+    m: &FullMessage,
+    anchor: &str,
+    links: &Links,
+    level: u8,
+    hide: bool,
+) {
     let path = id_path(m.id.as_str());
-    let anchor = anchor(m.id.as_str());
     // `write!` into a String cannot fail.
     let _ = write!(
         out,
@@ -185,7 +192,7 @@ mod tests {
         };
         for hide in [false, true] {
             let mut out = String::new();
-            write(&mut out, &m, &links, 2, hide);
+            write(&mut out, &m, "m0123", &links, 2, hide);
             assert!(!out.contains("<script"), "{out}");
             assert!(!out.contains("'>"), "{out}");
             // Every tag is one of the article's own.

@@ -304,7 +304,14 @@ pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<
             let m = s.message(&id)?.ok_or_else(|| not_found_message(&id))?;
             let thread_count = s.thread_size(m.thread)?;
             let mut html = String::with_capacity(article::size_hint(&m));
-            article::write(&mut html, &m, &Links::default(), 1, state.obfuscate);
+            article::write(
+                &mut html,
+                &m,
+                &anchor(m.id.as_str()),
+                &Links::default(),
+                1,
+                state.obfuscate,
+            );
             // A struct, not a JSON value: the article is marked safe, and a JSON value would lose
             // the mark (it would be escaped twice).
             #[derive(serde::Serialize)]
@@ -379,10 +386,10 @@ pub async fn thread(
     };
     let id = parse_id(&raw_id)?;
     respond(&state, &req, Scope::Archive, move |state, s| {
-        let messages = s
+        let mut messages = s
             .thread_messages(&id)?
             .ok_or_else(|| not_found_message(&id))?;
-        thread_page(state, &id, &messages, flat)
+        thread_page(state, &id, &mut messages, flat)
     })
     .await
 }
@@ -392,15 +399,16 @@ pub async fn thread(
 fn thread_page(
     state: &State,
     id: &MessageId,
-    messages: &[FullMessage],
+    messages: &mut [FullMessage],
     flat: bool,
 ) -> Result<Rendered, WebError> {
+    // The tree takes the references over: nothing else on the page shows them.
     let tree = crate::thread::tree(
         &messages
-            .iter()
+            .iter_mut()
             .map(|m| crate::thread::TreeInput {
                 message_id: m.id.as_str().to_string(),
-                refs: m.refs.clone(),
+                refs: std::mem::take(&mut m.refs),
                 date: m.date.unwrap_or(0),
             })
             .collect::<Vec<_>>(),
@@ -436,6 +444,12 @@ fn thread_page(
             .filter_map(|n| by_id.get(n.message_id.as_str()).copied())
             .collect()
     };
+    // Anchors are hashes: look each message's up in the tree's rather than hashing again.
+    let anchor_of = |m: &FullMessage| {
+        node_of
+            .get(m.id.as_str())
+            .map_or_else(|| anchor(m.id.as_str()), |&n| anchors[n].clone())
+    };
     let mut articles = String::with_capacity(ordered.iter().map(|m| article::size_hint(m)).sum());
     for (i, m) in ordered.iter().enumerate() {
         let node = node_of.get(m.id.as_str()).copied();
@@ -453,9 +467,10 @@ fn thread_page(
                         .collect()
                 })
                 .unwrap_or_default(),
-            next: ordered.get(i + 1).map(|n| anchor(n.id.as_str())),
+            next: ordered.get(i + 1).map(|n| anchor_of(n)),
         };
-        article::write(&mut articles, m, &links, 2, state.obfuscate);
+        let own = node.map_or_else(|| anchor(m.id.as_str()), |n| anchors[n].clone());
+        article::write(&mut articles, m, &own, &links, 2, state.obfuscate);
     }
     let outline: Vec<OutlineRow> = tree
         .iter()

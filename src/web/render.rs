@@ -126,7 +126,16 @@ pub fn query_value(value: &str) -> String {
 
 /// A stable HTML anchor for a message: its id may hold any character.
 pub fn anchor(id: &str) -> String {
-    format!("m{}", &blake3::hash(id.as_bytes()).to_hex()[..12])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hash = blake3::hash(id.as_bytes());
+    let mut out = String::with_capacity(13);
+    out.push('m');
+    // The first 12 hex digits of the hash.
+    for b in &hash.as_bytes()[..6] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// Longest subject shown on a page; a longer one (hostile, or broken mail) is cut there.
@@ -159,4 +168,16 @@ pub fn short_date(ts: Option<i64>) -> String {
 /// RFC 3339 for `<time datetime>` and feeds.
 pub fn iso_date(ts: Option<i64>) -> String {
     ts.map(crate::ingest::rfc3339).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Anchors are stable: links into thread pages must keep working across versions.
+    #[test]
+    fn anchors_are_the_first_twelve_hex_digits_of_the_id_hash() {
+        for id in ["root@example.org", "", "ü\"<>@x", "long-thread-0@bench.example"] {
+            let want = format!("m{}", &blake3::hash(id.as_bytes()).to_hex()[..12]);
+            assert_eq!(super::anchor(id), want, "{id:?}");
+        }
+    }
 }
