@@ -175,7 +175,12 @@ mod tests {
     /// Anchors are stable: links into thread pages must keep working across versions.
     #[test]
     fn anchors_are_the_first_twelve_hex_digits_of_the_id_hash() {
-        for id in ["root@example.org", "", "ü\"<>@x", "long-thread-0@bench.example"] {
+        for id in [
+            "root@example.org",
+            "",
+            "ü\"<>@x",
+            "long-thread-0@bench.example",
+        ] {
             let want = format!("m{}", &blake3::hash(id.as_bytes()).to_hex()[..12]);
             assert_eq!(super::anchor(id), want, "{id:?}");
         }
