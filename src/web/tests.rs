@@ -720,6 +720,16 @@ async fn http_conventions_and_proxy_headers() {
     // Feed links: by default only the Host header counts (lowercased; an implausible one
     // falls back to the server's own); proxy headers any client can send are ignored, and
     // nothing a request sends reaches the cached feed other readers get.
+    // `/dev/atom` asked with the given headers: the body.
+    macro_rules! feed_with {
+        ($app:expr, $headers:expr) => {{
+            let mut req = test::TestRequest::get().uri("/dev/atom");
+            for h in $headers {
+                req = req.insert_header(*h);
+            }
+            test::read_body(test::call_service(&$app, req.to_request()).await).await
+        }};
+    }
     let feed_id = |body: &[u8]| -> String {
         let body = String::from_utf8_lossy(body);
         let start = body.find("<id>").map_or(0, |i| i + 4);
@@ -751,11 +761,7 @@ async fn http_conventions_and_proxy_headers() {
             "http://archive.example.org:8443/dev/atom",
         ),
     ] {
-        let mut req = test::TestRequest::get().uri("/dev/atom");
-        for h in &headers {
-            req = req.insert_header(*h);
-        }
-        let body = test::read_body(test::call_service(&app, req.to_request()).await).await;
+        let body = feed_with!(app, &headers);
         assert_eq!(feed_id(&body), want, "{headers:?}");
         assert!(
             !String::from_utf8_lossy(&body).contains("://evil"),
@@ -792,11 +798,7 @@ async fn http_conventions_and_proxy_headers() {
             "http://localhost:8080/dev/atom",
         ),
     ] {
-        let mut req = test::TestRequest::get().uri("/dev/atom");
-        for h in &headers {
-            req = req.insert_header(*h);
-        }
-        let body = test::read_body(test::call_service(&proxied, req.to_request()).await).await;
+        let body = feed_with!(proxied, &headers);
         assert_eq!(feed_id(&body), want, "{headers:?}");
     }
 
