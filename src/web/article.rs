@@ -5,7 +5,7 @@
 //!
 //! Every value taken from a message goes through [`escape_into`] (or is built from a safe
 //! alphabet: anchors are hex, paths percent-encoded); the body comes from
-//! [`text::body_html`], which escapes it itself.
+//! [`text::write_body`], which escapes it itself.
 
 use std::fmt::Write as _;
 
@@ -107,7 +107,7 @@ pub(crate) fn write(
         out.push_str("</ul>");
     }
     out.push_str("\n</header>\n<div class=\"body\">\n");
-    out.push_str(&text::body_html(&m.body, m.footer_at, hide));
+    text::write_body(out, &m.body, m.footer_at, hide);
     let _ = write!(
         out,
         "\n</div>\n<nav class=\"msgnav\" aria-label=\"Message links\"><a href=\"/m/{path}\">permalink</a> · \

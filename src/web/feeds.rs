@@ -8,6 +8,7 @@ use super::pages::{parse_id, run_search, search_params, SearchQuery};
 use super::render::{id_path, iso_date, shown_subject};
 use super::text::escape;
 use super::{obfuscate, respond, State, WebError};
+use crate::index::Sort;
 
 /// Entries per feed.
 const FEED_ENTRIES: usize = 50;
@@ -199,14 +200,15 @@ pub async fn search(
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, WebError> {
     // The feed is always newest first, but a bad `sort` is refused as on the search page.
-    search_params(
+    let mut p = search_params(
         query.q.as_deref(),
         query.sort.as_deref(),
         None,
         None,
         FEED_ENTRIES,
     )?;
-    let p = search_params(query.q.as_deref(), Some("date"), None, None, FEED_ENTRIES)?;
+    p.sort = Sort::Date;
+    p.options.sort = Sort::Date;
     let origin = Origin::of(&state, &req);
     respond(&state, &req, Scope::Search, move |state, s| {
         let results = run_search(state, s, &p)?;

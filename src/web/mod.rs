@@ -377,7 +377,9 @@ fn conditional(req: &HttpRequest, r: &Rendered) -> HttpResponse {
 /// `If-None-Match` compares entity tags weakly (RFC 9110 13.1.2): a tag a proxy or the
 /// compression layer marked weak (`W/"…"`) still matches.
 fn weak_match(theirs: &str, ours: &str) -> bool {
-    let strip = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_string();
+    fn strip(t: &str) -> &str {
+        t.strip_prefix("W/").unwrap_or(t)
+    }
     theirs == "*" || strip(theirs) == strip(ours)
 }
 

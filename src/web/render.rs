@@ -71,7 +71,8 @@ pub fn render(name: &str, ctx: impl serde::Serialize) -> anyhow::Result<String> 
     Ok(template.render(ctx)?)
 }
 
-/// HTML that is already safe (built and escaped by `text`): the templates output it as is.
+/// HTML that is already safe (built and escaped by `article` and `text`): the templates
+/// output it as is.
 #[derive(Debug, Clone)]
 pub struct SafeHtml(minijinja::Value);
 

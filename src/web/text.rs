@@ -4,14 +4,21 @@
 //! reaches the page.
 
 pub use crate::html::escape;
+use crate::html::escape_into;
 
 /// Escapes text and turns `http(s)://` URLs into links that send no referrer and pass no
 /// ranking. Only http and https are linked: `javascript:` and friends stay text.
 pub fn linkify(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);
+    linkify_into(&mut out, text);
+    out
+}
+
+/// [`linkify`], appended to `out`.
+fn linkify_into(out: &mut String, text: &str) {
     let mut rest = text;
     while let Some(pos) = find_url(rest) {
-        out.push_str(&escape(&rest[..pos]));
+        escape_into(out, &rest[..pos]);
         let url_len = rest[pos..]
             .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | '`'))
             .unwrap_or(rest.len() - pos);
@@ -25,17 +32,18 @@ pub fn linkify(text: &str) -> String {
             }
         }
         if url.len() <= "https://".len() {
-            out.push_str(&escape(url));
+            escape_into(out, url);
         } else {
             let e = escape(url);
-            out.push_str(&format!(
-                "<a href=\"{e}\" rel=\"nofollow noopener noreferrer\">{e}</a>"
-            ));
+            out.push_str("<a href=\"");
+            out.push_str(&e);
+            out.push_str("\" rel=\"nofollow noopener noreferrer\">");
+            out.push_str(&e);
+            out.push_str("</a>");
         }
         rest = &rest[pos + url.len()..];
     }
-    out.push_str(&escape(rest));
-    out
+    escape_into(out, rest);
 }
 
 fn find_url(text: &str) -> Option<usize> {
@@ -48,8 +56,7 @@ fn find_url(text: &str) -> Option<usize> {
 }
 
 /// What a block of a message body is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// The author's own text.
     Text,
@@ -62,7 +69,7 @@ pub enum Kind {
 }
 
 /// A run of lines of one kind, already rendered to safe HTML.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Block {
     /// Kind.
     pub kind: Kind,
@@ -72,14 +79,12 @@ pub struct Block {
     pub lines: usize,
 }
 
-/// A whole body as safe HTML: each block a `<pre>`, quoted blocks folded in a `<details>`
+/// Appends a whole body to `out` as safe HTML: each block a `<pre>`, quoted blocks folded in a `<details>`
 /// labelled with their line count, signatures and footers marked by class (dimmed by the
 /// stylesheet). Built here rather than in the template: a thread page shows a hundred bodies,
 /// and looping over their blocks in the template engine was a large part of its cost.
-pub fn body_html(body: &str, footer_at: Option<usize>, obfuscate: bool) -> String {
-    let blocks = blocks(body, footer_at, obfuscate);
-    let mut out = String::with_capacity(blocks.iter().map(|b| b.html.len() + 64).sum());
-    for b in &blocks {
+pub fn write_body(out: &mut String, body: &str, footer_at: Option<usize>, obfuscate: bool) {
+    for b in &blocks(body, footer_at, obfuscate) {
         match b.kind {
             Kind::Quote => {
                 let s = if b.lines == 1 { "" } else { "s" };
@@ -108,7 +113,6 @@ pub fn body_html(body: &str, footer_at: Option<usize>, obfuscate: bool) -> Strin
             }
         }
     }
-    out
 }
 
 /// Splits a body into blocks. `footer_at` is where the list footer starts, if known;
