@@ -109,6 +109,13 @@ fn main() -> anyhow::Result<()> {
         for (query, v) in by_query.iter_mut() {
             report(query, v);
         }
+        println!("postings read at most (Searcher::postings), per query:");
+        for (_, q) in &own {
+            match searcher.postings(q)? {
+                Some(n) => println!("{q:<40} postings={n}"),
+                None => println!("{q:<40} postings=unbounded"),
+            }
+        }
     }
     for (kind, v) in by_kind.iter_mut() {
         report(kind, v);

@@ -349,6 +349,33 @@ impl Searcher {
         self.run(&live, &searcher, query, opts, notices)
     }
 
+    /// How much reading a query needs at most: the summed document frequencies of the terms
+    /// it reads, or `None` when those do not bound its work (a date range alone, everything,
+    /// an `OR` with such a branch). Parses the query and looks its terms up, nothing more, so
+    /// a server can ask before deciding where to run the search.
+    pub fn postings(&self, query: &str) -> Result<Option<u64>> {
+        let live = self.current(&mut Vec::new())?;
+        let searcher = live.reader.searcher();
+        let mut compiler = live.compiler()?;
+        let Some(compiled) = query::parse(query, &mut compiler).query else {
+            return Ok(None);
+        };
+        if !compiled.bounded {
+            return Ok(None);
+        }
+        let mut terms = Vec::new();
+        compiled.query.query_terms(&mut |term, _| terms.push(term));
+        let mut sum = 0u64;
+        for term in terms {
+            sum = sum.saturating_add(
+                searcher
+                    .doc_freq(term)
+                    .context("cannot read term statistics")?,
+            );
+        }
+        Ok(Some(sum))
+    }
+
     fn run(
         &self,
         live: &Live,
@@ -380,6 +407,7 @@ impl Searcher {
                     query: match_all(),
                     highlight: Vec::new(),
                     scores: false,
+                    bounded: false,
                 },
                 Sort::Date,
             ),

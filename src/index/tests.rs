@@ -927,3 +927,37 @@ fn filters_alone_rank_by_date_with_zero_scores() {
     let r = s.search("upgrade", &opts(10)).expect("test step");
     assert!(r.hits.iter().all(|h| h.score > 0.0));
 }
+
+#[test]
+fn postings_bound_term_queries_and_only_those() {
+    let (_dir, s) = built("postings");
+    // (query, are its matches all in postings of terms it reads?)
+    let cases: &[(&str, bool)] = &[
+        ("zebra", true),
+        ("list:zoo", true),
+        ("from:alice@example.org", true),
+        ("\"flux capacitor\"", true),
+        ("upgrade date:2023", true),
+        ("nova -list:misc", true),
+        ("flux OR quota", true),
+        ("thread:1 has:patch", true),
+        ("date:2023", false),
+        ("", false),
+        ("-zebra", false),
+        ("flux OR date:2023", false),
+        ("flux OR -quota", false),
+    ];
+    for &(q, bounded) in cases {
+        let postings = s.postings(q).expect("test step");
+        assert_eq!(postings.is_some(), bounded, "query {q:?}: {postings:?}");
+        if let Some(n) = postings {
+            let total = s.search(q, &opts(0)).expect("test step").total;
+            assert!(n >= total, "query {q:?}: {n} postings for {total} matches");
+        }
+    }
+    // One term reads its document frequency: the zoo list's messages.
+    assert_eq!(
+        s.postings("list:zoo").expect("test step"),
+        Some(TIES as u64)
+    );
+}

@@ -181,6 +181,15 @@ impl Store {
         Ok(stmt.query_row([thread], |r| r.get::<_, i64>(0))? as u64)
     }
 
+    /// Messages in the thread holding `id`; 0 if `id` is unknown.
+    pub fn thread_size_of(&self, id: &MessageId) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT COUNT(*) FROM messages
+             WHERE thread_id = (SELECT thread_id FROM messages WHERE message_id = ?1)",
+        )?;
+        Ok(stmt.query_row([id.as_str()], |r| r.get::<_, i64>(0))? as u64)
+    }
+
     /// Every message of the thread that holds `id`, in date order; `None` if `id` is unknown.
     pub fn thread_messages(&self, id: &MessageId) -> Result<Option<Vec<FullMessage>>> {
         let thread = self.thread_id_of(id)?;

@@ -106,20 +106,26 @@ pub async fn list_threads(
 /// `GET /api/v1/threads/{message-id}`: the thread holding that message.
 pub async fn thread(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Api {
     let id = parse_id(&path.into_inner())?;
-    respond(&state, &req, Scope::Archive, move |state, s| {
-        let messages = s.thread_messages(&id)?.ok_or_else(|| WebError::NotFound {
-            message: format!("no message <{id}>"),
-            search: None,
-        })?;
-        let value = json!({
-            "message_id": id.as_str(),
-            "messages": messages.iter().map(|m| message_json(state, m)).collect::<Vec<_>>(),
-        });
-        Ok(json_body(
-            &value,
-            messages.iter().filter_map(|m| m.date).max(),
-        ))
-    })
+    respond_with(
+        &state,
+        &req,
+        Scope::Archive,
+        Cost::thread(&id),
+        move |state, s| {
+            let messages = s.thread_messages(&id)?.ok_or_else(|| WebError::NotFound {
+                message: format!("no message <{id}>"),
+                search: None,
+            })?;
+            let value = json!({
+                "message_id": id.as_str(),
+                "messages": messages.iter().map(|m| message_json(state, m)).collect::<Vec<_>>(),
+            });
+            Ok(json_body(
+                &value,
+                messages.iter().filter_map(|m| m.date).max(),
+            ))
+        },
+    )
     .await
 }
 
@@ -155,11 +161,17 @@ pub async fn search(
         query.collapse.as_deref(),
         20,
     )?;
-    respond(&state, &req, Scope::Search, move |state, s| {
-        let page = run_search(state, s, &p)?;
-        let value = serde_json::to_value(&page).map_err(|e| WebError::Internal(e.into()))?;
-        Ok(json_body(&value, None))
-    })
+    respond_with(
+        &state,
+        &req,
+        Scope::Search,
+        Cost::search(&p.query),
+        move |state, s| {
+            let page = run_search(state, s, &p)?;
+            let value = serde_json::to_value(&page).map_err(|e| WebError::Internal(e.into()))?;
+            Ok(json_body(&value, None))
+        },
+    )
     .await
 }
 

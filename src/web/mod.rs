@@ -28,6 +28,7 @@ use anyhow::{Context, Result};
 
 use crate::config::ServerConfig;
 use crate::index::Searcher;
+use crate::message::MessageId;
 use crate::store::Store;
 use cache::{Cache, Freshness, Rendered, Scope};
 pub use digest::Digests;
@@ -128,16 +129,58 @@ pub(crate) async fn blocking<T: Send + 'static>(
     .map_err(|e| WebError::Internal(anyhow::anyhow!("a blocking task failed: {e}")))?
 }
 
-/// How much work building a page is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How much work building a page is, which decides where it is built. On the event loop the
+/// page costs only its work; handing it to a blocking thread and back costs two thread
+/// switches and a cold cache on the other side, a quarter of a 100-message thread page's
+/// time. But while the event loop builds, the other connections it serves wait, so only
+/// work known to be small is built there.
 pub(crate) enum Cost {
-    /// Bounded by one message (a message page, its raw bytes): built right on the event
-    /// loop, where handing it to a blocking thread and back (two thread switches) would cost
-    /// more than the work.
+    /// Bounded by one message (a message page, its raw bytes): built on the event loop.
     OneMessage,
-    /// Anything that grows with the archive (threads, lists, searches, feeds): built on a
-    /// blocking thread, so that the event loop keeps answering.
+    /// Anything that grows with the archive (lists, feeds): built on a blocking thread, so
+    /// that the event loop keeps answering.
     Unbounded,
+    /// Known only per request: the probe, run on the event loop with its own connection
+    /// (cheap: a count, a few term look-ups), says whether this one is small enough to
+    /// build there. See [`Cost::thread`] and [`Cost::search`].
+    Probed(Box<Probe>),
+}
+
+/// Whether a page is small enough to build on the event loop.
+pub(crate) type Probe = dyn FnOnce(&State, &Store) -> Result<bool, WebError>;
+
+/// Thread pages built on the event loop have at most this many messages: about 5 ms of
+/// work on the machine of BENCHMARKS.md (100 messages take 0.9 ms).
+const INLINE_THREAD_MESSAGES: u64 = 500;
+
+/// Searches built on the event loop read at most this many postings (summed document
+/// frequencies of their terms, [`crate::search::postings`]): a few milliseconds, about 10
+/// at most, on the machine of BENCHMARKS.md, where the benchmark's broadest query reads
+/// 420,000. Broader queries, and those whose terms do not bound their work (a date range
+/// alone), go to a blocking thread.
+const INLINE_SEARCH_POSTINGS: u64 = 1_000_000;
+
+impl Cost {
+    /// The thread holding `id`: small up to [`INLINE_THREAD_MESSAGES`].
+    pub(crate) fn thread(id: &MessageId) -> Cost {
+        let id = id.clone();
+        Cost::Probed(Box::new(move |_, s| {
+            Ok(s.thread_size_of(&id)? <= INLINE_THREAD_MESSAGES)
+        }))
+    }
+
+    /// A search for `query`: small up to [`INLINE_SEARCH_POSTINGS`].
+    pub(crate) fn search(query: &str) -> Cost {
+        let query = query.to_string();
+        Cost::Probed(Box::new(move |state, s| {
+            // Without an index the answer is a notice.
+            let Some(searcher) = state.searcher()? else {
+                return Ok(true);
+            };
+            Ok(crate::search::postings(s, &searcher, &query)?
+                .is_some_and(|n| n <= INLINE_SEARCH_POSTINGS))
+        }))
+    }
 }
 
 /// Answers a GET from the response cache while the archive (and, for searches, the
@@ -173,11 +216,17 @@ pub(crate) async fn respond_with<E: From<WebError>>(
             return Ok(conditional(req, &hit));
         }
     }
-    let rendered = Arc::new(match cost {
-        Cost::OneMessage => state
+    let inline = match cost {
+        Cost::OneMessage => true,
+        Cost::Unbounded => false,
+        Cost::Probed(small) => state.pool.with_local(|store| small(state, store))?,
+    };
+    let rendered = Arc::new(if inline {
+        state
             .pool
-            .with_local(|store| store.snapshot(|s| build(state, s)))?,
-        Cost::Unbounded => blocking(state, build).await?,
+            .with_local(|store| store.snapshot(|s| build(state, s)))?
+    } else {
+        blocking(state, build).await?
     });
     if let Some(stamp) = stamp {
         state.cache.put(key, scope, stamp, Arc::clone(&rendered));

@@ -385,12 +385,18 @@ pub async fn thread(
         }
     };
     let id = parse_id(&raw_id)?;
-    respond(&state, &req, Scope::Archive, move |state, s| {
-        let mut messages = s
-            .thread_messages(&id)?
-            .ok_or_else(|| not_found_message(&id))?;
-        thread_page(state, &id, &mut messages, flat)
-    })
+    respond_with(
+        &state,
+        &req,
+        Scope::Archive,
+        Cost::thread(&id),
+        move |state, s| {
+            let mut messages = s
+                .thread_messages(&id)?
+                .ok_or_else(|| not_found_message(&id))?;
+            thread_page(state, &id, &mut messages, flat)
+        },
+    )
     .await
 }
 
@@ -687,9 +693,13 @@ pub async fn search(
             render("search.html", json!({"title": "Search", "query": ""}))?,
         ));
     }
-    respond(&state, &req, Scope::Search, move |state, s| {
-        search_page(state, s, &p)
-    })
+    respond_with(
+        &state,
+        &req,
+        Scope::Search,
+        Cost::search(&p.query),
+        move |state, s| search_page(state, s, &p),
+    )
     .await
 }
 
