@@ -103,7 +103,7 @@ pub fn search(
 
 /// How much index reading `query` needs at most (see [`Searcher::postings`]), with its
 /// `thread:` terms resolved as [`search`] does.
-pub fn postings(store: &Store, searcher: &Searcher, query: &str) -> Result<Option<u64>> {
+pub fn postings(store: &Store, searcher: &Searcher, query: &str) -> Result<u64> {
     let query = resolve_threads(store, query, &mut Vec::new())?;
     searcher.postings(&query)
 }

@@ -350,22 +350,21 @@ impl Searcher {
     }
 
     /// How much reading a query needs at most: the summed document frequencies of the terms
-    /// it reads, or `None` when those do not bound its work (a date range alone, everything,
-    /// an `OR` with such a branch). Parses the query and looks its terms up, nothing more, so
-    /// a server can ask before deciding where to run the search.
-    pub fn postings(&self, query: &str) -> Result<Option<u64>> {
+    /// it reads, plus every document in the index when those do not bound its work (a date
+    /// range alone, everything, an `OR` with such a branch: they walk the documents). Parses
+    /// the query and looks its terms up, nothing more, so that a server can ask before
+    /// deciding where to run the search.
+    pub fn postings(&self, query: &str) -> Result<u64> {
         let live = self.current(&mut Vec::new())?;
         let searcher = live.reader.searcher();
         let mut compiler = live.compiler()?;
+        let everything = searcher.num_docs();
         let Some(compiled) = query::parse(query, &mut compiler).query else {
-            return Ok(None);
+            return Ok(everything);
         };
-        if !compiled.bounded {
-            return Ok(None);
-        }
         let mut terms = Vec::new();
         compiled.query.query_terms(&mut |term, _| terms.push(term));
-        let mut sum = 0u64;
+        let mut sum = if compiled.bounded { 0 } else { everything };
         for term in terms {
             sum = sum.saturating_add(
                 searcher
@@ -373,7 +372,7 @@ impl Searcher {
                     .context("cannot read term statistics")?,
             );
         }
-        Ok(Some(sum))
+        Ok(sum)
     }
 
     fn run(
