@@ -871,13 +871,44 @@ impl FileSession<'_> {
     }
 }
 
-/// Formats Unix seconds as RFC 3339 UTC.
+/// Formats Unix seconds as RFC 3339 UTC (`2023-05-01T09:12:44Z`); a time outside years
+/// 0–9999, which RFC 3339 cannot write, as the number itself.
 pub fn rfc3339(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ts.to_string())
+    let mut out = String::with_capacity(20);
+    match utc_fields(ts) {
+        Some([y, mo, d, h, mi, s]) => {
+            push_digits(&mut out, y, 4);
+            for (sep, v) in [('-', mo), ('-', d), ('T', h), (':', mi), (':', s)] {
+                out.push(sep);
+                push_digits(&mut out, v, 2);
+            }
+            out.push('Z');
+        }
+        None => out.push_str(&ts.to_string()),
+    }
+    out
+}
+
+/// Year, month, day, hour, minute and second (UTC) of Unix seconds, for years 0–9999.
+/// Pages format thousands of dates; the `time` crate's formatter was a visible share of a
+/// thread page.
+pub fn utc_fields(ts: i64) -> Option<[u32; 6]> {
+    let t = time::OffsetDateTime::from_unix_timestamp(ts).ok()?;
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    Some([
+        year,
+        u32::from(u8::from(t.month())),
+        u32::from(t.day()),
+        u32::from(t.hour()),
+        u32::from(t.minute()),
+        u32::from(t.second()),
+    ])
+}
+
+/// Appends `v` as exactly `width` decimal digits (zero-padded; `v` must fit).
+pub fn push_digits(out: &mut String, v: u32, width: u32) {
+    for i in (0..width).rev() {
+        let digit = (v / 10u32.pow(i)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }

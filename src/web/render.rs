@@ -152,18 +152,33 @@ pub fn shown_subject(subject: &str) -> std::borrow::Cow<'_, str> {
 
 /// `2023-05-01 09:12` (UTC) for pages.
 pub fn short_date(ts: Option<i64>) -> String {
-    ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .map(|d| {
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}",
-                d.year(),
-                u8::from(d.month()),
-                d.day(),
-                d.hour(),
-                d.minute()
-            )
-        })
-        .unwrap_or_else(|| "undated".into())
+    use crate::ingest::push_digits;
+    let Some(t) = ts else {
+        return "undated".into();
+    };
+    let Some([y, mo, d, h, mi, _]) = crate::ingest::utc_fields(t) else {
+        // Beyond year 9999 (or before year 0): rare enough for the general formatter.
+        return time::OffsetDateTime::from_unix_timestamp(t).map_or_else(
+            |_| "undated".into(),
+            |d| {
+                format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02}",
+                    d.year(),
+                    u8::from(d.month()),
+                    d.day(),
+                    d.hour(),
+                    d.minute()
+                )
+            },
+        );
+    };
+    let mut out = String::with_capacity(16);
+    push_digits(&mut out, y, 4);
+    for (sep, v) in [('-', mo), ('-', d), (' ', h), (':', mi)] {
+        out.push(sep);
+        push_digits(&mut out, v, 2);
+    }
+    out
 }
 
 /// RFC 3339 for `<time datetime>` and feeds.
@@ -173,6 +188,50 @@ pub fn iso_date(ts: Option<i64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The hand-written date formats say what the `time` crate's formatters said.
+    #[test]
+    fn dates_match_the_general_formatters() {
+        use time::format_description::well_known::Rfc3339;
+        let day = 86_400;
+        let mut stamps = vec![
+            0,
+            1,
+            -1,
+            59,
+            951_782_400,
+            1_682_932_364,
+            253_402_300_799,
+            253_402_300_800,
+            -62_167_219_200,
+            -62_167_219_201,
+            i64::MIN,
+            i64::MAX,
+        ];
+        stamps.extend((0..400).map(|i| i * 97 * day + i * 3_601));
+        for ts in stamps {
+            let general = time::OffsetDateTime::from_unix_timestamp(ts).ok();
+            let rfc = general
+                .and_then(|d| d.format(&Rfc3339).ok())
+                .unwrap_or_else(|| ts.to_string());
+            assert_eq!(crate::ingest::rfc3339(ts), rfc, "rfc3339 of {ts}");
+            let short = general.map_or_else(
+                || "undated".to_string(),
+                |d| {
+                    format!(
+                        "{:04}-{:02}-{:02} {:02}:{:02}",
+                        d.year(),
+                        u8::from(d.month()),
+                        d.day(),
+                        d.hour(),
+                        d.minute()
+                    )
+                },
+            );
+            assert_eq!(super::short_date(Some(ts)), short, "short date of {ts}");
+        }
+        assert_eq!(super::short_date(None), "undated");
+    }
+
     /// Anchors are stable: links into thread pages must keep working across versions.
     #[test]
     fn anchors_are_the_first_twelve_hex_digits_of_the_id_hash() {
