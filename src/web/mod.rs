@@ -219,12 +219,14 @@ pub(crate) async fn respond_with<E: From<WebError>>(
     let inline = match cost {
         Cost::OneMessage => true,
         Cost::Unbounded => false,
-        Cost::Probed(small) => state.pool.with_local(|store| small(state, store))?,
+        Cost::Probed(small) => contained(|| state.pool.with_local(|store| small(state, store)))?,
     };
     let rendered = Arc::new(if inline {
-        state
-            .pool
-            .with_local(|store| store.snapshot(|s| build(state, s)))?
+        contained(|| {
+            state
+                .pool
+                .with_local(|store| store.snapshot(|s| build(state, s)))
+        })?
     } else {
         blocking(state, build).await?
     });
@@ -232,6 +234,17 @@ pub(crate) async fn respond_with<E: From<WebError>>(
         state.cache.put(key, scope, stamp, Arc::clone(&rendered));
     }
     Ok(conditional(req, &rendered))
+}
+
+/// Runs work on the event loop as a blocking thread would: a panic (a bug) becomes an error
+/// answer for this request, as [`web::block`] makes it, instead of taking down the worker
+/// and every connection it serves.
+fn contained<T>(work: impl FnOnce() -> Result<T, WebError>) -> Result<T, WebError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        Err(WebError::Internal(anyhow::anyhow!(
+            "building the page panicked"
+        )))
+    })
 }
 
 /// `scheme://host` of a request, for the absolute links of feeds: the `Host` header (the

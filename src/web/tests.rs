@@ -4,7 +4,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{test, web, App};
 
-use super::{configure, security_headers, State, CSP};
+use super::{configure, security_headers, State, WebError, CSP};
 
 const HOSTILE_ID: &str = "\"><script>alert(1)</script>@evil.example";
 
@@ -1010,4 +1010,14 @@ async fn openapi_declares_every_field_the_api_answers() {
         assert!(!schema.is_null(), "{path} has no response schema");
         check(&spec, schema, &value, path);
     }
+}
+
+/// Pages built on the event loop keep the blocking threads' containment: a bug that panics
+/// answers this request with an error instead of ending the worker's every connection.
+#[actix_web::test]
+async fn a_panic_while_building_is_an_error_answer() {
+    let out: Result<(), WebError> = super::contained(|| panic!("a bug"));
+    assert!(matches!(out, Err(WebError::Internal(_))), "{out:?}");
+    let fine: Result<u8, WebError> = super::contained(|| Ok(7));
+    assert!(matches!(fine, Ok(7)));
 }
