@@ -12,6 +12,7 @@ pub mod index;
 pub mod indexer;
 pub mod ingest;
 pub mod message;
+pub mod quote;
 pub mod sample;
 pub mod search;
 pub mod store;

@@ -306,13 +306,23 @@ pub fn split_body(body: &str) -> BodyParts {
     // The quote depth at which a quoted signature or footer started: lines quoted at least
     // that deep are dropped until the quote becomes shallower or ends.
     let mut tail_depth: Option<usize> = None;
-    for line in body.lines() {
-        // `lines` keeps a trailing '\r' only for bare "\r\n"-less input; strip it either way.
-        let line = line.strip_suffix('\r').unwrap_or(line);
+    // A top-posted reply's original (see `crate::quote`) is quoted text to its end, or up to
+    // its own signature or a list footer.
+    let original = crate::quote::original_start(body).unwrap_or(body.len());
+    for (offset, line) in crate::quote::lines_with_offsets(body) {
         if line == "-- " {
             break;
         }
         let trimmed = line.trim_start();
+        if offset >= original {
+            let rest = trimmed.trim_start_matches(['>', ' ']);
+            if rest == "-- " || rest == "--" || is_footer_rule(rest) {
+                break;
+            }
+            parts.quoted.push_str(rest);
+            parts.quoted.push('\n');
+            continue;
+        }
         if trimmed.starts_with('>') {
             let depth = trimmed
                 .chars()
@@ -525,6 +535,17 @@ mod tests {
                 "> ________________________________\n> From: Jane\n> old text",
                 "",
                 "________________________________\nFrom: Jane\nold text",
+            ),
+            // A top-posted reply: the original below it is quoted text, up to its signature.
+            (
+                "Agreed.\n\n________________________________\nFrom: Jane\nSent: Friday\n\nold text\n-- \nJane's sig",
+                "Agreed.",
+                "________________________________\nFrom: Jane\nSent: Friday\n\nold text",
+            ),
+            (
+                "Yes.\r\n-----Original Message-----\r\nFrom: Jane\r\n> older\r\n_______________________________________________\r\ndev mailing list",
+                "Yes.",
+                "-----Original Message-----\nFrom: Jane\nolder",
             ),
             (
                 "> a\n>\n> _______________________________________________\n> usrp-users mailing list\n> usrp-users-leave@lists.x\nreply",

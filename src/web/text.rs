@@ -123,14 +123,18 @@ pub fn blocks(body: &str, footer_at: Option<usize>, obfuscate: bool) -> Vec<Bloc
         Some(f) => (&body[..f], Some(&body[f..])),
         None => (body, None),
     };
+    // A top-posted reply's original, below the reply and its signature, is folded whole.
+    let original = crate::quote::original_start(main).unwrap_or(main.len());
     let mut out: Vec<(Kind, Vec<&str>)> = Vec::new();
     let mut in_signature = false;
-    for line in main.lines() {
+    for (offset, line) in crate::quote::lines_with_offsets(main) {
         // The signature separator is exactly "-- " (RFC 3676 4.3).
         if line == "-- " {
             in_signature = true;
         }
-        let kind = if in_signature {
+        let kind = if offset >= original {
+            Kind::Quote
+        } else if in_signature {
             Kind::Signature
         } else if line.starts_with('>') {
             Kind::Quote
@@ -210,5 +214,30 @@ mod tests {
         assert!(blocks("<script>", None, false)[0]
             .html
             .contains("&lt;script&gt;"));
+    }
+
+    /// A top-posted reply's original (Outlook's separator and headers) is folded whole, its
+    /// signature and quotes included, and the list footer after it stays a footer.
+    #[test]
+    fn a_top_posted_original_is_folded() {
+        let body = "Agreed.\n-- \nBob\n\n________________________________\nFrom: Jane\n\
+                    Sent: Friday\nSubject: x\n\nold text\n> older\n-- \nJane\n____\nlist footer\n";
+        let footer_at = body.find("\n____\n").map(|at| at + 1);
+        let kinds: Vec<(Kind, usize)> = blocks(body, footer_at, false)
+            .iter()
+            .map(|b| (b.kind, b.lines))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Kind::Text, 1),
+                (Kind::Signature, 3),
+                (Kind::Quote, 9),
+                (Kind::Footer, 2)
+            ]
+        );
+        let mut page = String::new();
+        write_body(&mut page, body, footer_at, false);
+        assert!(page.contains("<details class=\"quote\"><summary>9 quoted lines</summary>"));
     }
 }
