@@ -109,10 +109,6 @@ fn main() -> anyhow::Result<()> {
         for (query, v) in by_query.iter_mut() {
             report(query, v);
         }
-        println!("postings read at most (Searcher::postings), per query:");
-        for (_, q) in &own {
-            println!("{q:<40} postings={}", searcher.postings(q)?);
-        }
     }
     for (kind, v) in by_kind.iter_mut() {
         report(kind, v);

@@ -101,13 +101,6 @@ pub fn search(
     })
 }
 
-/// How much index reading `query` needs at most (see [`Searcher::postings`]), with its
-/// `thread:` terms resolved as [`search`] does.
-pub fn postings(store: &Store, searcher: &Searcher, query: &str) -> Result<u64> {
-    let query = resolve_threads(store, query, &mut Vec::new())?;
-    searcher.postings(&query)
-}
-
 /// Rewrites `thread:<message-id>` into the index's `thread:<number>`. An unknown message makes
 /// the term match nothing, with a notice.
 fn resolve_threads(store: &Store, query: &str, notices: &mut Vec<String>) -> Result<String> {

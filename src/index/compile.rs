@@ -29,11 +29,6 @@ pub(crate) struct Compiled {
     /// Whether any match can score above zero. A query made only of filters scores every
     /// match 0, so its relevance order is the date order, and it can be run without scores.
     pub scores: bool,
-    /// Whether every match is in the postings of a term the query reads (see
-    /// [`Query::query_terms`]), so that the terms' document frequencies bound its work. Not
-    /// so for a date range or everything, which walk the documents themselves, nor for an
-    /// `OR` with such a branch.
-    pub bounded: bool,
 }
 
 /// Compiles parser leaves into tantivy queries.
@@ -131,7 +126,6 @@ impl Compiler {
                 ))),
                 highlight: Vec::new(),
                 scores: false,
-                bounded: true,
             });
         }
         // (field, its word pairs, stemmed?, boost): text fields are stemmed and paired,
@@ -188,7 +182,6 @@ impl Compiler {
             query,
             highlight,
             scores: true,
-            bounded: true,
         })
     }
 }
@@ -204,7 +197,6 @@ impl Build for Compiler {
                 IndexRecordOption::Basic,
             )))
         };
-        let mut bounded = true;
         let query: Box<dyn Query> = match leaf {
             Leaf::Text { scope, text, .. } => return self.text(scope, &text, notices),
             Leaf::List(l) => {
@@ -229,7 +221,6 @@ impl Build for Compiler {
                 )))
             }
             Leaf::Date { start, end } => {
-                bounded = false;
                 if start.is_none() && end.is_none() {
                     match_all()
                 } else {
@@ -245,7 +236,6 @@ impl Build for Compiler {
             query,
             highlight: Vec::new(),
             scores: false,
-            bounded,
         })
     }
 
@@ -253,15 +243,12 @@ impl Build for Compiler {
         let mut subs: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(clauses.len() + 1);
         let mut highlight = Vec::new();
         let mut scores = false;
-        // One bounded clause bounds the intersection.
-        let mut bounded = false;
         for (neg, c) in clauses {
             if neg {
                 subs.push((Occur::MustNot, c.query));
             } else {
                 highlight.extend(c.highlight);
                 scores |= c.scores;
-                bounded |= c.bounded;
                 subs.push((Occur::Must, c.query));
             }
         }
@@ -273,7 +260,6 @@ impl Build for Compiler {
             query: Box::new(BooleanQuery::new(subs)),
             highlight,
             scores,
-            bounded,
         }
     }
 
@@ -281,11 +267,8 @@ impl Build for Compiler {
         let mut subs: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(clauses.len());
         let mut highlight = Vec::new();
         let mut scores = false;
-        // A union is bounded when every branch is; a negated branch matches everything else.
-        let mut bounded = true;
         for (neg, c) in clauses {
             if neg {
-                bounded = false;
                 let not: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
                     (Occur::Must, match_all()),
                     (Occur::MustNot, c.query),
@@ -294,7 +277,6 @@ impl Build for Compiler {
             } else {
                 highlight.extend(c.highlight);
                 scores |= c.scores;
-                bounded &= c.bounded;
                 subs.push((Occur::Should, c.query));
             }
         }
@@ -302,7 +284,6 @@ impl Build for Compiler {
             query: Box::new(BooleanQuery::new(subs)),
             highlight,
             scores,
-            bounded,
         }
     }
 }

@@ -349,32 +349,6 @@ impl Searcher {
         self.run(&live, &searcher, query, opts, notices)
     }
 
-    /// How much reading a query needs at most: the summed document frequencies of the terms
-    /// it reads, plus every document in the index when those do not bound its work (a date
-    /// range alone, everything, an `OR` with such a branch: they walk the documents). Parses
-    /// the query and looks its terms up, nothing more, so that a server can ask before
-    /// deciding where to run the search.
-    pub fn postings(&self, query: &str) -> Result<u64> {
-        let live = self.current(&mut Vec::new())?;
-        let searcher = live.reader.searcher();
-        let mut compiler = live.compiler()?;
-        let everything = searcher.num_docs();
-        let Some(compiled) = query::parse(query, &mut compiler).query else {
-            return Ok(everything);
-        };
-        let mut terms = Vec::new();
-        compiled.query.query_terms(&mut |term, _| terms.push(term));
-        let mut sum = if compiled.bounded { 0 } else { everything };
-        for term in terms {
-            sum = sum.saturating_add(
-                searcher
-                    .doc_freq(term)
-                    .context("cannot read term statistics")?,
-            );
-        }
-        Ok(sum)
-    }
-
     fn run(
         &self,
         live: &Live,
@@ -406,7 +380,6 @@ impl Searcher {
                     query: match_all(),
                     highlight: Vec::new(),
                     scores: false,
-                    bounded: false,
                 },
                 Sort::Date,
             ),

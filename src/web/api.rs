@@ -161,17 +161,11 @@ pub async fn search(
         query.collapse.as_deref(),
         20,
     )?;
-    respond_with(
-        &state,
-        &req,
-        Scope::Search,
-        Cost::search(&p.query),
-        move |state, s| {
-            let page = run_search(state, s, &p)?;
-            let value = serde_json::to_value(&page).map_err(|e| WebError::Internal(e.into()))?;
-            Ok(json_body(&value, None))
-        },
-    )
+    respond(&state, &req, Scope::Search, move |state, s| {
+        let page = run_search(state, s, &p)?;
+        let value = serde_json::to_value(&page).map_err(|e| WebError::Internal(e.into()))?;
+        Ok(json_body(&value, None))
+    })
     .await
 }
 

@@ -7,7 +7,7 @@ use super::cache::{Rendered, Scope};
 use super::pages::{parse_id, run_search, search_params, SearchQuery};
 use super::render::{id_path, iso_date, shown_subject};
 use super::text::escape;
-use super::{obfuscate, respond, respond_with, Cost, State, WebError};
+use super::{obfuscate, respond, State, WebError};
 use crate::index::Sort;
 
 /// Entries per feed.
@@ -210,41 +210,34 @@ pub async fn search(
     p.sort = Sort::Date;
     p.options.sort = Sort::Date;
     let origin = Origin::of(&state, &req);
-    respond_with(
-        &state,
-        &req,
-        Scope::Search,
-        Cost::search(&p.query),
-        move |state, s| {
-            let results = run_search(state, s, &p)?;
-            let entries: Vec<Entry> = results
-                .hits
-                .iter()
-                .map(|h| Entry {
-                    path: format!("/m/{}", id_path(&h.message_id)),
-                    title: shown_subject(&h.subject).into_owned(),
-                    author: h.from.clone(),
-                    updated: h.date.clone().unwrap_or_default(),
-                    summary: Summary::Html(h.snippet.clone()),
-                })
-                .collect();
-            let newest = results
-                .hits
-                .iter()
-                .filter_map(|h| h.date.as_deref())
-                .filter_map(|d| {
-                    time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .map(|d| d.unix_timestamp())
-                .max();
-            Ok(feed(
-                &origin,
-                &format!("search: {}", p.query),
-                &entries,
-                newest,
-            ))
-        },
-    )
+    respond(&state, &req, Scope::Search, move |state, s| {
+        let results = run_search(state, s, &p)?;
+        let entries: Vec<Entry> = results
+            .hits
+            .iter()
+            .map(|h| Entry {
+                path: format!("/m/{}", id_path(&h.message_id)),
+                title: shown_subject(&h.subject).into_owned(),
+                author: h.from.clone(),
+                updated: h.date.clone().unwrap_or_default(),
+                summary: Summary::Html(h.snippet.clone()),
+            })
+            .collect();
+        let newest = results
+            .hits
+            .iter()
+            .filter_map(|h| h.date.as_deref())
+            .filter_map(|d| {
+                time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|d| d.unix_timestamp())
+            .max();
+        Ok(feed(
+            &origin,
+            &format!("search: {}", p.query),
+            &entries,
+            newest,
+        ))
+    })
     .await
 }

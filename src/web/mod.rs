@@ -129,20 +129,25 @@ pub(crate) async fn blocking<T: Send + 'static>(
     .map_err(|e| WebError::Internal(anyhow::anyhow!("a blocking task failed: {e}")))?
 }
 
-/// How much work building a page is, which decides where it is built. On the event loop the
-/// page costs only its work; handing it to a blocking thread and back costs two thread
-/// switches and a cold cache on the other side, a quarter of a 100-message thread page's
-/// time. But while the event loop builds, the other connections it serves wait, so only
-/// work known to be small is built there.
+/// How much work building a page is, which decides where it is built. On the event loop a
+/// page costs only its work; handed to a blocking thread and back it costs thread wake-ups
+/// too, and on the two-CPU virtual machine of BENCHMARKS.md the CPUs then sat idle 15% of
+/// the time: a 100-message thread page served 1,600 requests/s that way, 2,150 on the loop.
+/// But while a loop builds, every other connection it serves waits: under a flood of
+/// thread pages a message page's p50 goes from 0.2 ms to 14 ms. So the loop builds what is
+/// cheap (one message) or known to be bounded (a thread of at most
+/// [`INLINE_THREAD_MESSAGES`]); searches, whose cost anyone can raise with a broad query,
+/// and pages that grow with the archive go to the blocking threads, keeping the rest of the
+/// site quick under a search flood (a message page's p50 stays 0.2 ms, where building
+/// searches on the loop made it 22 ms).
 pub(crate) enum Cost {
     /// Bounded by one message (a message page, its raw bytes): built on the event loop.
     OneMessage,
-    /// Anything that grows with the archive (lists, feeds): built on a blocking thread, so
-    /// that the event loop keeps answering.
+    /// Searches, lists, feeds: built on a blocking thread.
     Unbounded,
     /// Known only per request: the probe, run on the event loop with its own connection
-    /// (cheap: a count, a few term look-ups), says whether this one is small enough to
-    /// build there. See [`Cost::thread`] and [`Cost::search`].
+    /// (cheap: a count), says whether this one is small enough to build there. See
+    /// [`Cost::thread`].
     Probed(Box<Probe>),
 }
 
@@ -150,16 +155,8 @@ pub(crate) enum Cost {
 pub(crate) type Probe = dyn FnOnce(&State, &Store) -> Result<bool, WebError>;
 
 /// Thread pages built on the event loop have at most this many messages: about 5 ms of
-/// work on the machine of BENCHMARKS.md (100 messages take 0.9 ms).
+/// work on the machine of BENCHMARKS.md (100 messages take 0.8 ms).
 const INLINE_THREAD_MESSAGES: u64 = 500;
-
-/// Searches built on the event loop read at most this many postings
-/// ([`crate::search::postings`]: their terms' document frequencies, or every document for
-/// a date range or everything): a few milliseconds, 10 to 20 at most with threads
-/// collapsed, on the machine of BENCHMARKS.md, where the web benchmark's broadest query
-/// reads 420,000 and a six-word `OR` 800,000. Broader queries (and any on archives of over
-/// a million messages that walk them all) go to a blocking thread.
-const INLINE_SEARCH_POSTINGS: u64 = 1_000_000;
 
 impl Cost {
     /// The thread holding `id`: small up to [`INLINE_THREAD_MESSAGES`].
@@ -167,18 +164,6 @@ impl Cost {
         let id = id.clone();
         Cost::Probed(Box::new(move |_, s| {
             Ok(s.thread_size_of(&id)? <= INLINE_THREAD_MESSAGES)
-        }))
-    }
-
-    /// A search for `query`: small up to [`INLINE_SEARCH_POSTINGS`].
-    pub(crate) fn search(query: &str) -> Cost {
-        let query = query.to_string();
-        Cost::Probed(Box::new(move |state, s| {
-            // Without an index the answer is a notice.
-            let Some(searcher) = state.searcher()? else {
-                return Ok(true);
-            };
-            Ok(crate::search::postings(s, &searcher, &query)? <= INLINE_SEARCH_POSTINGS)
         }))
     }
 }

@@ -693,13 +693,9 @@ pub async fn search(
             render("search.html", json!({"title": "Search", "query": ""}))?,
         ));
     }
-    respond_with(
-        &state,
-        &req,
-        Scope::Search,
-        Cost::search(&p.query),
-        move |state, s| search_page(state, s, &p),
-    )
+    respond(&state, &req, Scope::Search, move |state, s| {
+        search_page(state, s, &p)
+    })
     .await
 }
 
