@@ -158,19 +158,8 @@ pub fn short_date(ts: Option<i64>) -> String {
     };
     let Some([y, mo, d, h, mi, _]) = crate::ingest::utc_fields(t) else {
         // Beyond year 9999 (or before year 0): rare enough for the general formatter.
-        return time::OffsetDateTime::from_unix_timestamp(t).map_or_else(
-            |_| "undated".into(),
-            |d| {
-                format!(
-                    "{:04}-{:02}-{:02} {:02}:{:02}",
-                    d.year(),
-                    u8::from(d.month()),
-                    d.day(),
-                    d.hour(),
-                    d.minute()
-                )
-            },
-        );
+        return time::OffsetDateTime::from_unix_timestamp(t)
+            .map_or_else(|_| "undated".into(), short_date_general);
     };
     let mut out = String::with_capacity(16);
     push_digits(&mut out, y, 4);
@@ -179,6 +168,19 @@ pub fn short_date(ts: Option<i64>) -> String {
         push_digits(&mut out, v, 2);
     }
     out
+}
+
+/// [`short_date`] through the `time` crate's formatting, for the years it cannot write
+/// digit by digit.
+fn short_date_general(d: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        d.year(),
+        u8::from(d.month()),
+        d.day(),
+        d.hour(),
+        d.minute()
+    )
 }
 
 /// RFC 3339 for `<time datetime>` and feeds.
@@ -214,19 +216,7 @@ mod tests {
                 .and_then(|d| d.format(&Rfc3339).ok())
                 .unwrap_or_else(|| ts.to_string());
             assert_eq!(crate::ingest::rfc3339(ts), rfc, "rfc3339 of {ts}");
-            let short = general.map_or_else(
-                || "undated".to_string(),
-                |d| {
-                    format!(
-                        "{:04}-{:02}-{:02} {:02}:{:02}",
-                        d.year(),
-                        u8::from(d.month()),
-                        d.day(),
-                        d.hour(),
-                        d.minute()
-                    )
-                },
-            );
+            let short = general.map_or_else(|| "undated".to_string(), super::short_date_general);
             assert_eq!(super::short_date(Some(ts)), short, "short date of {ts}");
         }
         assert_eq!(super::short_date(None), "undated");

@@ -193,16 +193,19 @@ mod tests {
         }
     }
 
+    /// Each block's kind and line count.
+    fn kinds(body: &str, footer_at: Option<usize>) -> Vec<(Kind, usize)> {
+        blocks(body, footer_at, false)
+            .iter()
+            .map(|b| (b.kind, b.lines))
+            .collect()
+    }
+
     #[test]
     fn blocks_split_quotes_signature_and_footer() {
         let body = "Hi,\n> quoted\n> more\nanswer\n-- \nAlice\n____\nlist footer\n";
-        let footer_at = body.find("____");
-        let kinds: Vec<(Kind, usize)> = blocks(body, footer_at, false)
-            .iter()
-            .map(|b| (b.kind, b.lines))
-            .collect();
         assert_eq!(
-            kinds,
+            kinds(body, body.find("____")),
             vec![
                 (Kind::Text, 1),
                 (Kind::Quote, 2),
@@ -223,12 +226,8 @@ mod tests {
         let body = "Agreed.\n-- \nBob\n\n________________________________\nFrom: Jane\n\
                     Sent: Friday\nSubject: x\n\nold text\n> older\n-- \nJane\n____\nlist footer\n";
         let footer_at = body.find("\n____\n").map(|at| at + 1);
-        let kinds: Vec<(Kind, usize)> = blocks(body, footer_at, false)
-            .iter()
-            .map(|b| (b.kind, b.lines))
-            .collect();
         assert_eq!(
-            kinds,
+            kinds(body, footer_at),
             vec![
                 (Kind::Text, 1),
                 (Kind::Signature, 3),
