@@ -3,6 +3,7 @@
 //! autoescaping template; bodies through `text`, which escapes them itself.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
 
 use actix_web::http::{header, Method};
@@ -12,8 +13,11 @@ use serde_json::{json, Value};
 
 use super::article::{self, Links};
 use super::cache::{Rendered, Scope};
-use super::render::{anchor, id_path, query_value, render, short_date, shown_subject, SafeHtml};
+use super::render::{
+    anchor, id_path, query_value, render, render_spliced, short_date, shown_subject, SafeHtml,
+};
 use super::{blocking, cached, obfuscate, respond, respond_with, Cost, State, WebError};
+use crate::html::escape_into;
 use crate::index::{SearchOptions, Sort};
 use crate::message::MessageId;
 use crate::store::{FullMessage, Store, ThreadSummary};
@@ -276,20 +280,8 @@ struct ThreadView<'a> {
     count: usize,
     participants: usize,
     flat: bool,
-    tree: Vec<OutlineRow<'a>>,
-    /// Every message's article, in display order.
-    articles: SafeHtml,
-}
-
-/// One line of a thread page's outline.
-#[derive(serde::Serialize)]
-struct OutlineRow<'a> {
-    ghost: bool,
-    indent: u32,
-    anchor: &'a str,
-    subject: Option<std::borrow::Cow<'a, str>>,
-    from: Option<&'a str>,
-    date: Option<String>,
+    /// The outline and every message's article, in display order: [`SafeHtml::body_mark`].
+    body: SafeHtml,
 }
 
 /// `/m/{id}`
@@ -456,7 +448,39 @@ fn thread_page(
             .get(m.id.as_str())
             .map_or_else(|| anchor(m.id.as_str()), |&n| anchors[n].clone())
     };
-    let mut articles = String::with_capacity(ordered.iter().map(|m| article::size_hint(m)).sum());
+    // The outline, then every article: written here, and put into the page's template in one
+    // piece (see `render_spliced`).
+    let mut body = String::with_capacity(
+        tree.len() * 200 + ordered.iter().map(|m| article::size_hint(m)).sum::<usize>(),
+    );
+    body.push_str("<ol class=\"tree\">\n");
+    for (i, n) in tree.iter().enumerate() {
+        let _ = write!(body, "<li class=\"d{}\">", n.depth.min(12));
+        match by_id.get(n.message_id.as_str()).filter(|_| !n.is_ghost) {
+            None => body.push_str("<span class=\"ghost\">[message not in the archive]</span>"),
+            Some(m) => {
+                body.push_str("<a href=\"#");
+                escape_into(&mut body, &anchors[i]);
+                body.push_str("\">");
+                let subject = shown_subject(&m.subject);
+                escape_into(
+                    &mut body,
+                    if subject.is_empty() {
+                        "(no subject)"
+                    } else {
+                        &subject
+                    },
+                );
+                body.push_str("</a> <span class=\"meta\">");
+                escape_into(&mut body, senders[i].as_deref().unwrap_or(""));
+                body.push_str(" · ");
+                escape_into(&mut body, &short_date(m.date));
+                body.push_str("</span>");
+            }
+        }
+        body.push_str("</li>\n");
+    }
+    body.push_str("</ol>\n");
     for (i, m) in ordered.iter().enumerate() {
         let node = node_of.get(m.id.as_str()).copied();
         let links = Links {
@@ -476,23 +500,8 @@ fn thread_page(
             next: ordered.get(i + 1).map(|n| anchor_of(n)),
         };
         let own = node.map_or_else(|| anchor(m.id.as_str()), |n| anchors[n].clone());
-        article::write(&mut articles, m, &own, &links, 2, state.obfuscate);
+        article::write(&mut body, m, &own, &links, 2, state.obfuscate);
     }
-    let outline: Vec<OutlineRow> = tree
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let m = by_id.get(n.message_id.as_str());
-            OutlineRow {
-                ghost: n.is_ghost || m.is_none(),
-                indent: n.depth.min(12),
-                anchor: &anchors[i],
-                subject: m.map(|m| shown_subject(&m.subject)),
-                from: senders[i].as_deref(),
-                date: m.map(|m| short_date(m.date)),
-            }
-        })
-        .collect();
     let participants: std::collections::BTreeSet<&str> =
         messages.iter().map(|m| m.from.label()).collect();
     let root = ordered.first().copied().or(messages.first());
@@ -500,7 +509,7 @@ fn thread_page(
         .map(|m| shown_subject(&m.subject).into_owned())
         .unwrap_or_default();
     let latest = messages.iter().filter_map(|m| m.date).max();
-    let body = render(
+    let body = render_spliced(
         "thread.html",
         ThreadView {
             title: &subject,
@@ -509,9 +518,9 @@ fn thread_page(
             count: messages.len(),
             participants: participants.len(),
             flat,
-            tree: outline,
-            articles: SafeHtml::new(articles),
+            body: SafeHtml::body_mark(),
         },
+        &body,
     )?;
     Ok(html_page(body, latest))
 }

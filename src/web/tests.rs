@@ -334,6 +334,14 @@ async fn hostile_mail_renders_harmlessly() {
         body.contains("&lt;script&gt;window.__pwned=1&lt;"),
         "subject escaped"
     );
+    // The thread outline, written in code, escapes the subject and the sender too.
+    let (_, body, _) = get!(app, &format!("/t/{hostile}"));
+    assert!(
+        body.contains(
+            "\">&lt;script&gt;window.__pwned=1&lt;/script&gt;</a> <span class=\"meta\">Mallory · "
+        ),
+        "outline row escaped"
+    );
     let (status, body, _) = get!(app, "/search?q=pwned");
     assert_eq!(status, StatusCode::OK);
     assert!(!body.contains("<script>"));
