@@ -248,7 +248,7 @@ fn deobfuscate(raw: &str, parsed: &Address) -> Option<Address> {
         .name
         .clone()
         .filter(|n| !n.contains(" at ") && Some(n.as_str()) != Some(addr_part))
-        .or_else(|| name_part.map(str::to_string))
+        .or_else(|| name_part.map(decode_words))
         .filter(|n| !n.is_empty());
     let words: Vec<&str> = addr_part.split_whitespace().collect();
     match words.as_slice() {
@@ -263,6 +263,28 @@ fn deobfuscate(raw: &str, parsed: &Address) -> Option<Address> {
         }
         _ => None,
     }
+}
+
+/// Decodes RFC 2047 encoded words (`=?utf-8?B?...?=`) in text taken from the raw header,
+/// such as the name Pipermail writes in a comment (`zoe at example.net (=?utf-8?B?...?=)`),
+/// which RFC 2047 allows and the address parser leaves alone. Text without encoded words is
+/// returned as it is.
+fn decode_words(text: &str) -> String {
+    if !text.contains("=?") {
+        return text.to_string();
+    }
+    // Decoded as the subject of a message holding only that header; line breaks would end
+    // the header, so they become spaces first.
+    let one_line: String = text
+        .chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect();
+    let header = format!("Subject: {one_line}\r\n\r\n");
+    MessageParser::default()
+        .parse(header.as_bytes())
+        .and_then(|m| m.subject().map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or(one_line)
 }
 
 /// An inline diff: `diff --git`, or a unified diff's `--- a/` `+++ b/` `@@` header lines.
@@ -283,6 +305,24 @@ mod tests {
         assert_eq!(p.from.addr.as_deref(), Some("ripley@stats.ox.ac.uk"));
         assert_eq!(p.from.name.as_deref(), Some("Prof Brian Ripley"));
         assert_eq!(p.message_id.as_ref().map(MessageId::as_str), Some("a@b"));
+    }
+
+    /// Pipermail keeps the sender's name as a comment, where encoded words may stand.
+    #[test]
+    fn pipermail_names_in_encoded_words_are_decoded() {
+        let raw =
+            b"From: zoe at example.net (=?utf-8?B?Wm/DqyDDmGRlZ2FhcmQ=?=)\nSubject: x\n\nbody\n";
+        let p = parse(raw, None, true).expect("parses");
+        assert_eq!(p.from.addr.as_deref(), Some("zoe@example.net"));
+        assert_eq!(p.from.name.as_deref(), Some("Zo\u{eb} \u{d8}degaard"));
+        for (text, want) in [
+            ("Plain Name", "Plain Name"),
+            ("=?iso-8859-1?Q?Andr=E9?= Smith", "Andr\u{e9} Smith"),
+            ("=?bogus", "=?bogus"),
+            ("a\r\nBcc: x =?utf-8?B?eA==?=", "a  Bcc: x x"),
+        ] {
+            assert_eq!(decode_words(text), want, "{text:?}");
+        }
     }
 
     #[test]
