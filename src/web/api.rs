@@ -213,10 +213,13 @@ pub async fn not_found(req: HttpRequest) -> Api {
         *req.method(),
         actix_web::http::Method::GET | actix_web::http::Method::HEAD
     ) {
-        return Err(WebError::MethodNotAllowed(format!(
-            "{} is not taken at {path:?}: the API is read-only",
-            req.method()
-        ))
+        return Err(WebError::MethodNotAllowed {
+            message: format!(
+                "{} is not taken at {path:?}: the API is read-only",
+                req.method()
+            ),
+            allow: "GET, HEAD",
+        }
         .into());
     }
     Err(WebError::NotFound {

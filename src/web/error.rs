@@ -18,9 +18,13 @@ pub enum WebError {
     /// A parameter could not be understood.
     #[error("{0}")]
     BadRequest(String),
-    /// A method this archive does not take here (it is read-only outside the digest forms).
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    /// A method this archive does not take here (it is read-only outside the digest forms),
+    /// with the methods it does take there (the `Allow` header).
+    #[error("{message}")]
+    MethodNotAllowed {
+        message: String,
+        allow: &'static str,
+    },
     /// A form without its anti-forgery token (or with a stale one).
     #[error("{0}")]
     Forbidden(String),
@@ -57,7 +61,7 @@ impl WebError {
         match self {
             WebError::NotFound { .. } => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            WebError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            WebError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -106,8 +110,8 @@ impl ResponseError for WebError {
         .unwrap_or_else(|_| heading.to_string());
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"));
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            response.insert_header((header::ALLOW, "GET, HEAD"));
+        if let WebError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, *allow));
         }
         response.body(body)
     }
@@ -120,8 +124,8 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.0.status());
-        if self.0.status() == StatusCode::METHOD_NOT_ALLOWED {
-            response.insert_header((header::ALLOW, "GET, HEAD"));
+        if let WebError::MethodNotAllowed { allow, .. } = &self.0 {
+            response.insert_header((header::ALLOW, *allow));
         }
         response.json(serde_json::json!({ "error": self.0.public_message() }))
     }

@@ -869,15 +869,40 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
     Ok(html_page(body, None))
 }
 
+/// The methods a path under `/digest` takes (`rest` is what follows `/digest`), or `None`
+/// for a path that does not exist there. Mirrors the digest routes of `web::configure`.
+fn digest_methods(rest: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = rest.strip_prefix('/').unwrap_or(rest).split('/').collect();
+    match segments.as_slice() {
+        [""] | ["atom"] => Some("GET, HEAD"),
+        ["subscribe"] => Some("POST"),
+        ["confirm" | "unsubscribe" | "manage", token] if !token.is_empty() => {
+            Some("GET, HEAD, POST")
+        }
+        [week] if !week.is_empty() => Some("GET, HEAD"),
+        _ => None,
+    }
+}
+
 /// Anything else.
 pub async fn not_found(req: HttpRequest) -> Page {
-    // The digest forms take POST on their own paths; elsewhere the archive is read-only.
-    if !matches!(*req.method(), Method::GET | Method::HEAD) && !req.path().starts_with("/digest") {
-        return Err(WebError::MethodNotAllowed(format!(
-            "{} is not taken at {}: this archive is read-only.",
-            req.method(),
-            truncate(req.path(), 300)
-        )));
+    // A path that exists, asked with a method it does not take (routes answer every method
+    // they do take, so a GET or HEAD here is a path that does not exist).
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let allow = match req.path().strip_prefix("/digest") {
+            Some(rest) => digest_methods(rest),
+            None => Some("GET, HEAD"),
+        };
+        if let Some(allow) = allow {
+            return Err(WebError::MethodNotAllowed {
+                message: format!(
+                    "{} is not taken at {}: outside the digest forms this archive is read-only.",
+                    req.method(),
+                    truncate(req.path(), 300)
+                ),
+                allow,
+            });
+        }
     }
     Err(WebError::NotFound {
         message: format!("Nothing lives at {}.", truncate(req.path(), 300)),

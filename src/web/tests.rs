@@ -1,7 +1,7 @@
 //! Handler tests through actix's test service: every route, its 400/404 paths, escaping of
 //! hostile mail, conditional requests, and golden snapshots of rendered pages.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::{test, web, App};
 
 use super::{configure, security_headers, State, WebError, CSP};
@@ -835,6 +835,36 @@ async fn http_conventions_and_proxy_headers() {
             resp.headers().get(header::ALLOW).expect("Allow"),
             "GET, HEAD"
         );
+    }
+
+    // Digest paths take POST where their forms post, and say so.
+    for (method, uri, allow) in [
+        (Method::PUT, "/digest/2026-W01", Some("GET, HEAD")),
+        (Method::POST, "/digest/atom", Some("GET, HEAD")),
+        (Method::PUT, "/digest/subscribe", Some("POST")),
+        (
+            Method::DELETE,
+            "/digest/manage/some-token",
+            Some("GET, HEAD, POST"),
+        ),
+        (Method::POST, "/digest/a/b/c", None),
+    ] {
+        let req = test::TestRequest::default()
+            .method(method.clone())
+            .uri(uri)
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        match allow {
+            Some(allow) => {
+                assert_eq!(
+                    resp.status(),
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {uri}"
+                );
+                assert_eq!(resp.headers().get(header::ALLOW).expect("Allow"), allow);
+            }
+            None => assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method} {uri}"),
+        }
     }
 
     let (status, body, headers) = get!(app, "/api/v1/nothing");
