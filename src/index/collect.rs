@@ -14,6 +14,7 @@ use tantivy::columnar::StrColumn;
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
+use super::compile::{FacetFilter, FacetTerm};
 use super::schema::{col, PART_SEPARATOR, SET_SEPARATOR};
 use super::table::{DocTable, SegmentIds, NONE};
 use super::{FacetCount, Facets, Sort};
@@ -260,6 +261,15 @@ pub(crate) struct MatchCollector {
     pub keep: usize,
     /// Tables by segment ordinal.
     pub tables: Vec<Arc<DocTable>>,
+    /// Lifted `list:`/`tag:` filters (see `Compiled::lifted`), if any.
+    pub accept: Option<Accept>,
+}
+
+/// Which facet ordinals of each segment pass a [`FacetFilter`], by segment ordinal, and
+/// whether a document without a facet value passes (only if nothing is required).
+pub(crate) struct Accept {
+    segments: Vec<Arc<Vec<bool>>>,
+    without_value: bool,
 }
 
 /// Where a segment's matches go.
@@ -270,6 +280,8 @@ enum Sink {
 
 pub(crate) struct MatchSegmentCollector {
     table: Arc<DocTable>,
+    /// This segment's table of [`Accept`], and its answer for documents without a value.
+    accept: Option<(Arc<Vec<bool>>, bool)>,
     /// Each document's recency factor when scoring; empty otherwise.
     recency: Arc<Vec<f32>>,
     facets: Vec<u32>,
@@ -297,7 +309,16 @@ impl Collector for MatchCollector {
         } else {
             Sink::Best(Best::new(self.keep, self.sort))
         };
+        let accept = self.accept.as_ref().map(|a| {
+            let table = a
+                .segments
+                .get(segment as usize)
+                .cloned()
+                .unwrap_or_default();
+            (table, a.without_value)
+        });
         Ok(MatchSegmentCollector {
+            accept,
             recency: if self.scoring {
                 table.recency(self.newest)
             } else {
@@ -330,6 +351,16 @@ impl MatchSegmentCollector {
         let Some(&row) = t.rows.get(d) else {
             return;
         };
+        if let Some((accept, without_value)) = &self.accept {
+            let pass = if row.facet == NONE {
+                *without_value
+            } else {
+                accept.get(row.facet as usize).copied().unwrap_or(false)
+            };
+            if !pass {
+                return;
+            }
+        }
         self.count += 1;
         if let Some(n) = row.year_slot().and_then(|y| self.years.get_mut(y)) {
             *n += 1;
@@ -471,6 +502,47 @@ fn segment_maps(column: Option<StrColumn>, d: &mut Dicts) -> Result<SegmentMaps>
 pub(crate) struct FacetDicts(RwLock<Dicts>);
 
 impl FacetDicts {
+    /// Which facet ordinals of each segment of `searcher` pass `filter`: those whose lists
+    /// and tags hold every `all` and no `none`.
+    pub(crate) fn accepting(
+        &self,
+        searcher: &tantivy::Searcher,
+        filter: &FacetFilter,
+    ) -> Result<Accept> {
+        let maps = self.maps(searcher)?;
+        let dicts = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        // (is a list, interned id); a value no segment holds is `None`.
+        let id = |t: &FacetTerm| match t {
+            FacetTerm::List(v) => dicts.lists.ids.get(v).map(|&i| (true, i)),
+            FacetTerm::Tag(v) => dicts.tags.ids.get(v).map(|&i| (false, i)),
+        };
+        let all: Option<Vec<(bool, u32)>> = filter.all.iter().map(id).collect();
+        let none: Vec<(bool, u32)> = filter.none.iter().filter_map(id).collect();
+        let segments = maps
+            .iter()
+            .map(|m| {
+                let n = m.lists.len();
+                let Some(all) = &all else {
+                    // A required value no document holds: nothing passes.
+                    return Arc::new(vec![false; n]);
+                };
+                let has = |o: usize, &(is_list, i): &(bool, u32)| {
+                    let set = if is_list { &m.lists } else { &m.tags };
+                    set.get(o).is_some_and(|ids| ids.contains(&i))
+                };
+                Arc::new(
+                    (0..n)
+                        .map(|o| all.iter().all(|t| has(o, t)) && !none.iter().any(|t| has(o, t)))
+                        .collect(),
+                )
+            })
+            .collect();
+        Ok(Accept {
+            segments,
+            without_value: filter.all.is_empty(),
+        })
+    }
+
     /// The maps of every segment of `searcher`, by segment ordinal.
     fn maps(&self, searcher: &tantivy::Searcher) -> Result<Vec<Arc<SegmentMaps>>> {
         let readers = searcher.segment_readers();

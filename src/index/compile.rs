@@ -29,6 +29,28 @@ pub(crate) struct Compiled {
     /// Whether any match can score above zero. A query made only of filters scores every
     /// match 0, so its relevance order is the date order, and it can be run without scores.
     pub scores: bool,
+    /// `Some` when the query is one `list:` or `tag:` filter.
+    pub facet: Option<FacetTerm>,
+    /// The same matches and scores as `query`, with its top-level `list:`/`tag:` filters
+    /// taken out into a [`FacetFilter`] that the pass over matches checks from each
+    /// document's facet ordinal: an intersection with a long posting list (a whole list's
+    /// messages) costs more than that check. Only when something else is left to find the
+    /// matches (an `AND` holding at least one other clause that is not negated).
+    pub lifted: Option<(Box<dyn Query>, FacetFilter)>,
+}
+
+/// A `list:` or `tag:` value, as indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FacetTerm {
+    List(String),
+    Tag(String),
+}
+
+/// Facet filters taken out of a query: a match must have every `all` and no `none`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FacetFilter {
+    pub all: Vec<FacetTerm>,
+    pub none: Vec<FacetTerm>,
 }
 
 /// Compiles parser leaves into tantivy queries.
@@ -126,6 +148,8 @@ impl Compiler {
                 ))),
                 highlight: Vec::new(),
                 scores: false,
+                facet: None,
+                lifted: None,
             });
         }
         // (field, its word pairs, stemmed?, boost): text fields are stemmed and paired,
@@ -182,6 +206,8 @@ impl Compiler {
             query,
             highlight,
             scores: true,
+            facet: None,
+            lifted: None,
         })
     }
 }
@@ -197,13 +223,20 @@ impl Build for Compiler {
                 IndexRecordOption::Basic,
             )))
         };
+        let mut facet = None;
         let query: Box<dyn Query> = match leaf {
             Leaf::Text { scope, text, .. } => return self.text(scope, &text, notices),
             Leaf::List(l) => {
                 self.lists.push(l.clone());
-                exact(f.lists, &l)
+                let q = exact(f.lists, &l);
+                facet = Some(FacetTerm::List(l));
+                q
             }
-            Leaf::Tag(t) => exact(f.tags, &t),
+            Leaf::Tag(t) => {
+                let q = exact(f.tags, &t);
+                facet = Some(FacetTerm::Tag(t));
+                q
+            }
             Leaf::MsgId(m) => exact(f.msgid, &m),
             Leaf::Thread(t) => filter(Box::new(TermQuery::new(
                 Term::from_field_u64(f.thread, t),
@@ -236,6 +269,8 @@ impl Build for Compiler {
             query,
             highlight: Vec::new(),
             scores: false,
+            facet,
+            lifted: None,
         })
     }
 
@@ -243,23 +278,42 @@ impl Build for Compiler {
         let mut subs: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(clauses.len() + 1);
         let mut highlight = Vec::new();
         let mut scores = false;
+        // The clauses other than facet filters, and the facet filters, for `lifted`.
+        let mut rest: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut filter = FacetFilter::default();
         for (neg, c) in clauses {
-            if neg {
-                subs.push((Occur::MustNot, c.query));
-            } else {
+            let occur = if neg { Occur::MustNot } else { Occur::Must };
+            match c.facet {
+                Some(term) if neg => filter.none.push(term),
+                Some(term) => filter.all.push(term),
+                None => rest.push((occur, c.query.box_clone())),
+            }
+            if !neg {
                 highlight.extend(c.highlight);
                 scores |= c.scores;
-                subs.push((Occur::Must, c.query));
             }
+            subs.push((occur, c.query));
         }
         // tantivy matches nothing for a query made only of exclusions.
         if !subs.iter().any(|(o, _)| *o == Occur::Must) {
             subs.push((Occur::Must, match_all()));
         }
+        let lifted = (filter != FacetFilter::default()
+            && rest.iter().any(|(o, _)| *o == Occur::Must))
+        .then(|| {
+            let query: Box<dyn Query> = if rest.len() == 1 {
+                rest.remove(0).1
+            } else {
+                Box::new(BooleanQuery::new(rest))
+            };
+            (query, filter)
+        });
         Compiled {
             query: Box::new(BooleanQuery::new(subs)),
             highlight,
             scores,
+            facet: None,
+            lifted,
         }
     }
 
@@ -284,6 +338,8 @@ impl Build for Compiler {
             query: Box::new(BooleanQuery::new(subs)),
             highlight,
             scores,
+            facet: None,
+            lifted: None,
         }
     }
 }

@@ -372,7 +372,7 @@ impl Searcher {
                 notices.push(format!("No message is in a list named \"{list}\"."));
             }
         }
-        let (compiled, sort) = match parsed.query {
+        let (mut compiled, sort) = match parsed.query {
             Some(c) => (c, opts.sort),
             // Nothing to rank by: everything, newest first.
             None => (
@@ -380,9 +380,16 @@ impl Searcher {
                     query: match_all(),
                     highlight: Vec::new(),
                     scores: false,
+                    facet: None,
+                    lifted: None,
                 },
                 Sort::Date,
             ),
+        };
+        // Top-level list:/tag: filters are checked from each match's facet ordinal.
+        let (query, accept) = match compiled.lifted.take() {
+            Some((query, filter)) => (query, Some(live.facets.accepting(searcher, &filter)?)),
+            None => (compiled.query, None),
         };
         // Filters alone score every match 0, and relevance then falls back to the date: rank
         // by date without computing scores (the order, and the scores reported, are the same).
@@ -402,9 +409,10 @@ impl Searcher {
             sort: rank,
             keep,
             tables: tables.clone(),
+            accept,
         };
         let fruits = searcher
-            .search(&*compiled.query, &collector)
+            .search(&*query, &collector)
             .context("search failed")?;
 
         let ids = Ids::new(&tables);

@@ -927,3 +927,75 @@ fn filters_alone_rank_by_date_with_zero_scores() {
     let r = s.search("upgrade", &opts(10)).expect("test step");
     assert!(r.hits.iter().all(|h| h.score > 0.0));
 }
+
+/// `list:`/`tag:` filters beside other clauses are checked from the facet ordinal instead of
+/// posting lists (`Compiled::lifted`). Each query is compared with one whose filter is
+/// wrapped in an `OR` with a value no message has, which means the same but is not lifted:
+/// same hits in the same order with the same scores, same total and facets.
+#[test]
+fn lifted_facet_filters_match_what_posting_lists_match() {
+    let (_dir, s) = built("lifted");
+    let cases: &[(&str, &str)] = &[
+        ("zebra list:zoo", "zebra (list:zoo OR list:nowhere)"),
+        ("upgrade tag:nova", "upgrade (tag:nova OR tag:nowhere)"),
+        ("flux -list:misc", "flux -(list:misc OR list:nowhere)"),
+        (
+            "upgrade list:openstack-discuss -tag:neutron",
+            "upgrade (list:openstack-discuss OR list:nowhere) -(tag:neutron OR tag:nowhere)",
+        ),
+        (
+            "nova list:OpenStack-Dev",
+            "nova (list:openstack-dev OR list:nowhere)",
+        ),
+        ("flux list:nowhere", "flux (list:nowhere OR list:elsewhere)"),
+        (
+            "flux -list:nowhere",
+            "flux -(list:nowhere OR list:elsewhere)",
+        ),
+        (
+            "identical list:zoo tag:nova",
+            "identical (list:zoo OR list:x) (tag:nova OR tag:x)",
+        ),
+        (
+            "date:2023 list:openstack-discuss",
+            "date:2023 (list:openstack-discuss OR list:x)",
+        ),
+    ];
+    let variants = [
+        opts(100),
+        SearchOptions {
+            sort: Sort::Date,
+            ..opts(100)
+        },
+        SearchOptions {
+            collapse_threads: true,
+            ..opts(100)
+        },
+        SearchOptions {
+            offset: 1,
+            ..opts(2)
+        },
+    ];
+    for (lifted, plain) in cases {
+        for o in &variants {
+            let a = s.search(lifted, o).expect("test step");
+            let b = s.search(plain, o).expect("test step");
+            let hits = |r: &SearchResults| -> Vec<(String, u32, u32)> {
+                r.hits
+                    .iter()
+                    .map(|h| (h.message_id.clone(), h.score.to_bits(), h.thread_hits))
+                    .collect()
+            };
+            assert_eq!(hits(&a), hits(&b), "{lifted:?} vs {plain:?} {o:?}");
+            assert_eq!(a.total, b.total, "{lifted:?} {o:?}");
+            assert_eq!(a.facets, b.facets, "{lifted:?} {o:?}");
+        }
+    }
+    // And the filters do filter.
+    let r = s
+        .search("upgrade tag:nova -list:misc", &opts(100))
+        .expect("test step");
+    assert_eq!(sorted_ids(&r), vec!["m1", "m2", "m5"]);
+    let r = s.search("flux -list:misc", &opts(100)).expect("test step");
+    assert_eq!(sorted_ids(&r), vec!["m1", "m2"]);
+}
