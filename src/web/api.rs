@@ -110,7 +110,7 @@ pub async fn thread(state: web::Data<State>, req: HttpRequest, path: web::Path<S
         &state,
         &req,
         Scope::Archive,
-        Cost::thread(&id),
+        Cost::Thread(id.clone()),
         move |state, s| {
             let messages = s.thread_messages(&id)?.ok_or_else(|| WebError::NotFound {
                 message: format!("no message <{id}>"),

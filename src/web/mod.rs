@@ -145,28 +145,14 @@ pub(crate) enum Cost {
     OneMessage,
     /// Searches, lists, feeds: built on a blocking thread.
     Unbounded,
-    /// Known only per request: the probe, run on the event loop with its own connection
-    /// (cheap: a count), says whether this one is small enough to build there. See
-    /// [`Cost::thread`].
-    Probed(Box<Probe>),
+    /// The thread holding this message: built on the event loop when it has at most
+    /// [`INLINE_THREAD_MESSAGES`] (a count, asked there first), else on a blocking thread.
+    Thread(MessageId),
 }
-
-/// Whether a page is small enough to build on the event loop.
-pub(crate) type Probe = dyn FnOnce(&State, &Store) -> Result<bool, WebError>;
 
 /// Thread pages built on the event loop have at most this many messages: about 5 ms of
 /// work on the machine of BENCHMARKS.md (100 messages take 0.8 ms).
 const INLINE_THREAD_MESSAGES: u64 = 500;
-
-impl Cost {
-    /// The thread holding `id`: small up to [`INLINE_THREAD_MESSAGES`].
-    pub(crate) fn thread(id: &MessageId) -> Cost {
-        let id = id.clone();
-        Cost::Probed(Box::new(move |_, s| {
-            Ok(s.thread_size_of(&id)? <= INLINE_THREAD_MESSAGES)
-        }))
-    }
-}
 
 /// Answers a GET from the response cache while the archive (and, for searches, the
 /// index) is unchanged; otherwise builds the response with `build` (where, see [`Cost`])
@@ -204,7 +190,11 @@ pub(crate) async fn respond_with<E: From<WebError>>(
     let inline = match cost {
         Cost::OneMessage => true,
         Cost::Unbounded => false,
-        Cost::Probed(small) => contained(|| state.pool.with_local(|store| small(state, store)))?,
+        Cost::Thread(id) => contained(|| {
+            state
+                .pool
+                .with_local(|store| Ok(store.thread_size_of(&id)? <= INLINE_THREAD_MESSAGES))
+        })?,
     };
     let rendered = Arc::new(if inline {
         contained(|| {
@@ -276,6 +266,17 @@ fn read() -> actix_web::Route {
     web::route().guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
 }
 
+/// A path taking POST (a digest form), whose other methods are answered with 405 and
+/// `allow`, the methods its routes take.
+fn form(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(WebError::MethodNotAllowed {
+            message: format!("{} is not taken here.", req.method()),
+            allow,
+        })
+    }))
+}
+
 /// Registers every route; shared by the server and the tests (which give it a `State`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", read().to(pages::home))
@@ -289,20 +290,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/t/{id}", read().to(pages::thread))
         .route("/digest", read().to(digest_redirect))
         .route("/digest/", read().to(digest::subscribe_form))
-        .route("/digest/subscribe", web::post().to(digest::subscribe))
+        .service(form("/digest/subscribe", "POST").route(web::post().to(digest::subscribe)))
         .route("/digest/atom", read().to(digest::feed))
-        .route("/digest/confirm/{token}", read().to(digest::confirm_page))
-        .route("/digest/confirm/{token}", web::post().to(digest::confirm))
-        .route(
-            "/digest/unsubscribe/{token}",
-            read().to(digest::unsubscribe_page),
+        .service(
+            form("/digest/confirm/{token}", "GET, HEAD, POST")
+                .route(read().to(digest::confirm_page))
+                .route(web::post().to(digest::confirm)),
         )
-        .route(
-            "/digest/unsubscribe/{token}",
-            web::post().to(digest::unsubscribe),
+        .service(
+            form("/digest/unsubscribe/{token}", "GET, HEAD, POST")
+                .route(read().to(digest::unsubscribe_page))
+                .route(web::post().to(digest::unsubscribe)),
         )
-        .route("/digest/manage/{token}", read().to(digest::manage_page))
-        .route("/digest/manage/{token}", web::post().to(digest::manage))
+        .service(
+            form("/digest/manage/{token}", "GET, HEAD, POST")
+                .route(read().to(digest::manage_page))
+                .route(web::post().to(digest::manage)),
+        )
         .route("/digest/{week}", read().to(digest::week))
         .service(
             web::scope("/api/v1")

@@ -381,7 +381,7 @@ pub async fn thread(
         &state,
         &req,
         Scope::Archive,
-        Cost::thread(&id),
+        Cost::Thread(id.clone()),
         move |state, s| {
             let mut messages = s
                 .thread_messages(&id)?
@@ -869,40 +869,19 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
     Ok(html_page(body, None))
 }
 
-/// The methods a path under `/digest` takes (`rest` is what follows `/digest`), or `None`
-/// for a path that does not exist there. Mirrors the digest routes of `web::configure`.
-fn digest_methods(rest: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = rest.strip_prefix('/').unwrap_or(rest).split('/').collect();
-    match segments.as_slice() {
-        [""] | ["atom"] => Some("GET, HEAD"),
-        ["subscribe"] => Some("POST"),
-        ["confirm" | "unsubscribe" | "manage", token] if !token.is_empty() => {
-            Some("GET, HEAD, POST")
-        }
-        [week] if !week.is_empty() => Some("GET, HEAD"),
-        _ => None,
-    }
-}
-
 /// Anything else.
 pub async fn not_found(req: HttpRequest) -> Page {
-    // A path that exists, asked with a method it does not take (routes answer every method
-    // they do take, so a GET or HEAD here is a path that does not exist).
+    // The digest forms take POST on their own resources (see `web::configure`); everywhere
+    // else the archive is read-only.
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        let allow = match req.path().strip_prefix("/digest") {
-            Some(rest) => digest_methods(rest),
-            None => Some("GET, HEAD"),
-        };
-        if let Some(allow) = allow {
-            return Err(WebError::MethodNotAllowed {
-                message: format!(
-                    "{} is not taken at {}: outside the digest forms this archive is read-only.",
-                    req.method(),
-                    truncate(req.path(), 300)
-                ),
-                allow,
-            });
-        }
+        return Err(WebError::MethodNotAllowed {
+            message: format!(
+                "{} is not taken at {}: this archive is read-only.",
+                req.method(),
+                truncate(req.path(), 300)
+            ),
+            allow: "GET, HEAD",
+        });
     }
     Err(WebError::NotFound {
         message: format!("Nothing lives at {}.", truncate(req.path(), 300)),
