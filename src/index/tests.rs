@@ -999,3 +999,42 @@ fn lifted_facet_filters_match_what_posting_lists_match() {
     let r = s.search("flux -list:misc", &opts(100)).expect("test step");
     assert_eq!(sorted_ids(&r), vec!["m1", "m2"]);
 }
+
+/// The number of segments of the live index generation under `base`.
+fn live_segments(base: &Path) -> usize {
+    let generation = layout::read_current(base)
+        .expect("test step")
+        .expect("a live generation");
+    let (index, _) = layout::open_index(base, &generation).expect("test step");
+    index.searchable_segment_ids().expect("test step").len()
+}
+
+#[test]
+fn rebuild_leaves_one_segment_and_its_watermark() {
+    // Two indexing threads with the smallest budget each file their own segments; the rebuild
+    // merges them before it goes live.
+    let dir = TempDir::new("one-segment");
+    let docs: Vec<IndexDoc> = (0..400).map(|i| flux(&format!("f{i}"), i)).collect();
+    let config = WriterConfig {
+        threads: 2,
+        memory_budget_bytes: 30_000_000,
+    };
+    assert_eq!(
+        rebuild_with(dir.path(), docs, 42, &config).expect("test step"),
+        400
+    );
+    assert_eq!(live_segments(dir.path()), 1);
+    assert_eq!(
+        IndexWriter::watermark(dir.path()).expect("test step"),
+        Some(42)
+    );
+    let s = Searcher::open(dir.path()).expect("test step");
+    assert_eq!(s.search("flux", &opts(5)).expect("test step").total, 400);
+
+    // Incremental commits add segments again; only a rebuild merges them all.
+    let mut w = IndexWriter::open(dir.path()).expect("test step");
+    w.add(&[flux("late", 1000)]).expect("test step");
+    w.commit(43).expect("test step");
+    drop(w);
+    assert_eq!(live_segments(dir.path()), 2);
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tantivy::directory::{Directory as _, MmapDirectory, INDEX_WRITER_LOCK};
-use tantivy::merge_policy::LogMergePolicy;
+use tantivy::merge_policy::{LogMergePolicy, NoMergePolicy};
 use tantivy::schema::Term;
 use tantivy::{Index, TantivyDocument};
 
@@ -242,6 +242,26 @@ impl Drop for Abandon {
     }
 }
 
+/// Merges every segment of `index` into one; the merge keeps the last commit's payload (the
+/// watermark). Run with no other writer and no merges under way.
+fn merge_into_one(index: &Index, dir: &Path) -> Result<()> {
+    let ids = index.searchable_segment_ids()?;
+    if ids.len() < 2 {
+        return Ok(());
+    }
+    // One thread and the smallest budget: this writer indexes nothing.
+    let mut writer: tantivy::IndexWriter<TantivyDocument> = index
+        .writer_with_num_threads(1, MERGE_WRITER_BUDGET)
+        .with_context(|| format!("cannot open an index writer on {}", dir.display()))?;
+    writer.set_merge_policy(Box::new(NoMergePolicy));
+    writer.merge(&ids).wait()?;
+    writer.wait_merging_threads()?;
+    Ok(())
+}
+
+/// tantivy's smallest memory budget for one indexing thread (not exported by tantivy).
+const MERGE_WRITER_BUDGET: usize = 15_000_000;
+
 /// Builds a complete new index from `docs` beside the live one and swaps it in atomically,
 /// recording `watermark`; returns how many documents went in. Searchers keep answering from
 /// the old generation meanwhile and move to the new one on their next search. Fails if an
@@ -297,6 +317,10 @@ pub fn rebuild_with(
     writer
         .wait_merging_threads()
         .context("index merge after rebuild failed")?;
+    // A rebuild has the whole archive at hand and nobody searching the new generation yet:
+    // leave it as one segment. Each query pays a fixed cost per segment (a dictionary lookup
+    // per term and field, a scorer, a collector) and walks fewer, longer posting lists.
+    merge_into_one(&index, &path).context("index merge after rebuild failed")?;
 
     layout::publish(base, &generation)?;
     abandon.path = None;
