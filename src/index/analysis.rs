@@ -13,8 +13,8 @@ use tantivy::Index;
 
 /// Name of the stemmed analyzer in the schema; must be registered on every opened index.
 pub(crate) const STEMMED: &str = "archivist_en_stem";
-/// Plain lowercase words (tantivy's built-in `default`: the same pipeline minus the stemmer).
-pub(crate) const PLAIN: &str = "default";
+/// Plain lowercase words: the stemmed pipeline minus the stemmer.
+pub(crate) const PLAIN: &str = "archivist_plain";
 /// Adjacent pairs of stemmed words, for two-word phrases without reading positions.
 pub(crate) const PAIRS: &str = "archivist_en_pairs";
 
@@ -22,11 +22,22 @@ pub(crate) const PAIRS: &str = "archivist_en_pairs";
 /// megabytes per thread.
 const MEMO_CAPACITY: usize = 50_000;
 
-/// `en_stem` exactly (simple tokenizer, long-token removal, lowercasing, English Snowball),
-/// with the stemmer memoised.
+/// The longest word indexed, in bytes. tantivy's built-in analyzers drop words of 40 bytes
+/// and more, which drops every full git commit id (40 hex digits), a common search on
+/// development lists; 64 keeps SHA-256 ids too. Longer runs of letters and digits are mostly
+/// encoded data.
+pub(crate) const MAX_WORD_BYTES: usize = 64;
+
+/// Drops words longer than [`MAX_WORD_BYTES`] (the filter keeps lengths below its limit).
+fn remove_long() -> RemoveLongFilter {
+    RemoveLongFilter::limit(MAX_WORD_BYTES + 1)
+}
+
+/// `en_stem` (simple tokenizer, long-token removal, lowercasing, English Snowball) with
+/// longer words kept (see [`MAX_WORD_BYTES`]) and the stemmer memoised.
 pub(crate) fn stemmed_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(40))
+        .filter(remove_long())
         .filter(LowerCaser)
         .filter(MemoStemmer { initials: None })
         .build()
@@ -37,7 +48,7 @@ pub(crate) fn stemmed_analyzer() -> TextAnalyzer {
 /// first letter and no other word can match. Most words of a text are thus left alone.
 pub(crate) fn snippet_analyzer(initials: Vec<char>) -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(40))
+        .filter(remove_long())
         .filter(LowerCaser)
         .filter(MemoStemmer {
             initials: Some(initials.into()),
@@ -50,7 +61,7 @@ pub(crate) fn snippet_analyzer(initials: Vec<char>) -> TextAnalyzer {
 /// with a gap between them (a dropped over-long word) make no pair, as they make no phrase.
 pub(crate) fn pairs_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(40))
+        .filter(remove_long())
         .filter(LowerCaser)
         .filter(MemoStemmer { initials: None })
         .filter(Pairs)
@@ -67,9 +78,18 @@ pub(crate) fn pair_term(first: &str, second: &str) -> String {
     pair
 }
 
+/// Lowercase words, unstemmed, so names and words of other languages match as written.
+pub(crate) fn plain_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(remove_long())
+        .filter(LowerCaser)
+        .build()
+}
+
 /// Makes the custom analyzers known to an index (tokenizers are not stored in the index).
 pub(crate) fn register(index: &Index) {
     index.tokenizers().register(STEMMED, stemmed_analyzer());
+    index.tokenizers().register(PLAIN, plain_analyzer());
     index.tokenizers().register(PAIRS, pairs_analyzer());
 }
 
@@ -273,7 +293,6 @@ impl<T: TokenStream> TokenStream for MemoStemStream<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tantivy::tokenizer::TokenizerManager;
 
     fn tokens(mut analyzer: TextAnalyzer, text: &str) -> Vec<(String, usize, usize, usize)> {
         let mut out = Vec::new();
@@ -286,11 +305,14 @@ mod tests {
     }
 
     #[test]
-    fn same_tokens_as_en_stem() {
-        let Some(reference) = TokenizerManager::default().get("en_stem") else {
-            panic!("tantivy has no en_stem");
-        };
-        let long = "x".repeat(50);
+    fn same_tokens_as_en_stem_with_longer_words() {
+        // tantivy's `en_stem` with our word length limit.
+        let reference = TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(RemoveLongFilter::limit(MAX_WORD_BYTES + 1))
+            .filter(LowerCaser)
+            .filter(Stemmer::new(Language::English))
+            .build();
+        let long = "x".repeat(MAX_WORD_BYTES + 1);
         let texts = [
             "Upgrading the upgraded upgrades; dogs are the bests!",
             "Die Größe der Datenbank wächst. Привет, мир! 東京 a be is us as",
@@ -312,6 +334,14 @@ mod tests {
             }
         }
         assert_eq!(tokens(stemmed_analyzer(), "upgrading")[0].0, "upgrad");
+        // A git commit id and a SHA-256 are words; one byte more is not.
+        let sha1 = "7358f12d852964d9209492e337d33b8880234b74";
+        let sha256 = "a".repeat(MAX_WORD_BYTES);
+        let text = format!("fixes {sha1} {sha256} {long}");
+        for (analyzer, first) in [(stemmed_analyzer(), "fix"), (plain_analyzer(), "fixes")] {
+            let got: Vec<String> = tokens(analyzer, &text).into_iter().map(|t| t.0).collect();
+            assert_eq!(got, [first, sha1, sha256.as_str()]);
+        }
         let partial: Vec<String> = tokens(snippet_analyzer(vec!['u']), "Upgrading running units")
             .into_iter()
             .map(|t| t.0)
@@ -321,7 +351,7 @@ mod tests {
 
     #[test]
     fn pairs_join_neighbours_only() {
-        let long = "x".repeat(50);
+        let long = "x".repeat(MAX_WORD_BYTES + 1);
         let cases: &[(&str, &[&str])] = &[
             (
                 "Allocation candidates, please!",

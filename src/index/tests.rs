@@ -811,7 +811,7 @@ fn threads_spanning_segments_fold_into_one_hit() {
 #[test]
 fn phrases_through_word_pairs_match_exactly_what_positions_match() {
     let dir = TempDir::new("pairs");
-    let long = "x".repeat(50);
+    let long = "x".repeat(analysis::MAX_WORD_BYTES + 1);
     let body_docs: &[(&str, &str, &str)] = &[
         ("p1", "Ready", "the allocation candidates are ready"),
         ("p2", "Ready", "allocation of candidates"),
@@ -1037,4 +1037,60 @@ fn rebuild_leaves_one_segment_and_its_watermark() {
     w.commit(43).expect("test step");
     drop(w);
     assert_eq!(live_segments(dir.path()), 2);
+}
+
+#[test]
+fn commit_ids_are_words() {
+    // A full git commit id is 40 characters: tantivy's own analyzers drop words that long.
+    let sha1 = "7358f12d852964d9209492e337d33b8880234b74";
+    let sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let too_long = "z".repeat(analysis::MAX_WORD_BYTES + 1);
+    let dir = TempDir::new("commit-ids");
+    let mut docs = corpus();
+    docs.push(doc(
+        "fixes",
+        40,
+        "2023-06-01 09:00:00",
+        "[PATCH] selinux: fix the leak",
+        &format!(
+            "Fixes: {} (\"lsm: add hook\")\nSigned-off-by: {too_long}\n",
+            &sha1[..12]
+        ),
+        DAVE,
+        &["lsm"],
+        (false, true),
+    ));
+    docs.push(doc(
+        "revert",
+        41,
+        "2023-06-02 09:00:00",
+        &format!("Revert commit {sha1}"),
+        &format!("This reverts commit {sha1}.\nThe image digest was {sha256}.\n"),
+        DAVE,
+        &["lsm"],
+        (false, false),
+    ));
+    rebuild(dir.path(), docs, 1).expect("test step");
+    let s = Searcher::open(dir.path()).expect("test step");
+    for q in [
+        sha1.to_string(),
+        format!("b:{sha1}"),
+        format!("s:{sha1}"),
+        format!("\"{sha1}\""),
+        format!("\"commit {sha1}\""),
+        sha256.to_string(),
+    ] {
+        let r = s.search(&q, &opts(5)).expect("test step");
+        assert_eq!(ids(&r), ["revert"], "{q}");
+        assert!(r.notices.is_empty(), "{q}: {:?}", r.notices);
+    }
+    // The abbreviated id is its own word.
+    let r = s.search(&sha1[..12], &opts(5)).expect("test step");
+    assert_eq!(ids(&r), ["fixes"]);
+    // Longer than any indexed word: a notice, and the rest of the query still counts.
+    let r = s
+        .search(&format!("{too_long} selinux"), &opts(5))
+        .expect("test step");
+    assert_eq!(ids(&r), ["fixes"]);
+    assert_eq!(r.notices.len(), 1, "{:?}", r.notices);
 }
