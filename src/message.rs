@@ -51,6 +51,9 @@ impl fmt::Display for MessageId {
     }
 }
 
+/// First path segments of the web archive's own pages: no list may be named so.
+pub const RESERVED_LIST_NAMES: &[&str] = &["api", "digest", "help", "m", "search", "static", "t"];
+
 /// A mailing-list name as used in URLs and on the command line: lowercase ASCII letters,
 /// digits, `-`, `_` and `.`, starting with a letter or digit, at most 64 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,14 +82,40 @@ impl ListName {
     }
 
     /// Derives a list name from a `List-Id` header value: `Foo <linux-nfs.vger.kernel.org>`
-    /// becomes `linux-nfs`, the first label of the list identifier.
+    /// becomes `linux-nfs`, the first label of the list identifier. A first label that names
+    /// one of the web archive's own pages (see [`RESERVED_LIST_NAMES`]) takes the second one
+    /// too: `<help.gnu.org>` becomes `help-gnu`.
     pub fn from_list_id(list_id: &str) -> Option<ListName> {
         let inner = match (list_id.rfind('<'), list_id.rfind('>')) {
             (Some(start), Some(end)) if start < end => &list_id[start + 1..end],
             _ => list_id.trim(),
         };
-        let label = inner.split('.').next()?.trim();
-        ListName::parse(label).ok()
+        let mut labels = inner.split('.').map(str::trim);
+        let first = ListName::parse(labels.next()?).ok()?;
+        if !first.is_reserved() {
+            return Some(first);
+        }
+        let second = labels.next().filter(|l| !l.is_empty())?;
+        ListName::parse(&format!("{}-{second}", first.0)).ok()
+    }
+
+    /// Whether the name is the first segment of one of the web archive's own paths, where a
+    /// list's pages (`/NAME/`, `/NAME/atom`, `/NAME/2023/05/`) could not be reached.
+    pub fn is_reserved(&self) -> bool {
+        RESERVED_LIST_NAMES.contains(&self.0.as_str())
+    }
+
+    /// [`ListName::parse`] for naming a list the archive does not hold yet: a reserved name
+    /// is refused with the reason.
+    pub fn parse_new(raw: &str) -> Result<ListName, String> {
+        let name = ListName::parse(raw)?;
+        if name.is_reserved() {
+            return Err(format!(
+                "the list name {:?} is taken by the web archive's own pages (/{}/): choose another with --list",
+                name.0, name.0
+            ));
+        }
+        Ok(name)
     }
 
     /// The name as a string.
@@ -531,6 +560,20 @@ mod tests {
         assert!(ListName::parse("../etc").is_err());
         assert!(ListName::parse("").is_err());
         assert!(ListName::parse("a b").is_err());
+        // Names of the site's own pages: refused for new lists, worked around from List-Id.
+        for reserved in RESERVED_LIST_NAMES {
+            assert!(ListName::parse_new(reserved).is_err(), "{reserved}");
+            assert!(ListName::parse(reserved).is_ok_and(|l| l.is_reserved()));
+        }
+        assert_eq!(
+            ListName::from_list_id("GNU help <help.gnu.org>").map(|l| l.0),
+            Some("help-gnu".to_string())
+        );
+        assert_eq!(ListName::from_list_id("<t>"), None);
+        assert_eq!(
+            ListName::from_list_id("<helpers.example.org>").map(|l| l.0),
+            Some("helpers".to_string())
+        );
         let cases = [
             ("<linux-nfs.vger.kernel.org>", Some("linux-nfs")),
             (

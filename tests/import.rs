@@ -124,6 +124,12 @@ fn stdin_needs_a_list_or_list_id() {
     let out = run(&["import", "-"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--list"));
+    // The names of the web archive's own pages are not list names.
+    let out = run(&["import", "--list", "search", "-"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"search\" is taken"), "{err}");
+    assert_eq!(num(&a.stats(), "messages"), 0);
     let out = run(&["import", "--json", "--list", "ops", "-"]);
     assert!(
         out.status.success(),

@@ -583,6 +583,11 @@ impl FileSession<'_> {
                 }
             }
         };
+        // A new list may not take the name of one of the site's own pages; one an older
+        // version stored under such a name keeps receiving its messages.
+        if name.is_reserved() && !store.list_exists(name.as_str())? {
+            ListName::parse_new(name.as_str()).map_err(|e| anyhow!(e))?;
+        }
         let list = store.ensure_list(&name, list_id.as_deref())?;
         if let Some(file) = self.file {
             store.set_file_list(file, list)?;

@@ -20,7 +20,8 @@ pub struct Rendered {
     pub disposition: Option<&'static str>,
     /// The body.
     pub body: Bytes,
-    /// A strong validator over the body, quoted.
+    /// A weak validator over the body, quoted: weak because the compression layer sends the
+    /// same page gzipped or not under it, and a strong tag must differ between the two.
     pub etag: String,
     /// Unix seconds of the newest content shown, for `Last-Modified`.
     pub last_modified: Option<i64>,
@@ -32,7 +33,7 @@ impl Rendered {
         Rendered {
             content_type,
             disposition: None,
-            etag: format!("\"{}\"", &blake3::hash(&body).to_hex()[..20]),
+            etag: format!("W/\"{}\"", &blake3::hash(&body).to_hex()[..20]),
             body: Bytes::from(body),
             last_modified,
         }
@@ -53,6 +54,11 @@ pub enum Scope {
 pub struct Stamp {
     archive: u64,
     index: u64,
+    /// Unix seconds when this server saw the archive (or, for search pages, the index) reach
+    /// this version, or started watching: nothing a page shows changed after it. A page's
+    /// `Last-Modified` is never earlier, so a client revalidating by date alone sees an import
+    /// that changed an old page (a cross-post's new list, a list's count).
+    pub changed_at: i64,
 }
 
 /// The cache.
@@ -168,8 +174,11 @@ struct Watch {
     store: Option<Store>,
     data_version: i64,
     archive: u64,
+    /// When `archive` and `index` last moved (see [`Stamp::changed_at`]).
+    archive_changed_at: i64,
     index_seen: Option<IndexMark>,
     index: u64,
+    index_changed_at: i64,
 }
 
 /// A fingerprint of the index's commit points: every `CURRENT` pointer (replaced by a
@@ -209,9 +218,10 @@ impl Freshness {
             watch.store = Store::open_read_only(archive).ok();
         }
         let version = watch.store.as_ref()?.data_version().ok()?;
-        if version != watch.data_version {
+        if version != watch.data_version || watch.archive == 0 {
             watch.data_version = version;
             watch.archive += 1;
+            watch.archive_changed_at = now();
         }
         if scope == Scope::Search {
             let mark = index_mark(&self.index_dir);
@@ -223,13 +233,25 @@ impl Freshness {
                 }
                 watch.index_seen = Some(mark);
                 watch.index += 1;
+                watch.index_changed_at = now();
             }
         }
+        let changed_at = match scope {
+            Scope::Archive => watch.archive_changed_at,
+            Scope::Search => watch.archive_changed_at.max(watch.index_changed_at),
+        };
         Some(Stamp {
             archive: watch.archive,
             index: watch.index,
+            changed_at,
         })
     }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Fingerprints the files under `dir` (two levels down) and each directory's `meta.json`,
@@ -272,7 +294,11 @@ mod tests {
     }
 
     fn stamp(archive: u64, index: u64) -> Stamp {
-        Stamp { archive, index }
+        Stamp {
+            archive,
+            index,
+            changed_at: 0,
+        }
     }
 
     #[test]

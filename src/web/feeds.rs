@@ -60,6 +60,7 @@ pub(crate) fn atom(
     super::conditional(
         req,
         &feed(&Origin::of(state, req), title, entries, last_modified),
+        None,
     )
 }
 

@@ -184,7 +184,7 @@ pub(crate) async fn respond_with<E: From<WebError>>(
     let key = format!("{}{}", origin(state, req), req.uri());
     if let Some(stamp) = stamp {
         if let Some(hit) = state.cache.get(&key, scope, stamp) {
-            return Ok(conditional(req, &hit));
+            return Ok(conditional(req, &hit, Some(stamp.changed_at)));
         }
     }
     let inline = match cost {
@@ -208,7 +208,7 @@ pub(crate) async fn respond_with<E: From<WebError>>(
     if let Some(stamp) = stamp {
         state.cache.put(key, scope, stamp, Arc::clone(&rendered));
     }
-    Ok(conditional(req, &rendered))
+    Ok(conditional(req, &rendered, stamp.map(|s| s.changed_at)))
 }
 
 /// Runs work on the event loop as a blocking thread would: a panic (a bug) becomes an error
@@ -279,7 +279,8 @@ fn form(path: &str, allow: &'static str) -> actix_web::Resource {
 
 /// Registers every route; shared by the server and the tests (which give it a `State`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", read().to(pages::home))
+    cfg.app_data(web::QueryConfig::default().error_handler(query_error))
+        .route("/", read().to(pages::home))
         .route("/static/style.css", read().to(style))
         .route("/help", read().to(pages::help))
         .route("/search", read().to(pages::search))
@@ -323,6 +324,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{list}", read().to(pages::list_redirect))
         .route("/{list}/{year}/{month}/", read().to(pages::list_month))
         .default_service(web::to(pages::not_found));
+}
+
+/// A query string the route's parameters cannot be read from (a parameter given twice, say):
+/// a 400 saying why, as JSON under `/api/` and as a page elsewhere, like every other error.
+fn query_error(err: actix_web::error::QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    let detail = match &err {
+        actix_web::error::QueryPayloadError::Deserialize(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    let err = WebError::BadRequest(format!("cannot read the query string: {detail}"));
+    if req.path().starts_with("/api/") {
+        error::ApiError(err).into()
+    } else {
+        err.into()
+    }
 }
 
 /// The headers every response carries.
@@ -372,20 +388,27 @@ async fn style(req: HttpRequest) -> HttpResponse {
 
 /// A 200 response with an ETag over its body; a matching `If-None-Match` gets a 304.
 pub(crate) fn cached(req: &HttpRequest, content_type: &'static str, body: Vec<u8>) -> HttpResponse {
-    conditional(req, &Rendered::new(content_type, body, None))
+    conditional(req, &Rendered::new(content_type, body, None), None)
 }
 
 /// The response for a rendered body: 304 when the client's copy is current (by ETag, else
 /// by date: `If-Modified-Since` counts only without `If-None-Match`, RFC 9110 13.1.3), else
-/// 200 with `ETag` and, where the page has a date, `Last-Modified`.
-fn conditional(req: &HttpRequest, r: &Rendered) -> HttpResponse {
-    let last_modified = r.last_modified.and_then(http_date);
+/// 200 with `ETag` and, where the page has a date, `Last-Modified`: the newest content's date,
+/// but never before `changed_at` (when the archive last changed, see
+/// [`cache::Stamp::changed_at`]), since an import can change a page without adding anything
+/// newer to it.
+fn conditional(req: &HttpRequest, r: &Rendered, changed_at: Option<i64>) -> HttpResponse {
+    let modified = match (r.last_modified, changed_at) {
+        (Some(content), Some(changed)) => Some(content.max(changed)),
+        (content, _) => content,
+    };
+    let last_modified = modified.and_then(http_date);
     let headers = req.headers();
     let not_modified = match headers.get(header::IF_NONE_MATCH) {
         Some(v) => v
             .to_str()
             .is_ok_and(|v| v.split(',').any(|t| weak_match(t.trim(), &r.etag))),
-        None => match (r.last_modified, headers.get(header::IF_MODIFIED_SINCE)) {
+        None => match (modified, headers.get(header::IF_MODIFIED_SINCE)) {
             (Some(modified), Some(since)) => since
                 .to_str()
                 .ok()
@@ -404,16 +427,21 @@ fn conditional(req: &HttpRequest, r: &Rendered) -> HttpResponse {
     } else {
         HttpResponse::Ok()
     };
-    response.insert_header((header::ETAG, r.etag.as_str()));
+    response
+        .insert_header((header::ETAG, r.etag.as_str()))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"));
     if let Some(date) = last_modified {
         response.insert_header((header::LAST_MODIFIED, date));
     }
     if not_modified {
+        // A 304 carries what the 200 would have said about caching (RFC 9110 15.4.5),
+        // `Vary` included: the compression layer adds that only to bodies it compresses.
+        if r.content_type != "application/gzip" {
+            response.insert_header((header::VARY, "Accept-Encoding"));
+        }
         return response.finish();
     }
-    response
-        .insert_header((header::CONTENT_TYPE, r.content_type))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=60"));
+    response.insert_header((header::CONTENT_TYPE, r.content_type));
     if let Some(disposition) = r.disposition {
         response.insert_header((header::CONTENT_DISPOSITION, disposition));
     }

@@ -19,7 +19,7 @@ use super::render::{
 use super::{blocking, cached, obfuscate, respond, respond_with, Cost, State, WebError};
 use crate::html::escape_into;
 use crate::index::{SearchOptions, Sort};
-use crate::message::MessageId;
+use crate::message::{ListName, MessageId};
 use crate::store::{FullMessage, Store, ThreadSummary};
 
 /// Threads per list page.
@@ -151,7 +151,11 @@ pub async fn help(req: HttpRequest) -> Page {
 }
 
 /// `/{list}`: the canonical list URL ends with a slash.
-pub async fn list_redirect(state: web::Data<State>, path: web::Path<String>) -> Page {
+pub async fn list_redirect(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Page {
     let list = path.into_inner();
     let (list, exists) = blocking(&state, move |_, s| {
         let exists = s.list_exists(&list)?;
@@ -161,8 +165,14 @@ pub async fn list_redirect(state: web::Data<State>, path: web::Path<String>) -> 
     if !exists {
         return Err(list_not_found(&list));
     }
+    // The query string goes along: `/dev?page=2` is `/dev/?page=2`.
+    let mut location = format!("/{}/", query_value(&list));
+    if !req.query_string().is_empty() {
+        location.push('?');
+        location.push_str(req.query_string());
+    }
     Ok(HttpResponse::MovedPermanently()
-        .insert_header((header::LOCATION, format!("/{}/", query_value(&list))))
+        .insert_header((header::LOCATION, location))
         .finish())
 }
 
@@ -199,16 +209,29 @@ pub async fn list_month(
     query: web::Query<PageQuery>,
 ) -> Page {
     let (list, year, month) = path.into_inner();
+    // `/m/ID/raw/` and `/t/ID/atom/` land here: under the site's own paths a path that is not
+    // a month names nothing, rather than being a month page with a bad parameter.
+    let reserved = ListName::parse(&list).is_ok_and(|l| l.is_reserved());
+    let bad = |message: String| {
+        if reserved {
+            WebError::NotFound {
+                message: "There is no such page in this archive.".into(),
+                search: None,
+            }
+        } else {
+            WebError::BadRequest(message)
+        }
+    };
     let year: i32 = year
         .parse()
         .ok()
         .filter(|y| (1970..=9999).contains(y))
-        .ok_or_else(|| WebError::BadRequest(format!("{year:?} is not a year")))?;
+        .ok_or_else(|| bad(format!("{year:?} is not a year")))?;
     let month: u32 = month
         .parse()
         .ok()
         .filter(|m| (1..=12).contains(m))
-        .ok_or_else(|| WebError::BadRequest(format!("{month:?} is not a month (01-12)")))?;
+        .ok_or_else(|| bad(format!("{month:?} is not a month (01-12)")))?;
     let page = page_number_upto(query.page.as_deref(), MAX_LIST_PAGE)?;
     respond(&state, &req, Scope::Archive, move |state, s| {
         list_page(state, s, &list, Some((year, month)), page)
