@@ -39,6 +39,15 @@ impl MessageId {
         MessageId(id)
     }
 
+    /// Whether `id`, percent-encoded as one URL path segment, would not reach its own page:
+    /// `.` and `..` are dot segments that browsers and HTTP clients remove from a path
+    /// (`%2E` included, per the WHATWG URL standard), and an id ending in `.mbox.gz` reads as
+    /// its thread's mbox. Such an id goes into URLs in angle brackets (`%3C..%3E`), which
+    /// [`MessageId::parse`] takes off again.
+    pub fn needs_brackets_in_path(id: &str) -> bool {
+        id == "." || id == ".." || id.ends_with(".mbox.gz")
+    }
+
     /// The id without angle brackets.
     pub fn as_str(&self) -> &str {
         &self.0

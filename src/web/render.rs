@@ -143,9 +143,15 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'&')
     .add(b'=');
 
-/// A Message-ID as a URL path segment.
+/// A Message-ID as a URL path segment; in angle brackets where it could not stand alone (see
+/// [`crate::message::MessageId::needs_brackets_in_path`]).
 pub fn id_path(id: &str) -> String {
-    utf8_percent_encode(id, SEGMENT).to_string()
+    let encoded = utf8_percent_encode(id, SEGMENT).to_string();
+    if crate::message::MessageId::needs_brackets_in_path(id) {
+        format!("%3C{encoded}%3E")
+    } else {
+        encoded
+    }
 }
 
 /// A query-string value.

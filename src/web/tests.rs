@@ -1127,3 +1127,51 @@ async fn a_panic_while_building_is_an_error_answer() {
     let fine: Result<u8, WebError> = super::contained(|| Ok(7));
     assert!(matches!(fine, Ok(7)));
 }
+
+#[actix_web::test]
+async fn message_ids_that_are_dot_segments_or_end_in_mbox_gz_are_linked_in_brackets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let file = dir.path().join("odd").join("2023-05.mbox");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    let ids = [".", "..", "trailing.mbox.gz"];
+    let mut mbox = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        mbox.push_str(&format!(
+            "From x@y Mon May  1 09:12:44 2023\nFrom: Odd <odd@example.org>\nSubject: odd id {i}\nDate: Mon, 1 May 2023 1{i}:00:00 +0000\nMessage-ID: <{id}>\n\nbody {i}\n\n"
+        ));
+    }
+    std::fs::write(&file, mbox).expect("write");
+    assert_eq!(import(&data, file).messages_new, 3);
+    let app = app!(dir);
+    let (_, list, _) = get!(app, "/odd/");
+    for (i, id) in ids.iter().enumerate() {
+        let href = format!("/t/{}", path(id));
+        assert!(
+            href.starts_with("/t/%3C") && href.ends_with("%3E"),
+            "{href}"
+        );
+        assert!(
+            list.contains(&format!("href=\"{href}\"")),
+            "{href} in {list}"
+        );
+        let subject = format!("odd id {i}");
+        for uri in [href.clone(), format!("/m/{}", path(id))] {
+            let (status, body, _) = get!(app, &uri);
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            assert!(body.contains(&subject), "{uri}");
+        }
+        let (status, raw, _) = get!(app, &format!("/m/{}/raw", path(id)));
+        assert_eq!(status, StatusCode::OK);
+        assert!(raw.contains(&format!("Message-ID: <{id}>")), "{raw}");
+        let (status, _, headers) = get!(app, &format!("{href}.mbox.gz"));
+        assert_eq!(status, StatusCode::OK, "{href}.mbox.gz");
+        assert_eq!(
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("application/gzip")
+        );
+    }
+}
