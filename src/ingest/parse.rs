@@ -248,7 +248,7 @@ fn deobfuscate(raw: &str, parsed: &Address) -> Option<Address> {
         .name
         .clone()
         .filter(|n| !n.contains(" at ") && Some(n.as_str()) != Some(addr_part))
-        .or_else(|| name_part.map(decode_words))
+        .or_else(|| name_part.map(|n| unfold(&decode_words(n))))
         .filter(|n| !n.is_empty());
     let words: Vec<&str> = addr_part.split_whitespace().collect();
     match words.as_slice() {
@@ -263,6 +263,12 @@ fn deobfuscate(raw: &str, parsed: &Address) -> Option<Address> {
         }
         _ => None,
     }
+}
+
+/// Text taken from a raw header with its line folds (and any other run of blanks) made one
+/// space: `Health Science\n\tCenter` is `Health Science Center`.
+fn unfold(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Decodes RFC 2047 encoded words (`=?utf-8?B?...?=`) in text taken from the raw header,
@@ -323,6 +329,18 @@ mod tests {
         ] {
             assert_eq!(decode_words(text), want, "{text:?}");
         }
+    }
+
+    /// A long comment is folded like any header line (r-devel, 2003-June).
+    #[test]
+    fn pipermail_names_are_unfolded() {
+        let raw = b"From: listserv at example.edu (L-Soft list server at University of North Texas Health Science\n\tCenter (1.8d))\nSubject: x\n\nbody\n";
+        let p = parse(raw, None, true).expect("parses");
+        assert_eq!(p.from.addr.as_deref(), Some("listserv@example.edu"));
+        assert_eq!(
+            p.from.name.as_deref(),
+            Some("L-Soft list server at University of North Texas Health Science Center (1.8d)")
+        );
     }
 
     #[test]
