@@ -678,12 +678,19 @@ pub async fn week(
             "quiet": digest.is_quiet(),
             "topics": topics,
             "other_threads": digest.other_threads.iter().map(thread_json).collect::<Vec<_>>(),
-            "prev": format!("/digest/{}{suffix}", week.prev()),
-            "next": format!("/digest/{}{suffix}", week.next()),
+            "prev": neighbour(week.prev()).map(|w| format!("/digest/{w}{suffix}")),
+            "next": neighbour(week.next()).map(|w| format!("/digest/{w}{suffix}")),
             "feed": format!("/digest/atom{suffix}"),
         }),
     )?;
     Ok(cached(&req, "text/html; charset=utf-8", body.into_bytes()))
+}
+
+/// A week next to a digest page's, if a page can be asked for it: `/digest/YYYY-Www` takes
+/// years 0000 to 9999, and beyond them the neighbour is no page (the week numbers wrapped to
+/// `-001-W52` and `-9999-W01`).
+fn neighbour(week: IsoWeek) -> Option<IsoWeek> {
+    (0..=9999).contains(&week.year()).then_some(week)
 }
 
 /// `GET /digest/atom?lists=a,b`: the digests of the archive's latest weeks.

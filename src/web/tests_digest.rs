@@ -380,6 +380,16 @@ async fn digest_pages_and_feed() {
         assert!(page.contains(needle), "{uri}: {needle:?} not in {page}");
         assert!(!page.contains("<script>"), "{uri}: unescaped markup");
     }
+    // Week links stop at the weeks a URL can name, instead of wrapping to negative years.
+    let (_, page, _) = call!(app, test::TestRequest::get().uri("/digest/2023-W18"));
+    assert!(page.contains("2023-W17\" rel=\"prev\""), "{page}");
+    assert!(page.contains("2023-W19\" rel=\"next\""), "{page}");
+    let (_, page, _) = call!(app, test::TestRequest::get().uri("/digest/9999-W52"));
+    assert!(page.contains("9999-W51\" rel=\"prev\""), "{page}");
+    assert!(!page.contains("rel=\"next\""), "{page}");
+    let (_, page, _) = call!(app, test::TestRequest::get().uri("/digest/0000-W01"));
+    assert!(!page.contains("rel=\"prev\""), "{page}");
+    assert!(page.contains("0000-W02\" rel=\"next\""), "{page}");
     let (status, page, _) = call!(
         app,
         form_post("/digest/subscribe", None, "email=a%40b.example&list=dev")
