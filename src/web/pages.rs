@@ -118,7 +118,8 @@ fn pages_nav(base: &str, page: usize, total: u64, per_page: usize) -> Value {
     json!({
         "page": page,
         "count": count,
-        "prev": (page > 1).then(|| link(page - 1)),
+        // Past the end, "newer" goes to the last page rather than the empty one before.
+        "prev": (page > 1).then(|| link((page - 1).min(count))),
         "next": (page < count).then(|| link(page + 1)),
     })
 }
@@ -861,7 +862,13 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
     let more = (p.page * HITS_PER_PAGE) < results.total as usize && p.page < MAX_PAGE;
     let pages = PagesView {
         page: p.page,
-        prev: (p.page > 1).then(|| search_href(&p.query, p.sort, p.collapse, p.page - 1)),
+        // Past the last page of hits, "previous" goes to that last page.
+        prev: (p.page > 1).then(|| {
+            let last = (results.total as usize)
+                .div_ceil(HITS_PER_PAGE)
+                .clamp(1, MAX_PAGE);
+            search_href(&p.query, p.sort, p.collapse, (p.page - 1).min(last))
+        }),
         next: more.then(|| search_href(&p.query, p.sort, p.collapse, p.page + 1)),
     };
     let sort = if results.sort == Sort::Date {

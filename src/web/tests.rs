@@ -209,6 +209,27 @@ async fn every_route_answers_and_bad_input_is_4xx() {
             "page must be",
         ),
         ("/dev/atom".into(), StatusCode::OK, "<feed"),
+        // Past the last page: said so, and "newer"/"previous" lead to the last page.
+        (
+            "/dev/?page=50".into(),
+            StatusCode::OK,
+            "Page 50 is past the last page.</li>",
+        ),
+        (
+            "/dev/?page=50".into(),
+            StatusCode::OK,
+            "href=\"&#x2f;dev&#x2f;?page=1\">← newer",
+        ),
+        (
+            "/search?q=placement&page=40".into(),
+            StatusCode::OK,
+            "Page 40 is past the last page of results.",
+        ),
+        (
+            "/search?q=placement&page=40".into(),
+            StatusCode::OK,
+            "<a rel=\"prev\" href=\"&#x2f;search?q=placement\">← previous",
+        ),
         // A parameter given twice: a 400 page, as JSON under /api/.
         (
             "/search?q=a&q=b".into(),
