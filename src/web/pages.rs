@@ -363,7 +363,14 @@ pub async fn raw(state: web::Data<State>, req: HttpRequest, path: web::Path<Stri
         Cost::OneMessage,
         move |_, s| {
             let bytes = s.raw_message(&id)?.ok_or_else(|| not_found_message(&id))?;
-            Ok(Rendered::new("text/plain", bytes, None))
+            // Mail in UTF-8 (or ASCII) says so, or browsers read it as windows-1252; other
+            // bytes are left to the reader's choice of encoding, as any would be a guess.
+            let content_type = if std::str::from_utf8(&bytes).is_ok() {
+                "text/plain; charset=utf-8"
+            } else {
+                "text/plain"
+            };
+            Ok(Rendered::new(content_type, bytes, None))
         },
     )
     .await

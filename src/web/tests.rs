@@ -414,7 +414,7 @@ async fn hostile_mail_renders_harmlessly() {
         resp.headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
-        Some("text/plain")
+        Some("text/plain; charset=utf-8")
     );
     assert_eq!(
         resp.headers()
