@@ -238,6 +238,7 @@ impl Build for Compiler {
                 q
             }
             Leaf::MsgId(m) => exact(f.msgid, &m),
+            Leaf::Sender(k) => exact(f.sender, &k),
             Leaf::Thread(t) => filter(Box::new(TermQuery::new(
                 Term::from_field_u64(f.thread, t),
                 IndexRecordOption::Basic,

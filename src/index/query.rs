@@ -33,6 +33,8 @@ pub(crate) enum Leaf {
     },
     List(String),
     Tag(String),
+    /// A sender's facet key, as [`super::schema::sender_term`] makes it.
+    Sender(String),
     MsgId(String),
     Thread(u64),
     HasAttachment,
@@ -78,6 +80,7 @@ enum Kw {
     Body,
     List,
     Tag,
+    Sender,
     MsgId,
     Thread,
     Has,
@@ -95,6 +98,7 @@ impl Kw {
             "body" | "b" => Kw::Body,
             "list" | "l" => Kw::List,
             "tag" => Kw::Tag,
+            "sender" => Kw::Sender,
             "msgid" => Kw::MsgId,
             "thread" => Kw::Thread,
             "has" => Kw::Has,
@@ -113,6 +117,7 @@ impl Kw {
             Kw::Body => "body",
             Kw::List => "list",
             Kw::Tag => "tag",
+            Kw::Sender => "sender",
             Kw::MsgId => "msgid",
             Kw::Thread => "thread",
             Kw::Has => "has",
@@ -329,7 +334,7 @@ fn lex(input: &str, notices: &mut Notices) -> Vec<Tok> {
         let more = if unknown.len() > 3 { ", ..." } else { "" };
         notices.push(format!(
             "{}{more} {}, so searched as words. Prefixes: from: to: subject: body: list: \
-             tag: msgid: thread: has: date: after: before:.",
+             tag: sender: msgid: thread: has: date: after: before:.",
             shown.join(", "),
             if unknown.len() == 1 {
                 "is not a search prefix"
@@ -584,6 +589,7 @@ fn make_leaf(field: Option<Kw>, value: &str, phrase: bool, notices: &mut Notices
             }
             Some(Leaf::Tag(tag.to_lowercase()))
         }
+        Kw::Sender => Some(Leaf::Sender(super::schema::sender_term(value))),
         Kw::MsgId => {
             let id = normalize_msgid(value);
             if id.is_empty() {
@@ -763,6 +769,7 @@ impl Build for Render {
             }
             Leaf::List(l) => write!(s, "list:{l}"),
             Leaf::Tag(t) => write!(s, "tag:{t}"),
+            Leaf::Sender(k) => write!(s, "sender:\"{k}\""),
             Leaf::MsgId(m) => write!(s, "msgid:{m}"),
             Leaf::Thread(t) => write!(s, "thread:{t}"),
             Leaf::HasAttachment => write!(s, "has:attachment"),
@@ -869,6 +876,12 @@ mod tests {
         ("date:..2023-02", "date:[..2023-03-01)", &[]),
         ("after:2023-01-01", "date:[2023-01-01..)", &[]),
         ("before:2023-02-01", "date:[..2023-02-01)", &[]),
+        (
+            "sender:\"Duncan Murdoch\"",
+            "sender:\"duncan murdoch\"",
+            &[],
+        ),
+        ("sender:Bob@Example.ORG", "sender:\"bob@example.org\"", &[]),
         ("date:2023/05/07", "date:[2023-05-07..2023-05-08)", &[]),
         ("http://example.org/x", "http://example.org/x", &[]),
         // Malformed input: what can be understood, plus notices.

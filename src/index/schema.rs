@@ -13,7 +13,7 @@ use super::IndexDoc;
 /// new binary builds a fresh index beside the old one instead of misreading it (an indexer then
 /// finds no watermark and catches up from the start). v1 was the first draft of this schema;
 /// v2 added the word-pair fields and the whole-address fields; v3 indexes words of 40 to 64
-/// bytes (git commit ids), which v2 dropped.
+/// bytes (git commit ids), which v2 dropped, and the sender's facet key (`sender:`).
 pub(crate) const SCHEMA_DIR: &str = "v3";
 
 /// Stemmed English analysis (`en_stem`, memoised) and plain lowercase words with no
@@ -46,6 +46,9 @@ pub(crate) struct Fields {
     pub to_addr: Field,
     pub lists: Field,
     pub tags: Field,
+    /// The key the sender facet counts under, lowercased ([`sender_term`]): `sender:` filters
+    /// by it, so a facet's link finds exactly the messages it counted.
+    pub sender: Field,
     pub facets: Field,
     pub has_attachment: Field,
     pub has_patch: Field,
@@ -109,6 +112,7 @@ pub(crate) fn build() -> (Schema, Fields) {
         to_addr: b.add_text_field("to_addr", STRING),
         lists: b.add_text_field("lists", STRING),
         tags: b.add_text_field("tags", STRING),
+        sender: b.add_text_field("sender", STRING),
         // Every facet of a message in one value (see `facet_value`), so the collector reads one
         // dense single-valued column per match, not one per facet; values are split again
         // once per segment dictionary, when counts are totalled.
@@ -205,6 +209,16 @@ pub(crate) fn sender_key(name: Option<&str>, addr: Option<&str>) -> Option<Strin
     }
 }
 
+/// How a sender key (as the facet shows it) is indexed and looked up by `sender:`: without
+/// control characters (as in the facet column) and lowercased.
+pub(crate) fn sender_term(key: &str) -> String {
+    key.trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .to_lowercase()
+}
+
 /// Calendar year (UTC) of a Unix time; out-of-range times count as 1970 rather than failing.
 pub(crate) fn year_of(secs: i64) -> i64 {
     time::OffsetDateTime::from_unix_timestamp(secs)
@@ -278,6 +292,9 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
         d.add_text(f.tags, t);
     }
     let sender = sender_key(doc.from_name.as_deref(), doc.from_addr.as_deref());
+    if let Some(key) = &sender {
+        d.add_text(f.sender, sender_term(key));
+    }
     d.add_text(
         f.facets,
         facet_value(&lists, &tags, sender.as_deref().unwrap_or("")),

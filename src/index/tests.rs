@@ -1094,3 +1094,64 @@ fn commit_ids_are_words() {
     assert_eq!(ids(&r), ["fixes"]);
     assert_eq!(r.notices.len(), 1, "{:?}", r.notices);
 }
+
+#[test]
+fn sender_filter_finds_what_the_sender_facet_counted() {
+    // A Pipermail archive knows some senders by name only; `from:` finds that name beside
+    // addresses too, `sender:` only the messages the facet counted under it.
+    let dir = TempDir::new("sender");
+    let docs = vec![
+        doc(
+            "e1",
+            1,
+            "2023-01-01 10:00:00",
+            "kiwi one",
+            "kiwi",
+            ("Eve", None),
+            &["dev"],
+            (false, false),
+        ),
+        doc(
+            "e2",
+            2,
+            "2023-01-02 10:00:00",
+            "kiwi two",
+            "kiwi",
+            ("Eve", None),
+            &["dev"],
+            (false, false),
+        ),
+        doc(
+            "e3",
+            3,
+            "2023-01-03 10:00:00",
+            "kiwi three",
+            "kiwi",
+            ("Eve Adams", Some("Eve@Example.com")),
+            &["dev"],
+            (false, false),
+        ),
+    ];
+    rebuild(dir.path(), docs, 1).expect("test step");
+    let s = Searcher::open(dir.path()).expect("test step");
+    assert_eq!(
+        s.search("kiwi from:eve", &opts(5))
+            .expect("test step")
+            .total,
+        3
+    );
+    let r = s.search("kiwi", &opts(5)).expect("test step");
+    assert_eq!(r.facets.senders.len(), 2);
+    for f in &r.facets.senders {
+        let q = format!("kiwi sender:\"{}\"", f.value);
+        let hits = s.search(&q, &opts(5)).expect("test step");
+        assert_eq!(hits.total, f.count, "{q}");
+        assert!(hits.notices.is_empty(), "{q}: {:?}", hits.notices);
+    }
+    let total = |q: &str| s.search(q, &opts(5)).expect("test step").total;
+    assert_eq!(total("sender:Eve"), 2);
+    assert_eq!(total("sender:eve"), 2);
+    assert_eq!(total("sender:EVE@example.COM"), 1);
+    assert_eq!(total("sender:\"Eve Adams\""), 0);
+    assert_eq!(total("kiwi -sender:eve"), 1);
+}

@@ -862,9 +862,10 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
         facet("Tags", "tag:", &results.facets.tags),
     ];
     // A sender filter links to a query holding the address, so it goes when addresses are
-    // hidden.
+    // hidden. `sender:` takes exactly the key the facet counted by (the address, or the name
+    // of a sender without one), where `from:` would also find that name beside addresses.
     if !state.obfuscate {
-        facets.push(facet("Senders", "from:", &results.facets.senders));
+        facets.push(facet("Senders", "sender:", &results.facets.senders));
     }
     let more = (p.page * HITS_PER_PAGE) < results.total as usize && p.page < MAX_PAGE;
     let pages = PagesView {
