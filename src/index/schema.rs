@@ -191,7 +191,12 @@ fn recipient_address(r: &str) -> &str {
 
 /// List names are matched case-insensitively, and never contain control characters.
 pub(crate) fn normalize_list(list: &str) -> String {
-    list.trim()
+    folded(list)
+}
+
+/// Trimmed, without control characters, lowercased: how names are matched in any case.
+fn folded(s: &str) -> String {
+    s.trim()
         .chars()
         .filter(|c| !c.is_control())
         .collect::<String>()
@@ -212,11 +217,7 @@ pub(crate) fn sender_key(name: Option<&str>, addr: Option<&str>) -> Option<Strin
 /// How a sender key (as the facet shows it) is indexed and looked up by `sender:`: without
 /// control characters (as in the facet column) and lowercased.
 pub(crate) fn sender_term(key: &str) -> String {
-    key.trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>()
-        .to_lowercase()
+    folded(key)
 }
 
 /// Calendar year (UTC) of a Unix time; out-of-range times count as 1970 rather than failing.

@@ -26,15 +26,22 @@ fn fixture() -> Vec<u8> {
 }
 
 pub(super) fn archive() -> tempfile::TempDir {
+    let (dir, report) = archive_of("dev", &fixture());
+    assert_eq!(report.messages_new, 4);
+    dir
+}
+
+/// An archive in a temporary directory (data in `data/`) holding one mbox file in the folder
+/// `list` (its list name), imported as `archivist import` would.
+fn archive_of(list: &str, mbox: &[u8]) -> (tempfile::TempDir, crate::ingest::Report) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
-    let file = dir.path().join("dev").join("2023-05.mbox");
+    let file = dir.path().join(list).join("2023-05.mbox");
     std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&file, fixture()).expect("write");
+    std::fs::write(&file, mbox).expect("write");
     let report = import(&data, file);
-    assert_eq!(report.messages_new, 4);
-    dir
+    (dir, report)
 }
 
 /// Imports one mbox file into `data` as `archivist import` would (index included).
@@ -1031,11 +1038,6 @@ async fn http_conventions_and_proxy_headers() {
 /// and type, list name, subject (the article is written in code, not by the template engine).
 #[actix_web::test]
 async fn every_article_field_is_escaped() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("mkdir");
-    let file = dir.path().join("x<b>'\"&list").join("2023-05.mbox");
-    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
     let mail = "From x@y Mon May  1 09:12:44 2023\n\
 From: \"<img src=x onerror=alert(1)>\" <\"<i>\"@evil.example>\n\
 Subject: <svg onload=alert(2)>\n\
@@ -1054,8 +1056,7 @@ Content-Disposition: attachment; filename=\"<script>alert(3)</script>.txt\"\n\
 \n\
 data\n\
 --b--\n\n";
-    std::fs::write(&file, mail).expect("write");
-    import(&data, file);
+    let (dir, _) = archive_of("x<b>'\"&list", mail.as_bytes());
     let app = app!(dir);
     for uri in ["/m/fields@evil.example", "/t/fields@evil.example"] {
         let (status, body, _) = get!(app, uri);
@@ -1151,11 +1152,6 @@ async fn a_panic_while_building_is_an_error_answer() {
 
 #[actix_web::test]
 async fn message_ids_that_are_dot_segments_or_end_in_mbox_gz_are_linked_in_brackets() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("mkdir");
-    let file = dir.path().join("odd").join("2023-05.mbox");
-    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
     let ids = [".", "..", "trailing.mbox.gz"];
     let mut mbox = String::new();
     for (i, id) in ids.iter().enumerate() {
@@ -1163,8 +1159,8 @@ async fn message_ids_that_are_dot_segments_or_end_in_mbox_gz_are_linked_in_brack
             "From x@y Mon May  1 09:12:44 2023\nFrom: Odd <odd@example.org>\nSubject: odd id {i}\nDate: Mon, 1 May 2023 1{i}:00:00 +0000\nMessage-ID: <{id}>\n\nbody {i}\n\n"
         ));
     }
-    std::fs::write(&file, mbox).expect("write");
-    assert_eq!(import(&data, file).messages_new, 3);
+    let (dir, report) = archive_of("odd", mbox.as_bytes());
+    assert_eq!(report.messages_new, 3);
     let app = app!(dir);
     let (_, list, _) = get!(app, "/odd/");
     for (i, id) in ids.iter().enumerate() {
