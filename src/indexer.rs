@@ -22,8 +22,12 @@ use crate::store::{IndexSource, MessageRef, ScanCursor, Store};
 const FEED_CHUNK: usize = 2000;
 
 /// How many documents a long import indexes between commits, which make them visible to
-/// searchers. Counted, not timed, so this code needs no clock.
+/// searchers (a commit flushes tantivy's segments, so each costs indexing speed)...
 const COMMIT_EVERY_DOCS: u64 = 100_000;
+
+/// ...and the longest a stored message waits for one: a server answering during an import
+/// finds what it can read in SQLite by search soon after, not only at the import's end.
+const COMMIT_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Jobs (batches) waiting for the writer thread: enough for SQLite to run ahead while tantivy
 /// flushes segments at a commit, few enough to bound the documents held in memory.
@@ -60,6 +64,8 @@ pub struct Indexer {
     watermark: u64,
     /// Documents handed over since the last commit asked for.
     uncommitted: u64,
+    /// When the last commit was asked for (or the indexer opened).
+    last_commit: std::time::Instant,
     /// Whether a commit was sent without waiting for it.
     unconfirmed: bool,
 }
@@ -109,6 +115,7 @@ impl Indexer {
             worker: Some(worker),
             watermark,
             uncommitted: 0,
+            last_commit: std::time::Instant::now(),
             unconfirmed: false,
         })
     }
@@ -140,7 +147,8 @@ impl Indexer {
     }
 
     /// Applies every store change after the watermark, reading each message from the store;
-    /// commits when `COMMIT_EVERY_DOCS` documents are pending. Returns the documents written.
+    /// commits when `COMMIT_EVERY_DOCS` documents are pending or the last commit is
+    /// `COMMIT_AFTER` old. Returns the documents written.
     pub fn catch_up(&mut self, store: &Store) -> Result<u64> {
         self.follow(store, Vec::new())
     }
@@ -179,13 +187,16 @@ impl Indexer {
             self.uncommitted += n;
             self.watermark = last;
         }
-        if self.uncommitted >= COMMIT_EVERY_DOCS {
+        let due = self.uncommitted >= COMMIT_EVERY_DOCS
+            || (self.uncommitted > 0 && self.last_commit.elapsed() >= COMMIT_AFTER);
+        if due {
             self.send(Job::Commit {
                 watermark: self.watermark,
                 done: None,
             })?;
             self.uncommitted = 0;
             self.unconfirmed = true;
+            self.last_commit = std::time::Instant::now();
         }
         Ok(written)
     }
@@ -210,6 +221,7 @@ impl Indexer {
         })?;
         self.uncommitted = 0;
         self.unconfirmed = false;
+        self.last_commit = std::time::Instant::now();
         match done_rx.recv() {
             Ok(result) => result,
             Err(_) => Err(self

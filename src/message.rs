@@ -118,13 +118,30 @@ impl ListName {
     /// is refused with the reason.
     pub fn parse_new(raw: &str) -> Result<ListName, String> {
         let name = ListName::parse(raw)?;
-        if name.is_reserved() {
-            return Err(format!(
-                "the list name {:?} is taken by the web archive's own pages (/{}/): choose another with --list",
-                name.0, name.0
-            ));
+        match name.reserved_reason() {
+            Some(reason) => Err(reason),
+            None => Ok(name),
         }
-        Ok(name)
+    }
+
+    /// Why a new list may not take this name, if it is reserved.
+    pub fn reserved_reason(&self) -> Option<String> {
+        self.is_reserved().then(|| {
+            format!(
+                "the list name {:?} is taken by the web archive's own pages (/{}/): choose another with --list",
+                self.0, self.0
+            )
+        })
+    }
+
+    /// The name a list found only by its folder gets when the folder's name is reserved:
+    /// `t/` files into `t-list`.
+    pub fn unreserved(self) -> ListName {
+        if self.is_reserved() {
+            ListName(format!("{}-list", self.0))
+        } else {
+            self
+        }
     }
 
     /// The name as a string.
@@ -579,6 +596,14 @@ mod tests {
             Some("help-gnu".to_string())
         );
         assert_eq!(ListName::from_list_id("<t>"), None);
+        assert_eq!(
+            ListName::parse("t").map(|l| l.unreserved().0),
+            Ok("t-list".to_string())
+        );
+        assert_eq!(
+            ListName::parse("dev").map(|l| l.unreserved().0),
+            Ok("dev".to_string())
+        );
         assert_eq!(
             ListName::from_list_id("<helpers.example.org>").map(|l| l.0),
             Some("helpers".to_string())

@@ -126,17 +126,27 @@ fn stdin_needs_a_list_or_list_id() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--list"));
     // The names of the web archive's own pages are not list names.
     let out = run(&["import", "--list", "search", "-"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"search\" is taken"), "{err}");
     assert_eq!(num(&a.stats(), "messages"), 0);
+    // A folder of that name files its messages into `<name>-list` instead.
+    let folder = a.dir.path().join("t");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::write(
+        folder.join("x.mbox"),
+        mboxrd(&[simple("t1@x", "in folder t", 2, &[], "b\n")]),
+    )
+    .expect("write");
+    a.import_paths(&[&a.dir.path().join("t")], &[]);
+    assert_eq!(a.stats()["lists"]["t-list"], 1);
     let out = run(&["import", "--json", "--list", "ops", "-"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(num(&a.stats(), "messages"), 1);
+    assert_eq!(num(&a.stats(), "messages"), 2);
 }
 
 #[test]

@@ -579,14 +579,23 @@ impl FileSession<'_> {
                     let folder = self.folder_list.clone().ok_or_else(|| {
                         anyhow!("cannot tell which list these messages belong to (no List-Id header and no folder name): pass --list NAME")
                     })?;
-                    (ListName::parse(&folder).map_err(|e| anyhow!(e))?, None)
+                    // A folder named like one of the site's own paths (`t/`) files into
+                    // `t-list`, unless an older version already keeps a list `t`.
+                    let name = ListName::parse(&folder).map_err(|e| anyhow!(e))?;
+                    if name.is_reserved() && !store.list_exists(name.as_str())? {
+                        (name.unreserved(), None)
+                    } else {
+                        (name, None)
+                    }
                 }
             }
         };
         // A new list may not take the name of one of the site's own pages; one an older
         // version stored under such a name keeps receiving its messages.
         if name.is_reserved() && !store.list_exists(name.as_str())? {
-            ListName::parse_new(name.as_str()).map_err(|e| anyhow!(e))?;
+            if let Some(reason) = name.reserved_reason() {
+                return Err(anyhow!(reason));
+            }
         }
         let list = store.ensure_list(&name, list_id.as_deref())?;
         if let Some(file) = self.file {
