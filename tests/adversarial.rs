@@ -230,7 +230,7 @@ fn thread_ids_are_stable_when_ghosts_fill_in_and_threads_join() {
     let write = |name: &str, msgs: Vec<Vec<u8>>| {
         let path = a.dir.path().join(name);
         std::fs::write(&path, mboxrd(&msgs)).expect("write");
-        a.import_paths(&[&path], &["--list", "t"]);
+        a.import_paths(&[&path], &["--list", "threads"]);
     };
     // A reply arrives before its parent: the parent is a ghost until it is imported.
     write(
