@@ -113,12 +113,8 @@ fn stdin_needs_a_list_or_list_id() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(&data)
-            .expect("write stdin");
+        // A refused command may exit before reading its input: a broken pipe is no failure.
+        let _ = child.stdin.take().expect("stdin").write_all(&data);
         child.wait_with_output().expect("wait")
     };
     let out = run(&["import", "-"]);
@@ -251,4 +247,57 @@ fn generated_sample_dedups_every_cross_post() {
     .map(String::from)
     .collect();
     assert_eq!(variants, expected);
+}
+
+#[test]
+fn a_walk_follows_links_names_what_it_passes_over_and_goes_past_what_it_cannot_read() {
+    let a = Archive::new();
+    let root = a.dir.path().join("walk");
+    let outside = a.dir.path().join("outside");
+    for d in [root.join("dev"), outside.join("ops")] {
+        std::fs::create_dir_all(&d).expect("mkdir");
+    }
+    let one = |id: &str| mboxrd(&[simple(id, id, 1, &[], "b\n")]);
+    std::fs::write(root.join("dev").join("a.mbox"), one("a@x")).expect("write");
+    std::fs::write(outside.join("b.mbox"), one("b@x")).expect("write");
+    std::fs::write(outside.join("ops").join("c.mbox"), one("c@x")).expect("write");
+    std::fs::write(root.join("dev").join(".hidden.mbox"), one("h@x")).expect("write");
+    let link = |target: &std::path::Path, name: &str| {
+        std::os::unix::fs::symlink(target, root.join("dev").join(name)).expect("symlink")
+    };
+    link(&outside.join("b.mbox"), "b.mbox");
+    link(&outside.join("ops"), "ops-link");
+    link(&a.dir.path().join("nowhere.mbox"), "dangling.mbox");
+    link(&root, "loop");
+
+    let out = a.run(&[
+        "import",
+        "--json",
+        "--list",
+        "dev",
+        root.to_str().expect("utf-8"),
+    ]);
+    // What could be read is imported and reported; the exit status says the rest was not.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dangling.mbox"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(num(&report, "messages_new"), 3, "{report}");
+    let listed = |key: &str| -> Vec<String> {
+        report[key]
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|v| v.as_str().expect("a string").to_string())
+            .collect()
+    };
+    let unreadable = listed("unreadable");
+    assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+    assert!(unreadable[0].contains("dangling.mbox"), "{unreadable:?}");
+    assert!(
+        listed("skipped")
+            .iter()
+            .any(|s| s.ends_with(".hidden.mbox")),
+        "{report}"
+    );
+    assert_eq!(num(&a.stats(), "messages"), 3);
 }

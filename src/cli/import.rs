@@ -86,6 +86,14 @@ pub fn run(config: &Config, args: ImportArgs) -> Result<()> {
     } else {
         print_human(&report, args.dry_run);
     }
+    // Everything readable was imported and reported; the exit status still says some was not.
+    if !report.unreadable.is_empty() {
+        anyhow::bail!(
+            "{} input(s) could not be read: {}",
+            report.unreadable.len(),
+            report.unreadable.join("; ")
+        );
+    }
     Ok(())
 }
 
@@ -96,8 +104,9 @@ fn progress_bar(paths: &[PathBuf]) -> ProgressBar {
         return ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
     }
     let total: u64 = ingest::source::expand(paths)
-        .map(|(inputs, _)| {
-            inputs
+        .map(|expanded| {
+            expanded
+                .inputs
                 .iter()
                 .filter_map(|i| match i {
                     ingest::source::Input::File(p) => std::fs::metadata(p).ok().map(|m| {
@@ -146,8 +155,11 @@ fn print_human(report: &Report, dry_run: bool) {
         }
         println!();
     }
+    for unreadable in &report.unreadable {
+        println!("could not read: {unreadable}");
+    }
     for skipped in &report.skipped {
-        println!("skipped (not an archive by name): {skipped}");
+        println!("skipped (hidden, or not a mail archive): {skipped}");
     }
     let rate = if report.seconds > 0.0 {
         report.messages_read as f64 / report.seconds

@@ -64,8 +64,11 @@ pub struct Report {
     pub seconds: f64,
     /// Bytes read (decompressed).
     pub bytes: u64,
-    /// Files passed over by a directory walk (not mail archives by name).
+    /// Files passed over by a directory walk (not mail archives by name or content; hidden).
     pub skipped: Vec<String>,
+    /// Inputs that could not be read, each `path: reason` (a file or folder without
+    /// permission, a dangling link); the import goes on with the others.
+    pub unreadable: Vec<String>,
     /// Per-file details.
     pub details: Vec<FileReport>,
 }
@@ -139,11 +142,21 @@ pub fn import(
     dry_run: bool,
     progress: ProgressFn<'_>,
 ) -> Result<Report> {
-    let (inputs, skipped) = source::expand(paths)?;
+    let expanded = source::expand(paths)?;
     let mut report = Report {
-        skipped: skipped.iter().map(|p| p.display().to_string()).collect(),
+        skipped: expanded
+            .skipped
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        unreadable: expanded
+            .unreadable
+            .iter()
+            .map(|(p, e)| format!("{}: {e}", p.display()))
+            .collect(),
         ..Report::default()
     };
+    let inputs = expanded.inputs;
     if dry_run {
         store.begin_dry_run()?;
         indexer = None;
@@ -156,6 +169,14 @@ pub fn import(
     }
     let result = (|| -> Result<()> {
         for input in &inputs {
+            // A file that cannot be opened is reported and passed over, so one bad permission
+            // does not stop the rest; a failure while reading one is still an error.
+            if let source::Input::File(path) = input {
+                if let Err(e) = std::fs::File::open(path) {
+                    report.unreadable.push(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            }
             let file_report = import_input(
                 store,
                 indexer.as_deref_mut(),

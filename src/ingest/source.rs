@@ -33,53 +33,104 @@ const ARCHIVE_ENDINGS: &[&str] = &[
     ".mbox", ".mbx", ".mboxrd", ".txt", ".eml", ".gz", ".mbox.gz", ".txt.gz",
 ];
 
-/// Expands PATHs: files as given, directories walked (sorted, hidden entries skipped) for
-/// archive files, `-` for stdin. Returns the inputs and the files a walk passed over, so the
-/// report can name them.
-pub fn expand(paths: &[PathBuf]) -> Result<(Vec<Input>, Vec<PathBuf>)> {
-    let mut inputs = Vec::new();
-    let mut skipped = Vec::new();
+/// What a walk of the PATHs found.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    /// The inputs to read, in order.
+    pub inputs: Vec<Input>,
+    /// Entries passed over: files that are not mail archives by name or content, and hidden
+    /// files and folders (a name starting with `.`), so the report names them.
+    pub skipped: Vec<PathBuf>,
+    /// Entries that could not be read (a folder without permission, a dangling link), each
+    /// with the reason: the walk goes on past them.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Expands PATHs: files as given, directories walked (sorted; symbolic links followed, each
+/// folder once) for archive files, `-` for stdin. A PATH given that does not exist is an
+/// error; what a walk cannot read is reported in [`Expanded::unreadable`].
+pub fn expand(paths: &[PathBuf]) -> Result<Expanded> {
+    let mut out = Expanded::default();
     for path in paths {
         if path.as_os_str() == "-" {
-            inputs.push(Input::Stdin);
+            out.inputs.push(Input::Stdin);
             continue;
         }
         let meta =
             std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
         if !meta.is_dir() {
-            inputs.push(Input::File(path.clone()));
+            out.inputs.push(Input::File(path.clone()));
             continue;
         }
-        // An explicit stack, not recursion: directory trees can be deep.
-        let mut stack = vec![path.clone()];
-        let mut found = Vec::new();
-        while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir)
-                .with_context(|| format!("cannot list directory {}", dir.display()))?;
-            for entry in entries {
-                let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') {
+        walk(path, &mut out);
+    }
+    out.skipped.sort();
+    Ok(out)
+}
+
+/// Adds the archive files under `root` to `out`, sorted.
+fn walk(root: &Path, out: &mut Expanded) {
+    // An explicit stack, not recursion: directory trees can be deep. Folders are visited once
+    // by their canonical path, so a link back up the tree ends instead of looping.
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    let mut found = Vec::new();
+    while let Some(dir) = stack.pop() {
+        match std::fs::canonicalize(&dir) {
+            Ok(canonical) => {
+                if !seen.insert(canonical) {
                     continue;
                 }
-                let file_type = entry.file_type()?;
-                let p = entry.path();
-                if file_type.is_dir() {
-                    stack.push(p);
-                } else if file_type.is_file() {
-                    if is_archive_name(&name, &dir) || sniffs_like_mail(&p) {
-                        found.push(p);
-                    } else {
-                        skipped.push(p);
-                    }
-                }
+            }
+            Err(e) => {
+                out.unreadable.push((dir, e.to_string()));
+                continue;
             }
         }
-        found.sort();
-        inputs.extend(found.into_iter().map(Input::File));
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                out.unreadable.push((dir, e.to_string()));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    out.unreadable.push((dir.clone(), e.to_string()));
+                    continue;
+                }
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let p = entry.path();
+            if name.starts_with('.') {
+                out.skipped.push(p);
+                continue;
+            }
+            // Follows a symbolic link to what it names.
+            let meta = match std::fs::metadata(&p) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    out.unreadable.push((p, e.to_string()));
+                    continue;
+                }
+            };
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() {
+                if is_archive_name(&name, &dir) || sniffs_like_mail(&p) {
+                    found.push(p);
+                } else {
+                    out.skipped.push(p);
+                }
+            } else {
+                out.skipped.push(p);
+            }
+        }
     }
-    skipped.sort();
-    Ok((inputs, skipped))
+    found.sort();
+    out.inputs.extend(found.into_iter().map(Input::File));
 }
 
 fn is_archive_name(name: &str, dir: &Path) -> bool {
