@@ -45,7 +45,13 @@ pub fn run(config: &Config, args: ImportArgs) -> Result<()> {
         compression_level: config.import.compression_level,
         parse_threads: config.import.parse_threads,
     };
-    let mut store = open_store(config)?;
+    // A dry run against an archive that does not exist yet compares with an empty one in
+    // memory: it creates no file.
+    let mut store = if args.dry_run && !config.data_dir.join("archive.sqlite3").exists() {
+        crate::store::Store::open(std::path::Path::new(":memory:"))?
+    } else {
+        open_store(config)?
+    };
     // A reserved name is refused up front, before anything is read, unless an older version
     // already keeps a list under it.
     if let Some((l, reason)) = options
