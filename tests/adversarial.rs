@@ -332,4 +332,17 @@ fn preamble_truncated_gzip_and_garbage_are_problems_with_offsets() {
     );
     assert!(kinds.contains(&("preamble".to_string(), 0)), "{kinds:?}");
     assert!(kinds.contains(&("no-headers".to_string(), 18)), "{kinds:?}");
+    // Each problem is a byte range: the preamble is the 18 bytes before the first separator,
+    // the headerless record runs up to the next one.
+    let length = |kind: &str| {
+        problems
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|p| p["kind"] == kind)
+            .and_then(|p| p["length"].as_u64())
+    };
+    assert_eq!(length("preamble"), Some(18));
+    let headerless = b"From x@y Mon May  1 09:12:44 2023\n\nno headers at all\n\n".len() as u64;
+    assert_eq!(length("no-headers"), Some(headerless));
 }

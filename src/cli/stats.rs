@@ -73,16 +73,15 @@ pub fn problems(config: &Config, args: ProblemsArgs) -> Result<()> {
     let problems = store.problems()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        let rows: Vec<serde_json::Value> = problems
-            .iter()
-            .map(|(file, offset, kind, detail)| {
-                serde_json::json!({"file": file, "offset": offset, "kind": kind, "detail": detail})
-            })
-            .collect();
-        writeln!(out, "{}", serde_json::to_string(&rows)?)?;
+        // Each `{"file","offset","length","kind","detail"}`.
+        writeln!(out, "{}", serde_json::to_string(&problems)?)?;
     } else {
-        for (file, offset, kind, detail) in &problems {
-            writeln!(out, "{file}:{offset}: {kind}: {detail}")?;
+        for p in &problems {
+            writeln!(
+                out,
+                "{}:{}: {}: {} ({} bytes)",
+                p.file, p.offset, p.kind, p.detail, p.length
+            )?;
         }
     }
     out.flush()?;

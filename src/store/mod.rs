@@ -123,6 +123,19 @@ pub struct NewProblem {
     pub raw_z: Vec<u8>,
 }
 
+/// A recorded problem: a byte range of an input file that is not a stored message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProblemRecord {
+    /// The file's path as imported.
+    pub file: String,
+    /// Offset of the range in the file's (decompressed) stream.
+    pub offset: u64,
+    /// Length of the range in bytes.
+    pub length: u64,
+    pub kind: String,
+    pub detail: String,
+}
+
 /// Everything one import batch writes, applied in a single transaction.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -855,15 +868,22 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Problems recorded, as (file path, offset, kind, detail), in file and offset order.
-    pub fn problems(&self) -> Result<Vec<(String, u64, String, String)>> {
+    /// Problems recorded, in file and offset order.
+    pub fn problems(&self) -> Result<Vec<ProblemRecord>> {
         let mut stmt = self.conn.prepare(
-            "SELECT COALESCE(files.path, ''), problems.offset, problems.kind, problems.detail
+            "SELECT COALESCE(files.path, ''), problems.offset, problems.length, problems.kind,
+                    problems.detail
              FROM problems LEFT JOIN files ON files.id = problems.file
              ORDER BY files.path, problems.offset",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?))
+            Ok(ProblemRecord {
+                file: r.get(0)?,
+                offset: r.get::<_, i64>(1)? as u64,
+                length: r.get::<_, i64>(2)? as u64,
+                kind: r.get(3)?,
+                detail: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
