@@ -69,6 +69,66 @@ fn grown_file_reads_only_the_appended_part_and_rewritten_file_is_reread() {
     assert_eq!(num(&a.stats(), "messages"), 6);
 }
 
+/// A live mbox read while a message is being appended: the message the end of the file cut
+/// off is a problem until the file grows, then it is stored whole, as a clean import of the
+/// final file stores it.
+#[test]
+fn a_message_cut_off_by_the_end_of_a_growing_file_is_read_whole_later() {
+    let msgs: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            simple(
+                &format!("c{i}@x"),
+                "cut",
+                i,
+                &[],
+                "a body line\nand another\n",
+            )
+        })
+        .collect();
+    let full = mboxrd(&msgs);
+    let second = full
+        .windows(5)
+        .enumerate()
+        .filter(|(_, w)| *w == b"From ")
+        .map(|(i, _)| i)
+        .nth(1)
+        .expect("a second separator");
+    let headers_end = second
+        + full[second..]
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .expect("blank");
+    // Cut inside a header line and inside a body line. (A cut at the end of a line cannot be
+    // told from a complete message.)
+    for cut in [second + 50, headers_end + 5] {
+        let a = Archive::new();
+        let file = a.dir.path().join("live.mbox");
+        std::fs::write(&file, &full[..cut]).expect("write");
+        let first = a.import_paths(&[&file], &["--list", "live"]);
+        assert_eq!(num(&first, "messages_new"), 1, "cut at {cut}: {first}");
+        assert_eq!(num(&first, "problems"), 1, "cut at {cut}: {first}");
+        let out = a.run(&["problems", "--json"]);
+        let problems: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(problems[0]["kind"], "truncated", "{problems}");
+        assert_eq!(problems[0]["offset"].as_u64(), Some(second as u64));
+
+        std::fs::write(&file, &full).expect("grow");
+        let grown = a.import_paths(&[&file], &["--list", "live"]);
+        assert_eq!(num(&grown, "messages_new"), 2, "cut at {cut}: {grown}");
+        let stats = a.stats();
+        assert_eq!(num(&stats, "messages"), 3);
+        assert_eq!(
+            num(&stats, "problems"),
+            0,
+            "the cut-off record is stored now"
+        );
+        assert_eq!(a.raw("c1@x"), msgs[1], "cut at {cut}");
+        // Unchanged since: nothing more.
+        let again = a.import_paths(&[&file], &["--list", "live"]);
+        assert_eq!(num(&again, "messages_read"), 0);
+    }
+}
+
 #[test]
 fn dry_run_reports_exactly_and_writes_nothing() {
     let a = Archive::new();

@@ -145,6 +145,9 @@ pub struct Splitter<R> {
     pending: VecDeque<Item>,
     held: Option<Held>,
     done: bool,
+    /// Where the next import of this file, once it has grown, must start reading again: the
+    /// offset of a last message cut off by the end of the input (see [`Splitter::resume_from`]).
+    resume_from: Option<u64>,
 }
 
 /// A `From ` line with a date that may or may not be a separator, waiting for the next line.
@@ -180,6 +183,7 @@ impl<R: BufRead> Splitter<R> {
             pending: VecDeque::new(),
             held: None,
             done: false,
+            resume_from: None,
         }
     }
 
@@ -226,6 +230,7 @@ impl<R: BufRead> Splitter<R> {
                     self.stats.body_from_lines += 1;
                     self.append(&held.line, held.start, held.consumed);
                 }
+                self.hold_back_cut_off_message();
                 self.finish_current();
                 self.finish_preamble();
                 self.done = true;
@@ -412,6 +417,44 @@ impl<R: BufRead> Splitter<R> {
             bytes: cur.bytes,
             suspicious: cur.suspicious,
         }));
+    }
+
+    /// An mbox ends every message with a newline; a last message whose last line is
+    /// unfinished was cut off by the end of the input, typically a file still being appended
+    /// to (a live Mailman mbox) or a partial download. Stored, it would stay cut off, and the
+    /// rest, once the file grew, would be read as text before a separator. It is recorded as a
+    /// problem instead, and the file's import position stays at its start, so the next import
+    /// reads it whole. A cut that falls at the end of a line cannot be told from a message's
+    /// end (a last message of headers only, with no blank line, occurs in real files).
+    fn hold_back_cut_off_message(&mut self) {
+        let cut_off = self.variant != Variant::Single
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|c| !c.oversized && !c.bytes.ends_with(b"\n"));
+        if !cut_off {
+            return;
+        }
+        let Some(cur) = self.current.take() else {
+            return;
+        };
+        self.resume_from = Some(cur.offset);
+        self.pending.push_back(Item::Problem(SplitProblem {
+            offset: cur.offset,
+            len: cur.len,
+            kind: ProblemKind::Truncated,
+            detail: format!(
+                "the input ends inside this message ({} bytes, its last line unfinished); an import after the file grows reads it again",
+                cur.len
+            ),
+            raw: cur.bytes,
+        }));
+    }
+
+    /// The offset a later import of this file must read again from, when the input ended
+    /// inside its last message; `None` when it ended cleanly.
+    pub fn resume_from(&self) -> Option<u64> {
+        self.resume_from
     }
 
     fn finish_preamble(&mut self) {

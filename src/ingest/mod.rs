@@ -257,7 +257,7 @@ fn import_input(
                     offset: state.done_offset,
                     variant: variant.unwrap_or(Variant::Unknown),
                 };
-                store.resume_file(state.handle, size, &current_fp)?;
+                store.resume_file(state.handle, size, &current_fp, state.done_offset)?;
             }
             known_list = state.list;
             file_ref = Some(state.handle);
@@ -341,14 +341,12 @@ fn import_input(
                     }
                 }
                 let bytes = splitter.stats().total_bytes - last_bytes;
-                // The last chunk always goes out, even empty, so the end offset is recorded.
-                let _ = raw_tx.send((
-                    seq,
-                    items,
-                    end.max(splitter.stats().total_bytes),
-                    splitter.variant(),
-                    bytes,
-                ));
+                // The last chunk always goes out, even empty, so the end offset is recorded:
+                // the end of the input, or the start of a message it cut off.
+                let end = splitter
+                    .resume_from()
+                    .unwrap_or(end.max(splitter.stats().total_bytes));
+                let _ = raw_tx.send((seq, items, end, splitter.variant(), bytes));
                 Ok((splitter.variant(), splitter.stats().clone()))
             })
             .context("cannot start the reader thread")?;

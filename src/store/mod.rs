@@ -494,15 +494,34 @@ impl Store {
             params![path, list_key],
             |r| r.get(0),
         )?;
+        // A file read again from the start (it was rewritten) has its problems found again:
+        // those of its earlier version, such as a message its end cut off, would be stale.
+        self.conn
+            .execute("DELETE FROM problems WHERE file = ?1", [id])?;
         Ok(FileRef(id))
     }
 
-    /// Records that a file grew and is being read again from its committed offset.
-    pub fn resume_file(&mut self, file: FileRef, size: u64, fingerprint: &[u8]) -> Result<()> {
-        self.conn.execute(
+    /// Records that a file grew and is being read again from its committed offset `from`.
+    /// Problems recorded at or after it (a message the end of the file cut off) are dropped:
+    /// that range is read again, and recorded again if it is still a problem.
+    pub fn resume_file(
+        &mut self,
+        file: FileRef,
+        size: u64,
+        fingerprint: &[u8],
+        from: u64,
+    ) -> Result<()> {
+        // A savepoint, not a transaction: a dry run has one open already.
+        let tx = self.conn.savepoint()?;
+        tx.execute(
             "UPDATE files SET size = ?2, fingerprint = ?3, complete = 0 WHERE id = ?1",
             params![file.0, size as i64, fingerprint],
         )?;
+        tx.execute(
+            "DELETE FROM problems WHERE file = ?1 AND offset >= ?2",
+            params![file.0, from as i64],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
