@@ -148,6 +148,8 @@ pub struct Splitter<R> {
     /// Where the next import of this file, once it has grown, must start reading again: the
     /// offset of a last message cut off by the end of the input (see [`Splitter::resume_from`]).
     resume_from: Option<u64>,
+    /// Whether the input may still grow (a file), so that a cut-off last message is held back.
+    may_grow: bool,
 }
 
 /// A `From ` line with a date that may or may not be a separator, waiting for the next line.
@@ -184,6 +186,7 @@ impl<R: BufRead> Splitter<R> {
             held: None,
             done: false,
             resume_from: None,
+            may_grow: true,
         }
     }
 
@@ -427,7 +430,8 @@ impl<R: BufRead> Splitter<R> {
     /// reads it whole. A cut that falls at the end of a line cannot be told from a message's
     /// end (a last message of headers only, with no blank line, occurs in real files).
     fn hold_back_cut_off_message(&mut self) {
-        let cut_off = self.variant != Variant::Single
+        let cut_off = self.may_grow
+            && self.variant != Variant::Single
             && self
                 .current
                 .as_ref()
@@ -449,6 +453,12 @@ impl<R: BufRead> Splitter<R> {
             ),
             raw: cur.bytes,
         }));
+    }
+
+    /// Declares the input complete (a stream such as stdin, which nothing appends to): its
+    /// last message is kept as it is, however it ends.
+    pub fn input_is_complete(&mut self) {
+        self.may_grow = false;
     }
 
     /// The offset a later import of this file must read again from, when the input ended
@@ -807,5 +817,29 @@ mod tests {
             Item::Message(m) => assert_eq!(m.offset, first.len() as u64),
             Item::Problem(p) => panic!("unexpected problem {p:?}"),
         }
+    }
+
+    #[test]
+    fn a_last_message_cut_mid_line_is_held_back_unless_the_input_is_complete() {
+        let first = b"From a@b Mon May  1 09:12:44 2023\nSubject: x\n\nbody\n\n".to_vec();
+        let mut input = first.clone();
+        input.extend_from_slice(b"From c@d Mon May  1 09:12:45 2023\nSubject: y\n\nhalf a li");
+        let mut splitter = Splitter::new(&input[..], 1 << 20);
+        let items: Vec<Item> = splitter.by_ref().collect();
+        assert_eq!(messages(&items).len(), 1);
+        assert!(
+            matches!(items.last(), Some(Item::Problem(p)) if p.kind == ProblemKind::Truncated
+                && p.offset == first.len() as u64 && p.len == (input.len() - first.len()) as u64),
+            "{items:?}"
+        );
+        assert_eq!(splitter.resume_from(), Some(first.len() as u64));
+        // Ending at a line's end, or a stream nothing appends to: the message is kept.
+        let whole = [&input[..], b"ne\n"].concat();
+        assert_eq!(messages(&split(&whole).0).len(), 2);
+        let mut complete = Splitter::new(&input[..], 1 << 20);
+        complete.input_is_complete();
+        let items: Vec<Item> = complete.by_ref().collect();
+        assert_eq!(messages(&items).len(), 2);
+        assert_eq!(complete.resume_from(), None);
     }
 }

@@ -270,6 +270,7 @@ fn import_input(
         file_report.note = Some("unchanged since the last import".into());
         return Ok(file_report);
     }
+    let is_stdin = matches!(input, Input::Stdin);
     let opened = source::open(input)?;
     file_report.encoding = if opened.compressed { "gzip" } else { "plain" }.into();
     if let (Some(file), true) = (file_ref, opened.compressed) {
@@ -312,6 +313,10 @@ fn import_input(
             .name("archivist-split".into())
             .spawn_scoped(scope, move || -> Result<(Variant, SplitStats)> {
                 let mut splitter = Splitter::new(opened.reader, max_bytes);
+                if is_stdin {
+                    // A stream ends where its writer ended it: nothing will be appended.
+                    splitter.input_is_complete();
+                }
                 if resume_offset > 0 {
                     splitter
                         .resume_at(resume_offset, resume_variant)
