@@ -39,13 +39,17 @@ impl MessageId {
         MessageId(id)
     }
 
-    /// Whether `id`, percent-encoded as one URL path segment, would not reach its own page:
-    /// `.` and `..` are dot segments that browsers and HTTP clients remove from a path
+    /// `encoded`, the percent-encoded `id`, as a URL path segment that reaches the id's own
+    /// page: `.` and `..` are dot segments that browsers and HTTP clients remove from a path
     /// (`%2E` included, per the WHATWG URL standard), and an id ending in `.mbox.gz` reads as
-    /// its thread's mbox. Such an id goes into URLs in angle brackets (`%3C..%3E`), which
+    /// its thread's mbox, so such an id goes in angle brackets (`%3C..%3E`), which
     /// [`MessageId::parse`] takes off again.
-    pub fn needs_brackets_in_path(id: &str) -> bool {
-        id == "." || id == ".." || id.ends_with(".mbox.gz")
+    pub fn path_segment(id: &str, encoded: String) -> String {
+        if id == "." || id == ".." || id.ends_with(".mbox.gz") {
+            format!("%3C{encoded}%3E")
+        } else {
+            encoded
+        }
     }
 
     /// The id without angle brackets.
@@ -112,16 +116,6 @@ impl ListName {
     /// list's pages (`/NAME/`, `/NAME/atom`, `/NAME/2023/05/`) could not be reached.
     pub fn is_reserved(&self) -> bool {
         RESERVED_LIST_NAMES.contains(&self.0.as_str())
-    }
-
-    /// [`ListName::parse`] for naming a list the archive does not hold yet: a reserved name
-    /// is refused with the reason.
-    pub fn parse_new(raw: &str) -> Result<ListName, String> {
-        let name = ListName::parse(raw)?;
-        match name.reserved_reason() {
-            Some(reason) => Err(reason),
-            None => Ok(name),
-        }
     }
 
     /// Why a new list may not take this name, if it is reserved.
@@ -588,8 +582,11 @@ mod tests {
         assert!(ListName::parse("a b").is_err());
         // Names of the site's own pages: refused for new lists, worked around from List-Id.
         for reserved in RESERVED_LIST_NAMES {
-            assert!(ListName::parse_new(reserved).is_err(), "{reserved}");
-            assert!(ListName::parse(reserved).is_ok_and(|l| l.is_reserved()));
+            let name = ListName::parse(reserved).expect("a valid name");
+            assert!(name.is_reserved(), "{reserved}");
+            assert!(name
+                .reserved_reason()
+                .is_some_and(|r| r.contains("is taken")));
         }
         assert_eq!(
             ListName::from_list_id("GNU help <help.gnu.org>").map(|l| l.0),

@@ -54,13 +54,11 @@ pub fn run(config: &Config, args: ImportArgs) -> Result<()> {
     };
     // A reserved name is refused up front, before anything is read, unless an older version
     // already keeps a list under it.
-    if let Some((l, reason)) = options
-        .list
-        .as_ref()
-        .and_then(|l| Some((l, l.reserved_reason()?)))
-    {
-        if !store.list_exists(l.as_str())? {
-            return Err(UsageError(reason).into());
+    if let Some(l) = &options.list {
+        if let Some(reason) = l.reserved_reason() {
+            if !store.list_exists(l.as_str())? {
+                return Err(UsageError(reason).into());
+            }
         }
     }
     let mut indexer = if args.dry_run {

@@ -34,12 +34,9 @@ pub fn path_segment(raw: &str) -> String {
 
 /// The web archive's thread page: `{base_url}/t/<root-message-id>`.
 pub fn thread_url(base_url: &str, root_message_id: &str) -> String {
-    let segment = path_segment(root_message_id);
-    if crate::message::MessageId::needs_brackets_in_path(root_message_id) {
-        format!("{base_url}/t/%3C{segment}%3E")
-    } else {
-        format!("{base_url}/t/{segment}")
-    }
+    let segment =
+        crate::message::MessageId::path_segment(root_message_id, path_segment(root_message_id));
+    format!("{base_url}/t/{segment}")
 }
 
 /// The public page of a week's digest: `{base_url}/digest/2023-W20?lists=a,b`.

@@ -430,16 +430,13 @@ impl<R: BufRead> Splitter<R> {
     /// reads it whole. A cut that falls at the end of a line cannot be told from a message's
     /// end (a last message of headers only, with no blank line, occurs in real files).
     fn hold_back_cut_off_message(&mut self) {
-        let cut_off = self.may_grow
-            && self.variant != Variant::Single
-            && self
-                .current
-                .as_ref()
-                .is_some_and(|c| !c.oversized && !c.bytes.ends_with(b"\n"));
-        if !cut_off {
+        if !self.may_grow || self.variant == Variant::Single {
             return;
         }
-        let Some(cur) = self.current.take() else {
+        let Some(cur) = self
+            .current
+            .take_if(|c| !c.oversized && !c.bytes.ends_with(b"\n"))
+        else {
             return;
         };
         self.resume_from = Some(cur.offset);

@@ -616,8 +616,8 @@ impl FileSession<'_> {
         };
         // A new list may not take the name of one of the site's own pages; one an older
         // version stored under such a name keeps receiving its messages.
-        if name.is_reserved() && !store.list_exists(name.as_str())? {
-            if let Some(reason) = name.reserved_reason() {
+        if let Some(reason) = name.reserved_reason() {
+            if !store.list_exists(name.as_str())? {
                 return Err(anyhow!(reason));
             }
         }

@@ -70,37 +70,29 @@ pub fn expand(paths: &[PathBuf]) -> Result<Expanded> {
 
 /// Adds the archive files under `root` to `out`, sorted.
 fn walk(root: &Path, out: &mut Expanded) {
+    // What cannot be read is noted and passed over.
+    fn readable<T>(r: std::io::Result<T>, path: &Path, out: &mut Expanded) -> Option<T> {
+        r.map_err(|e| out.unreadable.push((path.to_path_buf(), e.to_string())))
+            .ok()
+    }
     // An explicit stack, not recursion: directory trees can be deep. Folders are visited once
     // by their canonical path, so a link back up the tree ends instead of looping.
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![root.to_path_buf()];
     let mut found = Vec::new();
     while let Some(dir) = stack.pop() {
-        match std::fs::canonicalize(&dir) {
-            Ok(canonical) => {
-                if !seen.insert(canonical) {
-                    continue;
-                }
-            }
-            Err(e) => {
-                out.unreadable.push((dir, e.to_string()));
-                continue;
-            }
+        let Some(canonical) = readable(std::fs::canonicalize(&dir), &dir, out) else {
+            continue;
+        };
+        if !seen.insert(canonical) {
+            continue;
         }
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) => {
-                out.unreadable.push((dir, e.to_string()));
-                continue;
-            }
+        let Some(entries) = readable(std::fs::read_dir(&dir), &dir, out) else {
+            continue;
         };
         for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    out.unreadable.push((dir.clone(), e.to_string()));
-                    continue;
-                }
+            let Some(entry) = readable(entry, &dir, out) else {
+                continue;
             };
             let name = entry.file_name().to_string_lossy().into_owned();
             let p = entry.path();
@@ -109,21 +101,13 @@ fn walk(root: &Path, out: &mut Expanded) {
                 continue;
             }
             // Follows a symbolic link to what it names.
-            let meta = match std::fs::metadata(&p) {
-                Ok(meta) => meta,
-                Err(e) => {
-                    out.unreadable.push((p, e.to_string()));
-                    continue;
-                }
+            let Some(meta) = readable(std::fs::metadata(&p), &p, out) else {
+                continue;
             };
             if meta.is_dir() {
                 stack.push(p);
-            } else if meta.is_file() {
-                if is_archive_name(&name, &dir) || sniffs_like_mail(&p) {
-                    found.push(p);
-                } else {
-                    out.skipped.push(p);
-                }
+            } else if meta.is_file() && (is_archive_name(&name, &dir) || sniffs_like_mail(&p)) {
+                found.push(p);
             } else {
                 out.skipped.push(p);
             }

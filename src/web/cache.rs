@@ -221,7 +221,7 @@ impl Freshness {
         if version != watch.data_version || watch.archive == 0 {
             watch.data_version = version;
             watch.archive += 1;
-            watch.archive_changed_at = now();
+            watch.archive_changed_at = crate::digest::service::now();
         }
         if scope == Scope::Search {
             let mark = index_mark(&self.index_dir);
@@ -233,7 +233,7 @@ impl Freshness {
                 }
                 watch.index_seen = Some(mark);
                 watch.index += 1;
-                watch.index_changed_at = now();
+                watch.index_changed_at = crate::digest::service::now();
             }
         }
         let changed_at = match scope {
@@ -246,12 +246,6 @@ impl Freshness {
             changed_at,
         })
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Fingerprints the files under `dir` (two levels down) and each directory's `meta.json`,

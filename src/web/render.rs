@@ -144,14 +144,9 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'=');
 
 /// A Message-ID as a URL path segment; in angle brackets where it could not stand alone (see
-/// [`crate::message::MessageId::needs_brackets_in_path`]).
+/// [`crate::message::MessageId::path_segment`]).
 pub fn id_path(id: &str) -> String {
-    let encoded = utf8_percent_encode(id, SEGMENT).to_string();
-    if crate::message::MessageId::needs_brackets_in_path(id) {
-        format!("%3C{encoded}%3E")
-    } else {
-        encoded
-    }
+    crate::message::MessageId::path_segment(id, utf8_percent_encode(id, SEGMENT).to_string())
 }
 
 /// A query-string value.
