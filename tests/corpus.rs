@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use archivist::ingest::mbox::{Item, Splitter};
 use archivist::ingest::parse;
 
-use crate::support::{corpus, num, Archive};
+use crate::support::{corpus, num, summary, Archive};
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -128,6 +128,57 @@ fn every_corpus_file_imports_without_panic_and_accounts_for_every_record() {
         "{}",
         report["messages_new"]
     );
+    // Every record is found again by file and offset: the first copy of a message in the list
+    // by its membership, every further copy (the kernel cross-posts, imported here under one
+    // list, and the R lists' messages archived twice) in `copies`, the rest as problems.
+    let db = a.sql();
+    let places = |sql: &str| -> BTreeMap<String, BTreeSet<i64>> {
+        let mut out: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+        let mut stmt = db.prepare(sql).expect("prepare");
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .expect("query");
+        for row in rows {
+            let (path, offset) = row.expect("row");
+            assert!(
+                out.entry(path.clone()).or_default().insert(offset),
+                "{path} offset {offset} recorded twice"
+            );
+        }
+        out
+    };
+    let mut stored = places(
+        "SELECT f.path, m.offset FROM memberships m JOIN files f ON f.id = m.file
+         UNION ALL SELECT f.path, c.offset FROM copies c JOIN files f ON f.id = c.file
+         UNION ALL SELECT f.path, p.offset FROM problems p JOIN files f ON f.id = p.file",
+    );
+    let total: usize = stored.values().map(BTreeSet::len).sum();
+    assert_eq!(
+        total as u64,
+        num(&report, "messages_read") + num(&report, "framing_problems"),
+        "{}",
+        summary(&report)
+    );
+    let copies: i64 = db
+        .query_row("SELECT count(*) FROM copies", [], |r| r.get(0))
+        .expect("count copies");
+    let copies = copies as u64;
+    assert_eq!(copies, num(&report, "duplicates"), "{}", summary(&report));
+    assert!(copies > 0, "the corpus holds copies: {}", summary(&report));
+    for detail in report["details"].as_array().expect("details") {
+        let path = std::fs::canonicalize(detail["path"].as_str().expect("path")).expect("path");
+        let found = stored
+            .remove(path.to_str().expect("utf-8 path"))
+            .unwrap_or_default();
+        assert!(
+            found.len() as u64 >= num(detail, "messages"),
+            "{}: {} places recorded, {} messages read",
+            path.display(),
+            found.len(),
+            detail["messages"]
+        );
+    }
+    assert!(stored.is_empty(), "places of unknown files: {stored:?}");
     // A second run over the same files reads nothing and adds nothing.
     let again = a.import_paths(&refs, &["--list", "corpus"]);
     assert_eq!(num(&again, "messages_new"), 0);

@@ -35,6 +35,40 @@ fn reimport_adds_nothing_and_copies_are_duplicates() {
     assert_eq!(num(&dup, "messages_new"), 0);
     assert_eq!(num(&dup, "duplicates"), 5);
     assert_eq!(num(&a.stats(), "messages"), 5);
+    // Each copy's place is kept: the first file's through memberships, the second's as copies
+    // of the same messages at the same offsets.
+    let first_places = places(&a, "memberships");
+    let copy_places = places(&a, "copies");
+    assert_eq!(first_places.len(), 5);
+    assert!(first_places.iter().all(|p| p.0 == "2023-05.mbox"));
+    assert!(copy_places.iter().all(|p| p.0 == "copy.mbox"));
+    let at = |p: &[(String, String, Option<i64>)]| -> Vec<(String, Option<i64>)> {
+        p.iter()
+            .map(|(_, id, offset)| (id.clone(), *offset))
+            .collect()
+    };
+    assert_eq!(at(&first_places), at(&copy_places));
+    assert_eq!(num(&a.stats(), "copies"), 5);
+}
+
+/// (file name, message id, offset) of every row of `table`, by message id and offset.
+fn places(a: &Archive, table: &str) -> Vec<(String, String, Option<i64>)> {
+    let db = a.sql();
+    let mut stmt = db
+        .prepare(&format!(
+            "SELECT f.path, m.message_id, t.offset FROM {table} t
+             JOIN messages m ON m.id = t.message JOIN files f ON f.id = t.file
+             ORDER BY 2, 3"
+        ))
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| {
+            let path: String = r.get(0)?;
+            let name = path.rsplit('/').next().unwrap_or_default().to_string();
+            Ok((name, r.get(1)?, r.get(2)?))
+        })
+        .expect("query");
+    rows.map(|r| r.expect("row")).collect()
 }
 
 #[test]
@@ -67,6 +101,28 @@ fn grown_file_reads_only_the_appended_part_and_rewritten_file_is_reread() {
         "the edited copy is different content"
     );
     assert_eq!(num(&a.stats(), "messages"), 6);
+    // The edit moved every later message by two bytes: the memberships point at the new
+    // places, the replaced first version keeps its file without a place, and nothing is a
+    // further copy.
+    let offsets = |bytes: &[u8]| -> Vec<i64> {
+        let mut at = vec![0];
+        at.extend(
+            bytes
+                .windows(6)
+                .enumerate()
+                .filter(|(_, w)| w == b"\nFrom ")
+                .map(|(i, _)| i as i64 + 1),
+        );
+        at
+    };
+    let now = offsets(&mboxrd(&msgs));
+    let members = places(&a, "memberships");
+    let placed: Vec<i64> = members.iter().filter_map(|p| p.2).collect();
+    let mut placed_sorted = placed.clone();
+    placed_sorted.sort_unstable();
+    assert_eq!(placed_sorted, now, "{members:?}");
+    assert_eq!(members.iter().filter(|p| p.2.is_none()).count(), 1);
+    assert!(places(&a, "copies").is_empty());
 }
 
 /// A live mbox read while a message is being appended: the message the end of the file cut

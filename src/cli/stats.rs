@@ -56,8 +56,8 @@ pub fn run(config: &Config, args: StatsArgs) -> Result<()> {
     } else {
         writeln!(
             out,
-            "{} messages in {} threads, {} problems",
-            stats.messages, stats.threads, stats.problems
+            "{} messages in {} threads, {} problems, {} further copies",
+            stats.messages, stats.threads, stats.problems, stats.copies
         )?;
         for (list, count) in &stats.lists {
             writeln!(out, "  {list:<30} {count:>8}")?;

@@ -114,6 +114,8 @@ pub type ProgressFn<'a> = &'a (dyn Fn(u64, u64) + Sync);
 /// A message after the parse stage: parsed and compressed, no longer tied to the input.
 struct Prepared {
     offset: u64,
+    /// The record's length in the stream, separator line included.
+    length: u64,
     parsed: Parsed,
     content: Vec<u8>,
     size: u64,
@@ -486,6 +488,7 @@ fn prepare_chunk(
                         let content = store::pack_content(zstd, &m.bytes, &parsed.body)?;
                         out.push(Stage::Message(Box::new(Prepared {
                             offset: m.offset,
+                            length: m.len,
                             size: m.bytes.len() as u64,
                             parsed,
                             content,
@@ -773,7 +776,14 @@ impl FileSession<'_> {
                     }
                     self.totals.cross_posts += 1;
                 }
-                Verdict::Duplicate(_) => self.totals.duplicates += 1,
+                Verdict::Duplicate(id) => {
+                    batch.copies.push(store::CopyPlace {
+                        message: id,
+                        offset: m.offset,
+                        length: m.length,
+                    });
+                    self.totals.duplicates += 1;
+                }
             }
         }
 

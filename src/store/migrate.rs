@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../schema/0002_index_log.sql"),
     ),
     ("0003_digest", include_str!("../../schema/0003_digest.sql")),
+    ("0004_copies", include_str!("../../schema/0004_copies.sql")),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

@@ -143,6 +143,9 @@ pub struct Batch {
     pub messages: Vec<NewMessage>,
     /// Existing messages that gained the batch's list: (message, offset).
     pub cross_posts: Vec<(MessageRef, u64)>,
+    /// Further copies of messages the batch's list already holds (stored before or earlier in
+    /// this batch), by public id: where each was read.
+    pub copies: Vec<CopyPlace>,
     /// Thread keys to insert or update.
     pub thread_keys: Vec<(String, ThreadId)>,
     /// Thread merges: (absorbed, survivor).
@@ -155,6 +158,17 @@ pub struct Batch {
     pub footers: Vec<String>,
     /// File progress to record, if the batch came from a file.
     pub progress: Option<FileProgress>,
+}
+
+/// Where a further copy of a stored message was read (see `schema/0004_copies.sql`).
+#[derive(Debug, Clone)]
+pub struct CopyPlace {
+    /// The public id of the message it is a copy of.
+    pub message: MessageId,
+    /// Offset of its record in the (decompressed) stream.
+    pub offset: u64,
+    /// Length of its record, separator line included.
+    pub length: u64,
 }
 
 /// The file position a batch brings the import to.
@@ -179,6 +193,8 @@ pub struct Stats {
     pub lists: std::collections::BTreeMap<String, u64>,
     /// Problems recorded.
     pub problems: u64,
+    /// Further copies of messages a list already held, found again by file and offset.
+    pub copies: u64,
 }
 
 /// What the search index needs of one message, read from the archive.
@@ -481,7 +497,9 @@ impl Store {
         size: u64,
         fingerprint: &[u8],
     ) -> Result<FileRef> {
-        self.conn.execute(
+        // A savepoint, not a transaction: a dry run has one open already.
+        let tx = self.conn.savepoint()?;
+        tx.execute(
             "INSERT INTO files (path, list_key, variant, compressed, size, done_offset, fingerprint, complete)
              VALUES (?1, ?2, 'unknown', ?3, ?4, 0, ?5, 0)
              ON CONFLICT(path, list_key) DO UPDATE SET
@@ -489,21 +507,25 @@ impl Store {
                 fingerprint = excluded.fingerprint, done_offset = 0, complete = 0",
             params![path, list_key, compressed, size as i64, fingerprint],
         )?;
-        let id = self.conn.query_row(
+        let id = tx.query_row(
             "SELECT id FROM files WHERE path = ?1 AND list_key = ?2",
             params![path, list_key],
             |r| r.get(0),
         )?;
-        // A file read again from the start (it was rewritten) has its problems found again:
-        // those of its earlier version, such as a message its end cut off, would be stale.
-        self.conn
-            .execute("DELETE FROM problems WHERE file = ?1", [id])?;
+        // A file read again from the start (it was rewritten) has its problems and further
+        // copies found again: those of its earlier version, such as a message its end cut
+        // off, would be stale. Its memberships lose their offsets until their messages are
+        // read again; one its new version no longer holds keeps the file and no offset.
+        tx.execute("DELETE FROM problems WHERE file = ?1", [id])?;
+        tx.execute("DELETE FROM copies WHERE file = ?1", [id])?;
+        tx.execute("UPDATE memberships SET offset = NULL WHERE file = ?1", [id])?;
+        tx.commit()?;
         Ok(FileRef(id))
     }
 
     /// Records that a file grew and is being read again from its committed offset `from`.
-    /// Problems recorded at or after it (a message the end of the file cut off) are dropped:
-    /// that range is read again, and recorded again if it is still a problem.
+    /// Problems and further copies recorded at or after it (a message the end of the file cut
+    /// off) are dropped: that range is read again, and recorded again if it still is one.
     pub fn resume_file(
         &mut self,
         file: FileRef,
@@ -517,10 +539,12 @@ impl Store {
             "UPDATE files SET size = ?2, fingerprint = ?3, complete = 0 WHERE id = ?1",
             params![file.0, size as i64, fingerprint],
         )?;
-        tx.execute(
-            "DELETE FROM problems WHERE file = ?1 AND offset >= ?2",
-            params![file.0, from as i64],
-        )?;
+        for table in ["problems", "copies"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE file = ?1 AND offset >= ?2"),
+                params![file.0, from as i64],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -743,6 +767,41 @@ impl Store {
                 insert_member.execute(params![message.0, list.0, file_id, *offset as i64])?;
                 log_change.execute([message.0])?;
             }
+            // A copy read again from a file read again from the start (it was rewritten) is
+            // where the list's membership now points, if `begin_file` left it unplaced;
+            // otherwise it is a further copy, unless read again at a place already recorded.
+            let mut place_member = tx.prepare_cached(
+                "UPDATE memberships SET offset = ?2
+                 WHERE message = (SELECT id FROM messages WHERE message_id = ?3)
+                   AND list = ?4 AND file IS ?1 AND offset IS NULL",
+            )?;
+            let mut insert_copy = tx.prepare_cached(
+                "INSERT INTO copies (file, offset, length, message, list)
+                 SELECT ?1, ?2, ?3, m.id, ?5 FROM messages m WHERE m.message_id = ?4
+                 AND NOT EXISTS (SELECT 1 FROM memberships s WHERE s.message = m.id
+                     AND s.list = ?5 AND s.file IS ?1 AND s.offset = ?2)
+                 AND NOT EXISTS (SELECT 1 FROM copies c WHERE c.file IS ?1 AND c.offset = ?2
+                     AND c.message = m.id)",
+            )?;
+            for c in &batch.copies {
+                if file_id.is_some()
+                    && place_member.execute(params![
+                        file_id,
+                        c.offset as i64,
+                        c.message.as_str(),
+                        list.0
+                    ])? > 0
+                {
+                    continue;
+                }
+                insert_copy.execute(params![
+                    file_id,
+                    c.offset as i64,
+                    c.length as i64,
+                    c.message.as_str(),
+                    list.0
+                ])?;
+            }
             let mut upsert_key = tx.prepare_cached(
                 "INSERT INTO thread_keys (msgid, thread_id) VALUES (?1, ?2)
                  ON CONFLICT(msgid) DO UPDATE SET thread_id = excluded.thread_id",
@@ -830,6 +889,9 @@ impl Store {
         let problems: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM problems", [], |r| r.get(0))?;
+        let copies: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM copies", [], |r| r.get(0))?;
         let mut stmt = self.conn.prepare(
             "SELECT lists.name, COUNT(memberships.message) FROM lists
              LEFT JOIN memberships ON memberships.list = lists.id
@@ -845,6 +907,7 @@ impl Store {
             threads: threads as u64,
             lists,
             problems: problems as u64,
+            copies: copies as u64,
         })
     }
 
