@@ -38,8 +38,9 @@ const ARCHIVE_ENDINGS: &[&str] = &[
 pub struct Expanded {
     /// The inputs to read, in order.
     pub inputs: Vec<Input>,
-    /// Entries passed over: files that are not mail archives by name or content, and hidden
-    /// files and folders (a name starting with `.`), so the report names them.
+    /// Entries passed over: files that are not mail archives by name or content, hidden files
+    /// and folders (a name starting with `.`; a Maildir's `.Name` folders are walked), and a
+    /// Maildir's `tmp`, so the report names them.
     pub skipped: Vec<PathBuf>,
     /// Entries that could not be read (a folder without permission, a dangling link), each
     /// with the reason: the walk goes on past them.
@@ -96,7 +97,15 @@ fn walk(root: &Path, out: &mut Expanded) {
             };
             let name = entry.file_name().to_string_lossy().into_owned();
             let p = entry.path();
-            if name.starts_with('.') {
+            // Hidden entries are passed over, except a Maildir++ folder of a Maildir; so is a
+            // Maildir's `tmp`, which holds deliveries still being written.
+            let hidden = name.starts_with('.');
+            let passed_over = if (hidden || name == "tmp") && is_maildir(&dir) {
+                !is_subfolder(&p)
+            } else {
+                hidden
+            };
+            if passed_over {
                 out.skipped.push(p);
                 continue;
             }
@@ -115,6 +124,21 @@ fn walk(root: &Path, out: &mut Expanded) {
     }
     found.sort();
     out.inputs.extend(found.into_iter().map(Input::File));
+}
+
+/// Whether `dir` is a Maildir: it holds a `cur` or a `new` folder.
+fn is_maildir(dir: &Path) -> bool {
+    dir.join("cur").is_dir() || dir.join("new").is_dir()
+}
+
+/// Whether `path`, an entry of a Maildir, is a Maildir++ folder: `.Name` (`.Name.Sub` for a
+/// nested one), itself a Maildir. Its messages take the folder's name as their list, as any
+/// folder's do (see [`folder_list_name`]).
+fn is_subfolder(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.len() > 1 && n.starts_with('.') && n != "..")
+        && is_maildir(path)
 }
 
 fn is_archive_name(name: &str, dir: &Path) -> bool {
@@ -234,6 +258,10 @@ mod tests {
             ("/x/r-devel/2019-May.txt", Some("r-devel")),
             ("/x/Linux NFS/a.mbox", Some("linux-nfs")),
             ("/x/inbox/cur/123:2,S", Some("inbox")),
+            (
+                "/x/inbox/.dev.Nested Folder/new/1:2,",
+                Some("dev.nested-folder"),
+            ),
             ("a.mbox", None),
         ];
         for (path, expected) in cases {
@@ -243,6 +271,62 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn a_maildir_walk_takes_its_subfolders_and_passes_over_tmp_and_hidden_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("inbox");
+        let files = [
+            "cur/1:2,S",
+            "new/2",
+            "tmp/3",
+            ".dev/cur/4:2,",
+            ".dev.sig/new/5",
+            ".dev/tmp/6",
+            ".notes",
+            ".cache/x.mbox",
+            "plain/.hidden.mbox",
+            "plain/tmp/7.mbox",
+        ];
+        for f in files {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, "From: a@example.org\n\nbody\n").expect("write");
+        }
+        let out = expand(&[root.clone()]).expect("expand");
+        let rel = |p: &Path| {
+            p.strip_prefix(&root)
+                .expect("under root")
+                .display()
+                .to_string()
+        };
+        let mut taken: Vec<String> = out
+            .inputs
+            .iter()
+            .map(|i| match i {
+                Input::File(p) => rel(p),
+                Input::Stdin => unreachable!("no stdin given"),
+            })
+            .collect();
+        taken.sort();
+        assert_eq!(
+            taken,
+            [
+                ".dev.sig/new/5",
+                ".dev/cur/4:2,",
+                "cur/1:2,S",
+                "new/2",
+                "plain/tmp/7.mbox"
+            ]
+        );
+        let mut skipped: Vec<String> = out.skipped.iter().map(|p| rel(p)).collect();
+        skipped.sort();
+        assert_eq!(
+            skipped,
+            [".cache", ".dev/tmp", ".notes", "plain/.hidden.mbox", "tmp"]
+        );
+        assert!(out.unreadable.is_empty());
     }
 
     #[test]
