@@ -294,7 +294,7 @@ mod tests {
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(&p, "From: a@example.org\n\nbody\n").expect("write");
         }
-        let out = expand(&[root.clone()]).expect("expand");
+        let out = expand(std::slice::from_ref(&root)).expect("expand");
         let rel = |p: &Path| {
             p.strip_prefix(&root)
                 .expect("under root")
