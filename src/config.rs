@@ -189,7 +189,8 @@ pub struct SmtpConfig {
     pub rate: f64,
     /// Connections (and delivery threads) used in parallel.
     pub connections: usize,
-    /// Attempts per message for transient failures (4xx, timeouts), with exponential backoff.
+    /// Attempts per message and run for transient failures (4xx, timeouts), with exponential
+    /// backoff; a message out of attempts stays queued for the next run.
     pub max_attempts: u32,
     /// Seconds before a connection or command times out.
     pub timeout_seconds: u64,

@@ -516,6 +516,57 @@ fn transient_failures_are_retried_and_permanent_ones_recorded() {
     assert_eq!(report["already_completed"], true);
 }
 
+/// A mail server down for a whole run loses nothing: the run fails (exit 1) with the week
+/// left open, and the run after the server is back sends every digest once.
+#[test]
+fn a_mail_server_down_during_a_run_delays_the_week_and_loses_nothing() {
+    let a = Archive::new();
+    sample_archive(&a);
+    {
+        let Some(sink) = SmtpSink::start(&a.dir.path().join("mailbox1"), &[]) else {
+            return;
+        };
+        let config = write_config(&a, sink.port, 0.0);
+        subscribe_and_confirm(&a, &config, &sink, "one@example.org", &["--lists", "dev"]);
+        subscribe_and_confirm(&a, &config, &sink, "two@example.org", &["--lists", "dev"]);
+    }
+    // A port nobody listens on: every connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let config = write_config(&a, closed, 0.0);
+    let out = run(
+        &a,
+        &config,
+        &["digest", "send", "--week", "2023-W19", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).expect("send report");
+    assert_eq!(report["deferred"], 2, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["completed"], false, "{report}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("again later"),
+        "{out:?}"
+    );
+    let Some(sink) = SmtpSink::start(&a.dir.path().join("mailbox2"), &[]) else {
+        return;
+    };
+    let config = write_config(&a, sink.port, 0.0);
+    let report = send(&a, &config, "2023-W19");
+    assert_eq!(report["sent"], 2, "{report}");
+    assert_eq!(report["completed"], true, "{report}");
+    assert_eq!(
+        per_recipient(&sink.digests()),
+        BTreeMap::from([
+            ("one@example.org".to_string(), 1),
+            ("two@example.org".to_string(), 1)
+        ])
+    );
+}
+
 /// `archivist serve` runs the weekly schedule itself: started after the send time it sends
 /// the missed week once; restarted, it sends nothing more.
 #[test]

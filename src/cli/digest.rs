@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::{open_store, UsageError};
 use crate::config::Config;
@@ -156,18 +156,29 @@ fn send_command(config: &Config, args: SendArgs) -> Result<()> {
         println!("{}: already sent; nothing to do", report.week);
     } else {
         println!(
-            "{}: queued {}, sent {} ({} resumed after a crash), failed {}, skipped {}; {}",
+            "{}: queued {}, sent {} ({} resumed after a crash), failed {}, deferred {}, skipped {}; {}",
             report.week,
             report.queued,
             report.sent,
             report.resumed,
             report.failed,
+            report.deferred,
             report.skipped,
             if report.completed {
                 "week completed"
             } else {
                 "week NOT completed: run again"
             }
+        );
+    }
+    // Deliveries the mail server kept refusing for now are a failure of this run (cron and
+    // scripts see it), though the next run retries them.
+    if report.deferred > 0 {
+        bail!(
+            "{} of the digests of {} could not be delivered now (the mail server failed transiently every time); run `archivist digest send --week {}` again later",
+            report.deferred,
+            report.week,
+            report.week
         );
     }
     Ok(())

@@ -7,8 +7,10 @@
 //! `connections` workers, which deliver it (retrying transient failures) while the main thread
 //! composes the next one and commits each outcome as soon as it comes back. A crash leaves at
 //! most the rows in flight (two per connection) as `sending`; the next run sends them again with
-//! the same Message-IDs. Once no row is unsettled the week is completed and re-running it sends
-//! nothing. The clock and sleeping come in through [`Pacing`].
+//! the same Message-IDs. A row whose every attempt failed transiently (the mail server down or
+//! busy) goes back to pending for the next run, for up to [`GIVE_UP_AFTER_SECS`]. Once no row
+//! is unsettled the week is completed and re-running it sends nothing. The clock and sleeping
+//! come in through [`Pacing`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -71,8 +73,12 @@ pub struct SendReport {
     pub sent: u64,
     /// Of those, rows a crashed run had left in flight.
     pub resumed: u64,
-    /// Failed permanently (or out of attempts) in this run.
+    /// Failed permanently in this run (or transiently, for longer than
+    /// [`GIVE_UP_AFTER_SECS`] since the row was queued).
     pub failed: u64,
+    /// Failed transiently in every attempt of this run (the mail server is down or busy):
+    /// left pending, so the week stays open and the next run tries them again.
+    pub deferred: u64,
     /// Skipped in this run (empty week, unsubscribed or paused since queueing).
     pub skipped: u64,
     /// Whether the week is now completed.
@@ -205,6 +211,10 @@ fn outgoing(
         unsubscribe_url: links.unsubscribe,
     })
 }
+
+/// How long after a row was queued transient failures stop being retried by later runs and
+/// the row fails for good: five days, as a mail server keeps a message in its queue.
+pub const GIVE_UP_AFTER_SECS: i64 = 5 * 86_400;
 
 /// Sends `week` to every active subscriber not served yet. See the module documentation.
 pub fn send_week(
@@ -447,14 +457,23 @@ fn record(
             report.sent += 1;
             report.resumed += u64::from(resumed);
         }
-        Err(e) => {
-            let why = match e {
-                SendError::Transient(m) => format!(
-                    "transient failures, gave up after {} attempts: {m}",
-                    delivered.attempts
-                ),
-                SendError::Permanent(m) => format!("permanent: {m}"),
-            };
+        Err(SendError::Transient(m)) => {
+            let why = format!("transient failures in {} attempts: {m}", delivered.attempts);
+            let state = store.defer_delivery(
+                week,
+                &handle,
+                &why,
+                delivered.attempts,
+                now - GIVE_UP_AFTER_SECS,
+            )?;
+            if state == DeliveryState::Failed {
+                report.failed += 1;
+            } else {
+                report.deferred += 1;
+            }
+        }
+        Err(SendError::Permanent(m)) => {
+            let why = format!("permanent: {m}");
             store.set_delivery(
                 week,
                 &handle,
@@ -519,6 +538,15 @@ mod tests {
         f: &mut Fixture,
         script: Vec<Option<SendError>>,
     ) -> (SendReport, Vec<Composed>, Vec<Duration>) {
+        run_at(f, script, 5000)
+    }
+
+    /// [`run`] with the clock at `now`.
+    fn run_at(
+        f: &mut Fixture,
+        script: Vec<Option<SendError>>,
+        now: i64,
+    ) -> (SendReport, Vec<Composed>, Vec<Duration>) {
         let settings = SendSettings {
             from: "Digests <digest@x.example>",
             // The fixture archive has no messages: empty digests are sent so there is
@@ -536,7 +564,7 @@ mod tests {
         let transport = Transport::memory(VecDeque::from(script));
         let slept = Mutex::new(Vec::new());
         let pacing = Pacing {
-            now: &|| 5000,
+            now: &|| now,
             sleep: &|d| slept.lock().expect("lock").push(d),
         };
         let report = send_week(&mut f.store, week(), &settings, &transport, &pacing).expect("send");
@@ -560,12 +588,48 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].envelope_to, "a@x.example");
         assert_eq!(slept, [Duration::from_secs(1), Duration::from_secs(2)]);
-        // Out of attempts counts as failed too.
-        let mut f = fixture(&["a@x.example"]);
-        let transient = || Some(SendError::Transient("421".into()));
-        let (report, sent, _) = run(&mut f, vec![transient(), transient(), transient()]);
-        assert_eq!((report.sent, report.failed), (0, 1));
+    }
+
+    #[test]
+    fn a_mail_server_down_for_a_whole_run_leaves_the_week_open_until_a_later_run_sends_it() {
+        let mut f = fixture(&["a@x.example", "b@x.example"]);
+        let down = || Some(SendError::Transient("connection refused".into()));
+        let (report, sent, _) = run(&mut f, vec![down(); 6]);
+        assert_eq!(
+            (
+                report.sent,
+                report.failed,
+                report.deferred,
+                report.completed
+            ),
+            (0, 0, 2, false)
+        );
         assert!(sent.is_empty());
+        assert_eq!(report.ledger.get("pending"), Some(&2));
+        // The server is back: the next run sends both, once, and completes the week.
+        let (report, sent, _) = run_at(&mut f, vec![], 5000 + 3600);
+        assert_eq!(
+            (report.sent, report.deferred, report.completed),
+            (2, 0, true)
+        );
+        assert_eq!(sent.len(), 2);
+        let (report, sent, _) = run_at(&mut f, vec![], 5000 + 7200);
+        assert!(report.already_completed && sent.is_empty());
+
+        // Still failing five days after the row was queued: failed for good, week completed.
+        let mut f = fixture(&["a@x.example"]);
+        let (report, _, _) = run(&mut f, vec![down(); 3]);
+        assert_eq!((report.deferred, report.completed), (1, false));
+        let later = 5000 + GIVE_UP_AFTER_SECS - 1;
+        let (report, _, _) = run_at(&mut f, vec![down(); 3], later);
+        assert_eq!((report.deferred, report.failed), (1, 0));
+        let (report, sent, _) = run_at(&mut f, vec![down(); 3], later + 2);
+        assert_eq!(
+            (report.deferred, report.failed, report.completed),
+            (0, 1, true)
+        );
+        assert!(sent.is_empty());
+        assert_eq!(report.ledger.get("failed"), Some(&1));
     }
 
     #[test]

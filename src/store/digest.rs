@@ -274,7 +274,8 @@ pub enum DeliveryState {
     Sending,
     /// The server accepted it.
     Sent,
-    /// The server refused it permanently, or transient failures exhausted the attempts.
+    /// The server refused it permanently, or it failed transiently in every run for
+    /// [`GIVE_UP_AFTER_SECS`](crate::digest::send::GIVE_UP_AFTER_SECS) after it was queued.
     Failed,
     /// Not sent on purpose (empty week, unsubscribed or paused since queueing).
     Skipped,
@@ -618,6 +619,32 @@ impl Store {
             ],
         )?;
         Ok(())
+    }
+
+    /// Puts a row whose delivery failed transiently in this run back to `pending`, for the
+    /// next run to try again, unless it was queued before `give_up_before`: then it is
+    /// `failed`, as a mail server gives up on a message after days in its queue. Returns the
+    /// state the row is now in.
+    pub fn defer_delivery(
+        &mut self,
+        week: IsoWeek,
+        handle: &str,
+        error: &str,
+        attempts: u32,
+        give_up_before: i64,
+    ) -> Result<DeliveryState> {
+        let state: String = self.conn.query_row(
+            "UPDATE digest_outbox SET
+                state = CASE WHEN queued_at < ?4 THEN 'failed' ELSE 'pending' END,
+                attempts = attempts + ?5,
+                last_error = ?3
+             WHERE week = ?1
+               AND subscriber = (SELECT id FROM digest_subscribers WHERE handle = ?2)
+             RETURNING state",
+            params![week.to_string(), handle, error, give_up_before, attempts],
+            |r| r.get(0),
+        )?;
+        Ok(DeliveryState::parse(&state))
     }
 
     /// Marks the week completed when no row is left pending or sending; returns whether it is.
