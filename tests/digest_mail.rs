@@ -536,6 +536,18 @@ fn a_mail_server_down_during_a_run_delays_the_week_and_loses_nothing() {
         .expect("free port")
         .port();
     let config = write_config(&a, closed, 0.0);
+    // A week not over yet is refused (its digest would be partial, and the week closed).
+    let out = run(&a, &config, &["digest", "send", "--week", "2999-W01"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has not ended yet"),
+        "{out:?}"
+    );
+    let runs: i64 = a
+        .sql()
+        .query_row("SELECT count(*) FROM digest_runs", [], |r| r.get(0))
+        .expect("count runs");
+    assert_eq!(runs, 0);
     let out = run(
         &a,
         &config,

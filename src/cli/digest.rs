@@ -149,6 +149,15 @@ fn send_command(config: &Config, args: SendArgs) -> Result<()> {
             args.json,
         );
     }
+    let ends = service.week_end(args.week);
+    if ends > now() {
+        let end = crate::ingest::rfc3339(ends);
+        return Err(UsageError(format!(
+            "{} has not ended yet (it ends {end}): a digest sent now would leave out the rest of the week, and the week would count as sent; preview it with --dry-run",
+            args.week
+        ))
+        .into());
+    }
     let report = service.send_week(&mut store, args.week)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -298,7 +307,7 @@ fn check_lists(store: &Store, lists: &[ListName]) -> Result<()> {
     for l in lists {
         if !known.iter().any(|k| k == l.as_str()) {
             return Err(UsageError(format!(
-                "no list named {l:?} in the archive (known: {})",
+                "no list named \"{l}\" in the archive (known: {})",
                 known.join(", ")
             ))
             .into());

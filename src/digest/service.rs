@@ -171,6 +171,13 @@ impl Service {
         }
     }
 
+    /// When `week` ends in the configured zone: its digest can be sent from then on. A week
+    /// sent before it ended would be completed with only part of its threads, and the
+    /// schedule would then never send it whole.
+    pub fn week_end(&self, week: IsoWeek) -> i64 {
+        week.end(self.build.zone)
+    }
+
     /// Sends `week` to every confirmed subscriber not served yet, under the sender lock
     /// (fails at once if another run holds it).
     pub fn send_week(&self, store: &mut Store, week: IsoWeek) -> Result<SendReport> {
