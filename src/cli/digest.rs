@@ -281,6 +281,9 @@ fn confirm(config: &Config, args: TokenArgs) -> Result<()> {
             Ok(())
         }
         ConfirmOutcome::Gone => anyhow::bail!("this subscription was cancelled or replaced"),
+        ConfirmOutcome::Replaced => anyhow::bail!(
+            "the address was asked for again (other lists or saved search) after this link was sent; nothing was changed: only the latest confirmation email's link applies"
+        ),
         ConfirmOutcome::Invalid(e) => anyhow::bail!("{e}"),
     }
 }

@@ -2,11 +2,12 @@
 //! (RFC 8058). This is the API both the CLI and the web handlers call; the store keeps the
 //! rows, this module decides what a token allows.
 //!
-//! A token is `<purpose>.<handle>.<generation>.<expires>.<hmac>`: the purpose (`c` confirm,
-//! `u` unsubscribe, `m` manage), the subscriber's public handle (never the address or a row
-//! id), the subscription generation (a later re-subscription voids older links), the expiry in
-//! Unix seconds (0: none) and an HMAC-SHA256 over the rest with the key from
-//! `ARCHIVIST_TOKEN_KEY`. All of it is URL-safe.
+//! A token is `<purpose>.<handle>.<generation>.<expires>[.<request>].<hmac>`: the purpose (`c`
+//! confirm, `u` unsubscribe, `m` manage), the subscriber's public handle (never the address or
+//! a row id), the subscription generation (a later re-subscription voids older links), the
+//! expiry in Unix seconds (0: none), for a confirmation the key of the request its email
+//! described (so it confirms that request and no later one), and an HMAC-SHA256 over the rest
+//! with the key from `ARCHIVIST_TOKEN_KEY`. All of it is URL-safe.
 
 use anyhow::{bail, Result};
 use hmac::{Hmac, KeyInit, Mac};
@@ -14,7 +15,7 @@ use sha2::Sha256;
 
 use super::render::{path_segment, Links};
 use crate::message::{EmailAddress, ListName};
-use crate::store::{Store, Subscriber};
+use crate::store::{Confirmed, Store, Subscriber};
 
 /// The key that signs tokens; at least 32 bytes.
 #[derive(Clone)]
@@ -83,6 +84,9 @@ pub struct Token {
     pub generation: i64,
     /// Unix seconds after which it is void; 0 for never.
     pub expires: i64,
+    /// A confirmation's request key ([`crate::store::request_key`]); `None` otherwise (and in
+    /// confirmation links made before request keys).
+    pub request: Option<String>,
 }
 
 /// Why a token was refused. Web handlers show one neutral page for all of them.
@@ -104,13 +108,18 @@ pub enum TokenError {
 
 impl Token {
     fn payload(&self) -> String {
-        format!(
+        let mut p = format!(
             "{}.{}.{}.{}",
             self.purpose.code(),
             self.handle,
             self.generation,
             self.expires
-        )
+        );
+        if let Some(r) = &self.request {
+            p.push('.');
+            p.push_str(r);
+        }
+        p
     }
 
     /// The signed, URL-safe token.
@@ -139,8 +148,12 @@ impl Token {
         mac.verify_slice(&tag)
             .map_err(|_| TokenError::BadSignature)?;
         let parts: Vec<&str> = payload.split('.').collect();
-        let [code, handle, generation, expires] = parts[..] else {
-            return Err(TokenError::Malformed);
+        let (code, handle, generation, expires, request) = match parts[..] {
+            [code, handle, generation, expires] => (code, handle, generation, expires, None),
+            [code @ "c", handle, generation, expires, request] => {
+                (code, handle, generation, expires, Some(request.to_string()))
+            }
+            _ => return Err(TokenError::Malformed),
         };
         if code != purpose.code() {
             return Err(TokenError::WrongPurpose);
@@ -155,6 +168,7 @@ impl Token {
             handle: handle.to_string(),
             generation,
             expires,
+            request,
         })
     }
 }
@@ -193,6 +207,9 @@ pub enum ConfirmOutcome {
     Confirmed(Subscriber),
     /// The token is valid but its subscription is gone (unsubscribed, or re-requested since).
     Gone,
+    /// The address was asked for again (other lists or saved search) after this link was
+    /// mailed: nothing was changed; only the latest confirmation email's link applies.
+    Replaced,
     /// The token is not valid.
     Invalid(TokenError),
 }
@@ -263,6 +280,7 @@ impl Subscriptions {
             handle: subscriber.handle.clone(),
             generation: subscriber.generation,
             expires: now + i64::from(self.confirm_hours) * 3600,
+            request: Some(crate::store::request_key(lists, query)),
         };
         Ok(Confirmation {
             confirm_url: self.url("confirm", &token),
@@ -277,9 +295,15 @@ impl Subscriptions {
             Err(e) => return Ok(ConfirmOutcome::Invalid(e)),
         };
         Ok(
-            match store.confirm_subscription(&token.handle, token.generation, now)? {
-                Some(s) => ConfirmOutcome::Confirmed(s),
-                None => ConfirmOutcome::Gone,
+            match store.confirm_subscription(
+                &token.handle,
+                token.generation,
+                token.request.as_deref(),
+                now,
+            )? {
+                Confirmed::Applied(s) => ConfirmOutcome::Confirmed(s),
+                Confirmed::Gone => ConfirmOutcome::Gone,
+                Confirmed::Replaced => ConfirmOutcome::Replaced,
             },
         )
     }
@@ -425,6 +449,7 @@ impl Subscriptions {
             handle: subscriber.handle.clone(),
             generation: subscriber.generation,
             expires: 0,
+            request: None,
         };
         Links {
             unsubscribe: Some(self.url("unsubscribe", &token(Purpose::Unsubscribe))),
@@ -468,6 +493,7 @@ mod tests {
             handle: "00ff".into(),
             generation: 2,
             expires: 1000,
+            request: Some("0123456789abcdef".into()),
         };
         let signed = t.sign(&k);
         assert_eq!(
@@ -534,6 +560,7 @@ mod tests {
             handle: "ab".into(),
             generation: 0,
             expires: 0,
+            request: None,
         };
         assert!(Token::verify(&t.sign(&k), &k, Purpose::Unsubscribe, i64::MAX).is_ok());
     }
@@ -569,13 +596,21 @@ mod tests {
             .expect("confirm");
         assert!(matches!(ok, ConfirmOutcome::Confirmed(ref s) if s.active() && s.lists == ["dev"]));
 
-        // Someone asks for other lists for the same address: parked until confirmed.
+        // Someone asks for other lists for the same address: parked until confirmed, and
+        // only by its own link: the first link, opened again, changes nothing.
         let second = subs
             .subscribe(&mut store, &email, &ops, Some("tag:nova"), 300)
             .expect("subscribe");
         let active = store.active_subscribers().expect("active");
         assert_eq!(active[0].lists, ["dev"]);
         assert_eq!(active[0].query, None);
+        let again = subs
+            .confirm(&mut store, &token_of(&first.confirm_url), 300)
+            .expect("confirm");
+        assert!(
+            matches!(again, ConfirmOutcome::Confirmed(ref s) if s.lists == ["dev"] && s.query.is_none()),
+            "{again:?}"
+        );
         subs.confirm(&mut store, &token_of(&second.confirm_url), 301)
             .expect("confirm");
         let active = store.active_subscribers().expect("active");
@@ -631,6 +666,35 @@ mod tests {
                 .map(|s| s.paused),
             Ok(true)
         );
+        // An address not confirmed yet, asked for again with other lists: the first link no
+        // longer applies; the second confirms what its email said.
+        let other = EmailAddress::parse("kim@example.org").expect("email");
+        let a = subs
+            .subscribe(&mut store, &other, &dev, None, 700)
+            .expect("subscribe");
+        let b = subs
+            .subscribe(&mut store, &other, &ops, Some("tag:tc"), 701)
+            .expect("subscribe");
+        assert_eq!(
+            subs.confirm(&mut store, &token_of(&a.confirm_url), 702)
+                .expect("confirm"),
+            ConfirmOutcome::Replaced
+        );
+        assert!(
+            !store
+                .subscriber(&a.subscriber.handle)
+                .expect("read")
+                .expect("row")
+                .confirmed
+        );
+        let ok = subs
+            .confirm(&mut store, &token_of(&b.confirm_url), 703)
+            .expect("confirm");
+        assert!(
+            matches!(ok, ConfirmOutcome::Confirmed(ref s) if s.lists == ["ops"] && s.query.as_deref() == Some("tag:tc")),
+            "{ok:?}"
+        );
+
         // A manage token is not an unsubscribe token.
         assert_eq!(
             subs.unsubscribe(&mut store, &manage, 602).expect("store"),

@@ -349,6 +349,39 @@ fn subscriber_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Subscrib
     })
 }
 
+/// What a subscription request asked for, as a short key: a confirmation link carries the key
+/// of the request its email described, so it applies that request and no other.
+pub fn request_key(lists: &[ListName], query: Option<&str>) -> String {
+    stored_request_key(&lists_json(lists), query)
+}
+
+/// [`request_key`] of the lists as stored (their JSON).
+fn stored_request_key(lists_json: &str, query: Option<&str>) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(lists_json.as_bytes());
+    h.update(b"\n");
+    if let Some(q) = query {
+        h.update(b"q");
+        h.update(q.as_bytes());
+    }
+    h.finalize().as_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What confirming a subscription did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Confirmed with the link's request applied (or nothing to change: confirmed before).
+    Applied(Subscriber),
+    /// No such subscription in that generation, or the subscriber left.
+    Gone,
+    /// The address was asked for again (other lists or saved search) after the link was
+    /// mailed: the link's request is no longer the one on record, and nothing was changed.
+    Replaced,
+}
+
 fn lists_json(lists: &[ListName]) -> String {
     let mut names: Vec<&str> = lists.iter().map(ListName::as_str).collect();
     names.sort_unstable();
@@ -463,27 +496,60 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Confirms a subscription (and applies a parked request). `None` when the handle is
-    /// unknown, the generation is not current, or the subscriber has left.
+    /// Confirms a subscription and applies the request whose key (see [`request_key`]) the
+    /// confirmation link carries, and only that one: a request parked since by someone else
+    /// stays parked. `request` is `None` for links made before keys existed, which apply
+    /// whatever was asked last.
     pub fn confirm_subscription(
         &mut self,
         handle: &str,
         generation: i64,
+        request: Option<&str>,
         now: i64,
-    ) -> Result<Option<Subscriber>> {
-        let changed = self.conn.execute(
-            "UPDATE digest_subscribers SET
-                confirmed_at = COALESCE(confirmed_at, ?3),
-                lists = COALESCE(pending_lists, lists),
-                query = CASE WHEN pending_lists IS NULL THEN query ELSE pending_query END,
-                pending_lists = NULL, pending_query = NULL
-             WHERE handle = ?1 AND generation = ?2 AND unsubscribed_at IS NULL",
-            params![handle, generation, now],
-        )?;
-        if changed == 0 {
-            return Ok(None);
+    ) -> Result<Confirmed> {
+        let tx = self.conn.transaction()?;
+        type Row = (bool, String, Option<String>, Option<String>, Option<String>);
+        let row: Option<Row> = tx
+            .query_row(
+                "SELECT confirmed_at IS NOT NULL, lists, query, pending_lists, pending_query
+                 FROM digest_subscribers
+                 WHERE handle = ?1 AND generation = ?2 AND unsubscribed_at IS NULL",
+                params![handle, generation],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let Some((confirmed, lists, query, pending_lists, pending_query)) = row else {
+            return Ok(Confirmed::Gone);
+        };
+        let asked = |lists: &str, query: Option<&str>| {
+            request.is_none_or(|r| r == stored_request_key(lists, query))
+        };
+        let parked = pending_lists
+            .as_deref()
+            .is_some_and(|p| asked(p, pending_query.as_deref()));
+        if parked {
+            tx.execute(
+                "UPDATE digest_subscribers SET confirmed_at = COALESCE(confirmed_at, ?2),
+                    lists = pending_lists, query = pending_query,
+                    pending_lists = NULL, pending_query = NULL
+                 WHERE handle = ?1",
+                params![handle, now],
+            )?;
+        } else if asked(&lists, query.as_deref()) {
+            if !confirmed {
+                tx.execute(
+                    "UPDATE digest_subscribers SET confirmed_at = ?2 WHERE handle = ?1",
+                    params![handle, now],
+                )?;
+            }
+        } else {
+            return Ok(Confirmed::Replaced);
         }
-        self.subscriber(handle)
+        tx.commit()?;
+        Ok(match self.subscriber(handle)? {
+            Some(s) => Confirmed::Applied(s),
+            None => Confirmed::Gone,
+        })
     }
 
     /// Unsubscribes; idempotent. Returns whether the token's subscriber exists in that

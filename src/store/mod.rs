@@ -9,7 +9,8 @@ mod read;
 
 pub use content::pack_content;
 pub use digest::{
-    ActiveThread, Delivery, DeliveryState, Participant, Subscriber, WeekMessage, WeekRun,
+    request_key, ActiveThread, Confirmed, Delivery, DeliveryState, Participant, Subscriber,
+    WeekMessage, WeekRun,
 };
 pub use read::{FullMessage, ListOverview, ThreadSummary};
 

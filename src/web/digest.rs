@@ -399,6 +399,7 @@ pub async fn confirm(
             ConfirmOutcome::Gone => {
                 Err("This subscription was cancelled or replaced by a newer request.".to_string())
             }
+            ConfirmOutcome::Replaced => Err(REPLACED_REQUEST.to_string()),
             ConfirmOutcome::Invalid(e) => Err(format!("This confirmation link is not valid: {e}.")),
         })
     })
@@ -450,7 +451,7 @@ pub async fn unsubscribe(
     digests.service()?;
     let token = path.into_inner();
     let d = digests.clone();
-    blocking(move || {
+    let current = blocking(move || {
         let mut store = d.store()?;
         Ok(d.service()?
             .subscriptions()
@@ -458,11 +459,32 @@ pub async fn unsubscribe(
     })
     .await?
     .map_err(|e| WebError::BadRequest(format!("This unsubscribe link is not valid: {e}.")))?;
+    if !current {
+        return Err(ended_subscription());
+    }
     Ok(private_page(notice(
         "Unsubscribed",
         "You will not receive the weekly digest any more. You can subscribe again at any time.",
         Next::Nothing,
     )?))
+}
+
+/// A confirmation link whose request was asked over since (other lists or saved search).
+const REPLACED_REQUEST: &str = "This address was asked for again, with other lists or another \
+     saved search, after this link was sent, so it no longer applies: nothing was changed. \
+     Only the link in the latest confirmation email applies.";
+
+/// A validly signed link of a subscription that has ended since: the address unsubscribed
+/// and subscribed again (a new subscription, with links of its own), or the subscriber left.
+/// Nothing was changed, and the page says so instead of claiming success.
+fn ended_subscription() -> WebError {
+    WebError::NotFound {
+        message: "This link belongs to an earlier subscription of this address, which has \
+                  ended; nothing was changed. The latest digest you received carries the \
+                  links of your current subscription."
+            .into(),
+        search: None,
+    }
 }
 
 /// `GET /digest/manage/{token}`: lists, saved search, pause, unsubscribe.
@@ -530,7 +552,7 @@ pub async fn manage(
     let d = digests.clone();
     let t = token.clone();
     let a = action.clone();
-    blocking(move || {
+    let current = blocking(move || {
         let mut store = d.store()?;
         let subs = d.service()?.subscriptions();
         let now = now();
@@ -546,6 +568,9 @@ pub async fn manage(
     })
     .await?
     .map_err(|e| WebError::BadRequest(format!("This link is not valid any more: {e}.")))?;
+    if !current {
+        return Err(ended_subscription());
+    }
     let (title, message) = match action.as_str() {
         "save" => ("Saved", "Your digest settings are saved."),
         "pause" => (

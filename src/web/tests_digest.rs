@@ -319,6 +319,32 @@ async fn subscribe_confirm_manage_and_unsubscribe_through_the_pages() {
     // Idempotent.
     let (status, _, _) = call!(app, test::TestRequest::post().uri(&unsubscribe));
     assert_eq!(status, StatusCode::OK);
+
+    // Subscribed again, the old digests' links change nothing and say so.
+    let (status, page, _) = call!(app, form_post("/digest/subscribe", Some(&cookie), &good));
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let confirm = link(outbox(&config).last().expect("mail"), "confirm");
+    let (status, page, _) = call!(app, test::TestRequest::post().uri(&confirm));
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(subscriber_state(&config).iter().all(|s| s.0 && !s.2));
+    let (status, page, _) = call!(app, test::TestRequest::post().uri(&unsubscribe));
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    assert!(page.contains("earlier subscription"), "{page}");
+    let (status, page, _) = call!(
+        app,
+        form_post(
+            &manage,
+            Some(&cookie),
+            &format!("form_token={token}&action=pause")
+        )
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    assert!(
+        subscriber_state(&config)
+            .iter()
+            .all(|s| s.0 && !s.1 && !s.2),
+        "an old link changed the new subscription"
+    );
 }
 
 #[actix_web::test]
