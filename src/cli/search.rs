@@ -31,8 +31,8 @@ pub struct SearchArgs {
     /// The query; several words are joined. The language (words, "phrases", OR, NOT, -word,
     /// from: to: s: b: list: tag: msgid: thread: has:patch has:attachment, date:2023-05,
     /// date:A..B, after:, before:) is described on the web archive's /help page and in
-    /// README.md.
-    #[arg(required = true, value_name = "QUERY")]
+    /// README.md. A query may start with `-` (`search -kolla nova`).
+    #[arg(required = true, value_name = "QUERY", allow_hyphen_values = true)]
     pub query: Vec<String>,
 }
 

@@ -63,8 +63,15 @@ pub(crate) trait Build {
 #[derive(Debug, Default)]
 pub(crate) struct Notices(pub Vec<String>);
 
+/// Notices quote what they are about; a quote of a huge word is cut to this many characters.
+const MAX_NOTICE_CHARS: usize = 240;
+
 impl Notices {
     pub(crate) fn push(&mut self, notice: String) {
+        let notice = match notice.char_indices().nth(MAX_NOTICE_CHARS) {
+            Some((cut, _)) => format!("{}…", &notice[..cut]),
+            None => notice,
+        };
         if !self.0.contains(&notice) {
             self.0.push(notice);
         }
@@ -1006,5 +1013,16 @@ mod tests {
         let input = "x".repeat(MAX_QUERY_BYTES + 10);
         let (_, notices) = render(&input);
         assert!(notices.iter().any(|n| n.contains("longer than")));
+        // A notice quoting a huge unclosed phrase quotes only its start.
+        let (_, notices) = render(&format!("\"{}", "é".repeat(60_000)));
+        assert!(notices
+            .iter()
+            .any(|n| n.starts_with("Missing closing quote")));
+        assert!(
+            notices
+                .iter()
+                .all(|n| n.chars().count() <= MAX_NOTICE_CHARS + 1),
+            "{notices:?}"
+        );
     }
 }
