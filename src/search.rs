@@ -1,6 +1,6 @@
 //! Search as people see it: the index's hits joined with the archive's summaries (subject,
-//! sender, lists, thread size), and `thread:<message-id>` resolved to the index's thread
-//! numbers. The CLI, the web server and saved-search digests all search through here.
+//! sender, lists, thread size). The CLI, the web server and saved-search digests all search
+//! through here.
 
 use std::collections::HashMap;
 
@@ -8,7 +8,6 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::index::{Facets, SearchOptions, Searcher, Sort};
-use crate::message::MessageId;
 use crate::store::Store;
 
 /// One page of results. The first fields are the `archivist search --json` contract.
@@ -58,9 +57,7 @@ pub fn search(
     query: &str,
     options: &SearchOptions,
 ) -> Result<SearchPage> {
-    let mut notices = Vec::new();
-    let query = resolve_threads(store, query, &mut notices)?;
-    let results = searcher.search(&query, options)?;
+    let results = searcher.search(query, options)?;
     let ids: Vec<&str> = results.hits.iter().map(|h| h.message_id.as_str()).collect();
     let summaries: HashMap<String, crate::store::Summary> = store
         .summaries(&ids)?
@@ -91,50 +88,11 @@ pub fn search(
             }
         })
         .collect();
-    notices.extend(results.notices);
     Ok(SearchPage {
         total: results.total,
         hits,
         facets: results.facets,
-        notices,
+        notices: results.notices,
         sort: results.sort,
     })
-}
-
-/// Rewrites `thread:<message-id>` into the index's `thread:<number>`. An unknown message makes
-/// the term match nothing, with a notice.
-fn resolve_threads(store: &Store, query: &str, notices: &mut Vec<String>) -> Result<String> {
-    let mut out = String::with_capacity(query.len());
-    for (i, word) in query.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let (neg, rest) = match word.strip_prefix('-') {
-            Some(r) => ("-", r),
-            None => ("", word),
-        };
-        let Some(value) = rest.strip_prefix("thread:") else {
-            out.push_str(word);
-            continue;
-        };
-        let trimmed = value.trim_matches('"');
-        if trimmed.is_empty() || trimmed.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str(word);
-            continue;
-        }
-        let number = match MessageId::parse(trimmed) {
-            Some(id) => store.thread_number(&id)?,
-            None => None,
-        };
-        match number {
-            Some(n) => out.push_str(&format!("{neg}thread:{n}")),
-            None => {
-                notices.push(format!(
-                    "no message {trimmed:?} in the archive, so thread: matches nothing"
-                ));
-                out.push_str(&format!("{neg}thread:0"));
-            }
-        }
-    }
-    Ok(out)
 }

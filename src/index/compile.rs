@@ -4,17 +4,19 @@
 use std::sync::Arc;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhraseQuery, Query,
+    TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Term};
 use tantivy::tokenizer::{TextAnalyzer, TokenStream as _};
 use tantivy::Score;
+use tantivy::{DocSet as _, TERMINATED};
 
 use super::analysis::pair_term;
 use super::date_range::DateRange;
 use super::query::{Build, Leaf, Notices, Scope};
 use super::schema::{address_key, Fields};
-use super::table::Tables;
+use super::table::{DocTable, Tables};
 
 /// Query-time weights. The subject says what a message is about; quoted text is someone
 /// else's words, so it counts for less than the author's own.
@@ -62,6 +64,44 @@ pub(crate) struct Compiler {
     pub tables: Arc<Tables>,
     /// The list names the query filters on, so that an unknown one can be pointed out.
     pub lists: Vec<String>,
+    /// Where `thread:<message-id>` finds its thread; `None` leaves only thread numbers.
+    pub threads: Option<ThreadLookup>,
+}
+
+/// Finds the thread of a message from the index itself: the message's document by its id, then
+/// that document's thread in its segment's table.
+pub(crate) struct ThreadLookup {
+    pub searcher: tantivy::Searcher,
+    /// By segment ordinal.
+    pub tables: Vec<Arc<DocTable>>,
+    pub msgid: Field,
+}
+
+impl ThreadLookup {
+    fn thread_of(&self, id: &str) -> tantivy::Result<Option<u64>> {
+        let term = Term::from_field_text(self.msgid, id);
+        for (reader, table) in self.searcher.segment_readers().iter().zip(&self.tables) {
+            let inverted = reader.inverted_index(self.msgid)?;
+            let Some(mut postings) = inverted.read_postings(&term, IndexRecordOption::Basic)?
+            else {
+                continue;
+            };
+            let alive = reader.alive_bitset();
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    return Ok(table
+                        .rows
+                        .get(doc as usize)
+                        .and_then(|row| table.threads.get(row.thread_slot as usize))
+                        .copied()
+                        .filter(|&t| t != 0));
+                }
+                doc = postings.advance();
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Tokens of `text` with their positions (a dropped over-long word leaves a gap).
@@ -239,10 +279,27 @@ impl Build for Compiler {
             }
             Leaf::MsgId(m) => exact(f.msgid, &m),
             Leaf::Sender(k) => exact(f.sender, &k),
-            Leaf::Thread(t) => filter(Box::new(TermQuery::new(
-                Term::from_field_u64(f.thread, t),
-                IndexRecordOption::Basic,
-            ))),
+            Leaf::Thread(id) => {
+                let found = match &self.threads {
+                    Some(lookup) => lookup.thread_of(&id).unwrap_or_else(|e| {
+                        notices.push(format!("Could not look up the thread of {id:?}: {e}."));
+                        None
+                    }),
+                    None => None,
+                };
+                match found.or_else(|| id.parse::<u64>().ok()) {
+                    Some(t) => filter(Box::new(TermQuery::new(
+                        Term::from_field_u64(f.thread, t),
+                        IndexRecordOption::Basic,
+                    ))),
+                    None => {
+                        notices.push(format!(
+                            "No message {id:?} in the archive, so thread: matches nothing."
+                        ));
+                        filter(Box::new(EmptyQuery))
+                    }
+                }
+            }
             Leaf::HasAttachment | Leaf::HasPatch => {
                 let field = if leaf == Leaf::HasPatch {
                     f.has_patch

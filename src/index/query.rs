@@ -36,7 +36,9 @@ pub(crate) enum Leaf {
     /// A sender's facet key, as [`super::schema::sender_term`] makes it.
     Sender(String),
     MsgId(String),
-    Thread(u64),
+    /// The thread of the message with this id (as [`normalize_msgid`] leaves it); an id made
+    /// only of digits that names no message is read as the index's thread number.
+    Thread(String),
     HasAttachment,
     HasPatch,
     /// Unix seconds, `start` inclusive, `end` exclusive.
@@ -605,15 +607,14 @@ fn make_leaf(field: Option<Kw>, value: &str, phrase: bool, notices: &mut Notices
             }
             Some(Leaf::MsgId(id.to_string()))
         }
-        Kw::Thread => match value.parse::<u64>() {
-            Ok(id) => Some(Leaf::Thread(id)),
-            Err(_) => {
-                notices.push(format!(
-                    "Ignored \"thread:{value}\": a thread is given by its number."
-                ));
-                None
+        Kw::Thread => {
+            let id = normalize_msgid(value);
+            if id.is_empty() {
+                notices.push("\"thread:\" has no value; ignored it.".to_string());
+                return None;
             }
-        },
+            Some(Leaf::Thread(id.to_string()))
+        }
         Kw::Has => match value.to_ascii_lowercase().as_str() {
             "attachment" | "attachments" | "attach" => Some(Leaf::HasAttachment),
             "patch" | "patches" => Some(Leaf::HasPatch),
@@ -918,7 +919,12 @@ mod tests {
         ("()", "ALL", &["empty parentheses"]),
         ("\"\"", "ALL", &["empty phrase"]),
         ("from:", "ALL", &["no value"]),
-        ("thread:abc", "ALL", &["thread is given by its number"]),
+        ("thread:abc", "thread:abc", &[]),
+        (
+            "(THREAD:<a@b> OR thread:c@d)",
+            "OR(thread:a@b, thread:c@d)",
+            &[],
+        ),
         ("has:cheese", "ALL", &["has:attachment or has:patch"]),
         ("date:(2023)", "2023", &["cannot apply to a group"]),
         ("a OR date:bad", "a", &["not a date"]),

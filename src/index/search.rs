@@ -13,11 +13,11 @@ use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Score, TantivyDocume
 
 use super::analysis;
 use super::collect::{self, FacetDicts, Ids, MatchCollector};
-use super::compile::{match_all, Compiled, Compiler};
+use super::compile::{match_all, Compiled, Compiler, ThreadLookup};
 use super::layout;
 use super::query;
 use super::schema::Fields;
-use super::table::Tables;
+use super::table::{DocTable, Tables};
 use super::{Hit, SearchOptions, SearchResults, Sort};
 
 /// Pages are capped at this many hits.
@@ -261,7 +261,8 @@ impl Live {
         })
     }
 
-    fn compiler(&self) -> Result<Compiler> {
+    /// A compiler for queries run on `searcher`, whose segments' tables are `tables`.
+    fn compiler(&self, searcher: &tantivy::Searcher, tables: &[Arc<DocTable>]) -> Result<Compiler> {
         let analyzer = |field| {
             self.index
                 .tokenizer_for_field(field)
@@ -273,6 +274,11 @@ impl Live {
             plain: analyzer(self.fields.from)?,
             tables: Arc::clone(&self.tables),
             lists: Vec::new(),
+            threads: Some(ThreadLookup {
+                searcher: searcher.clone(),
+                tables: tables.to_vec(),
+                msgid: self.fields.msgid,
+            }),
         })
     }
 }
@@ -357,7 +363,11 @@ impl Searcher {
         opts: &SearchOptions,
         mut notices: Vec<String>,
     ) -> Result<SearchResults> {
-        let mut compiler = live.compiler()?;
+        let tables = live
+            .tables
+            .of(searcher)
+            .context("cannot read the index's columns")?;
+        let mut compiler = live.compiler(searcher, &tables)?;
         let parsed = query::parse(query, &mut compiler);
         notices.extend(parsed.notices);
         compiler.lists.sort_unstable();
@@ -395,10 +405,6 @@ impl Searcher {
         // by date without computing scores (the order, and the scores reported, are the same).
         let rank = if compiled.scores { sort } else { Sort::Date };
 
-        let tables = live
-            .tables
-            .of(searcher)
-            .context("cannot read the index's columns")?;
         let newest = tables.iter().map(|t| t.max_date).max().unwrap_or(0);
         let limit = opts.limit.min(MAX_LIMIT);
         let keep = opts.offset.saturating_add(limit);

@@ -223,6 +223,12 @@ fn known_answers() {
         ("msgid:<m3@example.org>", &["m3"]),
         ("msgid:m3@example.org", &["m3"]),
         ("thread:1", &["m1", "m2", "m5"]),
+        ("thread:m2@example.org", &["m1", "m2", "m5"]),
+        (
+            "(THREAD:<m5@example.org> OR thread:m4@example.org) -b:checker",
+            &["m1", "m4", "m5"],
+        ),
+        ("thread:nosuch@example.org", &[]),
         ("s:upgrade", &["m1", "m2", "m5"]),
         ("subject:(neutron OR quota)", &["m3", "m4"]),
         ("b:checker", &["m2"]),

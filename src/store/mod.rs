@@ -1015,19 +1015,6 @@ impl Store {
         Ok(out)
     }
 
-    /// The thread number the search index knows a message's thread by.
-    pub fn thread_number(&self, id: &MessageId) -> Result<Option<u64>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT thread_id FROM messages WHERE message_id = ?1",
-                [id.as_str()],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
-            .map(|t| t.max(0) as u64))
-    }
-
     /// The newest entry of the index feed (0 when empty).
     pub fn index_log_head(&self) -> Result<u64> {
         let head: Option<i64> = self
