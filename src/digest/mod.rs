@@ -221,7 +221,10 @@ pub fn matching_threads(
             .collect::<String>()
     };
     let (start, end) = (digest.week.start(zone), digest.week.end(zone) - 1);
-    let narrowed = format!("({query}) date:{}..{}", day(start), day(end));
+    // Added to the query as understood: an open quote or a trailing operator in a saved
+    // search must not take the week's dates in.
+    let narrowed =
+        crate::index::narrow_query(query, "date", &format!("{}..{}", day(start), day(end)));
     let mut root_of: HashMap<&str, &str> = HashMap::new();
     for t in digest.threads() {
         for m in &t.message_ids {

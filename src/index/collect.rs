@@ -439,6 +439,21 @@ impl Interner {
         self.ids.insert(name.into_owned(), id);
         id
     }
+
+    /// The id of a sender value: values that differ only in case (a name written `Peter
+    /// Dalgaard` in one message and `peter dalgaard` in another) share one, as `sender:`
+    /// finds them together; it is shown as first seen (dictionary order puts capitals first).
+    fn sender_id(&mut self, value: &[u8]) -> u32 {
+        let value = String::from_utf8_lossy(value);
+        let key = super::schema::sender_term(&value);
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(value.into_owned());
+        self.ids.insert(key, id);
+        id
+    }
 }
 
 /// For one segment: term ordinal to the interned ids of its members, per facet field (a
@@ -489,7 +504,7 @@ fn segment_maps(column: Option<StrColumn>, d: &mut Dicts) -> Result<SegmentMaps>
         maps.senders.push(if sender.is_empty() {
             Vec::new()
         } else {
-            vec![d.senders.id(sender)]
+            vec![d.senders.sender_id(sender)]
         });
     }
     Ok(maps)

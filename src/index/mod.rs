@@ -76,6 +76,13 @@ pub use schema::{split_body, subject_tags, BodyParts};
 pub use search::Searcher;
 pub use writer::{rebuild, rebuild_with, IndexWriter, WriterConfig};
 
+/// `query` narrowed by `field:value` (a facet's filter, a digest's week), as query text: the
+/// query as it was understood, then the condition, quoted as needed. Adding the condition to
+/// the raw text instead lets a trailing `NOT` or `OR`, or an open quote, take it in.
+pub fn narrow_query(query: &str, field: &str, value: &str) -> String {
+    query::narrow(query, &query::term(field, value))
+}
+
 /// One message as the index sees it. A cross-posted message is one document with several
 /// lists, so it is found and counted once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -178,18 +178,29 @@ enum Tok {
 }
 
 /// Reads a phrase starting just after its opening quote; returns it and the index after it.
+/// `\"` inside stands for a quote (a tag or a sender's name can hold one), `\\` for a
+/// backslash (so a value can end with one).
 fn read_phrase(chars: &[char], start: usize, notices: &mut Notices) -> (String, usize) {
-    match chars[start..].iter().position(|&c| c == '"') {
-        Some(len) => (chars[start..start + len].iter().collect(), start + len + 1),
-        None => {
-            let text: String = chars[start..].iter().collect();
-            notices.push(format!(
-                "Missing closing quote: searched for \"{}\" as a phrase.",
-                text.trim()
-            ));
-            (text, chars.len())
+    let mut text = String::new();
+    let mut i = start;
+    while i < chars.len() {
+        match (chars[i], chars.get(i + 1)) {
+            ('\\', Some(&c @ ('"' | '\\'))) => {
+                text.push(c);
+                i += 2;
+            }
+            ('"', _) => return (text, i + 1),
+            (c, _) => {
+                text.push(c);
+                i += 1;
+            }
         }
     }
+    notices.push(format!(
+        "Missing closing quote: searched for \"{}\" as a phrase.",
+        text.trim()
+    ));
+    (text, chars.len())
 }
 
 fn lex(input: &str, notices: &mut Notices) -> Vec<Tok> {
@@ -727,6 +738,116 @@ fn date_leaf(kw: Kw, value: &str, notices: &mut Notices) -> Option<Leaf> {
     Some(Leaf::Date { start, end })
 }
 
+/// How a rendered part of a query combines with what is around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Leaf,
+    And,
+    Or,
+}
+
+/// `field:value` (or `value` alone for an empty field) in the query language: quoted, with its
+/// quotes escaped, unless it reads back as one bare word.
+pub(crate) fn term(field: &str, value: &str) -> String {
+    let bare = !value.is_empty()
+        && !value.starts_with(['-', '+'])
+        && !value.contains(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"' | ':'))
+        && !matches!(value, "AND" | "OR" | "NOT" | "&&" | "||");
+    let prefix = if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}:")
+    };
+    if bare {
+        format!("{prefix}{value}")
+    } else {
+        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("{prefix}\"{escaped}\"")
+    }
+}
+
+/// Renders a query as it was understood, in the query language: it reads back as the same
+/// tree with no notice, so a condition added after it (a facet link's filter, a digest's week)
+/// cannot be swallowed by a trailing operator or an open quote of the original text.
+pub(crate) struct Canonical;
+
+impl Canonical {
+    fn clauses(sep: &str, clauses: Vec<(bool, (String, Shape))>) -> String {
+        let parts: Vec<String> = clauses
+            .into_iter()
+            .map(|(neg, (text, shape))| {
+                let text = if shape == Shape::Leaf {
+                    text
+                } else {
+                    format!("({text})")
+                };
+                if neg {
+                    format!("-{text}")
+                } else {
+                    text
+                }
+            })
+            .collect();
+        parts.join(sep)
+    }
+}
+
+impl Build for Canonical {
+    type Out = (String, Shape);
+
+    fn leaf(&mut self, leaf: Leaf, _notices: &mut Notices) -> Option<(String, Shape)> {
+        let day = |t: i64| {
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .map(|d| d.date().to_string())
+                .unwrap_or_default()
+        };
+        let text = match leaf {
+            Leaf::Text { scope, text, .. } => {
+                let field = match scope {
+                    Scope::Any => "",
+                    Scope::Subject => "s",
+                    Scope::Body => "b",
+                    Scope::From => "from",
+                    Scope::To => "to",
+                };
+                term(field, &text)
+            }
+            Leaf::List(l) => term("list", &l),
+            Leaf::Tag(t) => term("tag", &t),
+            Leaf::Sender(k) => term("sender", &k),
+            Leaf::MsgId(m) => term("msgid", &m),
+            Leaf::Thread(t) => term("thread", &t),
+            Leaf::HasAttachment => "has:attachment".to_string(),
+            Leaf::HasPatch => "has:patch".to_string(),
+            // Days, `end` exclusive: `date:A..B` takes B whole.
+            Leaf::Date { start, end } => format!(
+                "date:{}..{}",
+                start.map(day).unwrap_or_default(),
+                end.map(|e| day(e - 86_400)).unwrap_or_default()
+            ),
+        };
+        Some((text, Shape::Leaf))
+    }
+
+    fn and(&mut self, clauses: Vec<(bool, (String, Shape))>) -> (String, Shape) {
+        (Canonical::clauses(" ", clauses), Shape::And)
+    }
+
+    fn or(&mut self, clauses: Vec<(bool, (String, Shape))>) -> (String, Shape) {
+        (Canonical::clauses(" OR ", clauses), Shape::Or)
+    }
+}
+
+/// `query` as understood, narrowed by `condition` (query-language text of one term; see
+/// [`term`]). Notices about `query` are not repeated: the search of the result says them.
+pub(crate) fn narrow(query: &str, condition: &str) -> String {
+    match parse(query, &mut Canonical).query {
+        None => condition.to_string(),
+        Some((q, Shape::Or)) => format!("({q}) {condition}"),
+        Some((q, _)) => format!("{q} {condition}"),
+    }
+}
+
 /// Renders a query tree as text; used by tests to state expected parses compactly.
 #[cfg(test)]
 pub(crate) struct Render;
@@ -1001,6 +1122,49 @@ mod tests {
         let (got, notices) = render(&format!("{}nova{}", "(".repeat(10_000), ")".repeat(10_000)));
         assert_eq!(got, "nova");
         assert!(notices.iter().any(|n| n.contains("deeper than 32")));
+    }
+
+    #[test]
+    fn canonical_text_reads_back_as_the_same_query_without_notices() {
+        let inputs = [
+            "nova",
+            "nova boot OR neutron",
+            "(a OR b) -(c d) NOT e",
+            "from:(jane doe) s:\"live migration\" b:x",
+            "tag:\"foo(bar)\" tag:x)y",
+            "sender:\"jean \\\"jj\\\" doe\" list:Dev",
+            "date:2023-05 after:2020 before:2021-02-03 date:2019..2020-06",
+            "has:patch has:attachment msgid:<a(b)@c> thread:<x y@z>",
+            "jane.doe@example.org C:\\ foo:bar \"AND\" \"-x\"",
+        ];
+        for input in inputs {
+            let (text, _) = parse(input, &mut Canonical).query.expect("a query");
+            let again = parse(&text, &mut Canonical);
+            assert!(
+                again.notices.is_empty(),
+                "{input} -> {text}: {:?}",
+                again.notices
+            );
+            assert_eq!(again.query.expect("a query").0, text, "{input}");
+            // The same tree, but for words with punctuation now quoted: a phrase, which the
+            // search reads exactly as the bare word (its words in order).
+            let unquote = |q: &str| render(q).0.replace('"', "");
+            assert_eq!(unquote(&text), unquote(input), "{input} -> {text}");
+        }
+        // A trailing operator or an open quote does not swallow what is added.
+        let cases = [
+            ("threadword NOT", "threadword list:x"),
+            ("threadword OR", "threadword list:x"),
+            ("\"threadword", "threadword list:x"),
+            ("a OR b", "(a OR b) list:x"),
+            ("AND OR", "list:x"),
+            ("", "list:x"),
+        ];
+        for (query, want) in cases {
+            assert_eq!(narrow(query, &term("list", "x")), want, "{query}");
+        }
+        assert_eq!(term("tag", "a\"b"), "tag:\"a\\\"b\"");
+        assert_eq!(render(&term("tag", "a\"b")).0, "tag:a\"b");
     }
 
     #[test]

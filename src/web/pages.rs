@@ -800,7 +800,7 @@ struct SearchView<'a> {
 
 fn facet_view<'a>(
     title: &'static str,
-    prefix: &str,
+    field: &str,
     values: &'a [crate::index::FacetCount],
     refine: &dyn Fn(&str, &str) -> Option<String>,
 ) -> FacetView<'a> {
@@ -811,7 +811,7 @@ fn facet_view<'a>(
             .map(|f| FacetValueView {
                 value: &f.value,
                 count: f.count,
-                href: refine(prefix, &f.value),
+                href: refine(field, &f.value),
             })
             .collect(),
     }
@@ -839,33 +839,28 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
     // Each facet value links to the query narrowed by it; a very long query (hostile, or
     // pasted by mistake) would be repeated in every link, so its facets are shown unlinked.
     let linked = p.query.len() <= MAX_REFINED_QUERY;
-    let refine = |prefix: &str, value: &str| -> Option<String> {
+    let refine = |field: &str, value: &str| -> Option<String> {
         if !linked {
             return None;
         }
-        let term = if value.contains(char::is_whitespace) {
-            format!("{prefix}\"{value}\"")
-        } else {
-            format!("{prefix}{value}")
-        };
         Some(search_href(
-            &format!("{} {term}", p.query),
+            &crate::index::narrow_query(&p.query, field, value),
             p.sort,
             p.collapse,
             1,
         ))
     };
-    let facet = |title, prefix, values| facet_view(title, prefix, values, &refine);
+    let facet = |title, field, values| facet_view(title, field, values, &refine);
     let mut facets = vec![
-        facet("Lists", "list:", &results.facets.lists),
-        facet("Years", "date:", &results.facets.years),
-        facet("Tags", "tag:", &results.facets.tags),
+        facet("Lists", "list", &results.facets.lists),
+        facet("Years", "date", &results.facets.years),
+        facet("Tags", "tag", &results.facets.tags),
     ];
     // A sender filter links to a query holding the address, so it goes when addresses are
     // hidden. `sender:` takes exactly the key the facet counted by (the address, or the name
     // of a sender without one), where `from:` would also find that name beside addresses.
     if !state.obfuscate {
-        facets.push(facet("Senders", "sender:", &results.facets.senders));
+        facets.push(facet("Senders", "sender", &results.facets.senders));
     }
     let more = (p.page * HITS_PER_PAGE) < results.total as usize && p.page < MAX_PAGE;
     let pages = PagesView {
