@@ -216,7 +216,11 @@ impl EmailAddress {
                     && !label.ends_with('-')
                     && label.chars().all(|c| c.is_alphanumeric() || c == '-')
             });
-        if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+        // An unquoted local part is a dot-atom: dots only between characters, never two in a
+        // row (mail libraries, ours included, refuse `a..b@` and `.a@`).
+        let dot_atom = !local.starts_with('.') && !local.ends_with('.') && !local.contains("..");
+        if local.is_empty() || local.len() > 64 || local.contains('@') || !dot_atom || !domain_ok
+        {
             return Err(bad());
         }
         Ok(EmailAddress(s.to_string()))
@@ -440,6 +444,9 @@ mod tests {
             ("jane@", false),
             ("jane@@example.org", false),
             ("jane@example..org", false),
+            ("a..b@example.org", false),
+            (".a@example.org", false),
+            ("a.@example.org", false),
             ("jane@-example.org", false),
             ("jane@example.org\r\nBcc: x@y", false),
             ("jane@example.org, x@y", false),
