@@ -219,8 +219,7 @@ impl EmailAddress {
         // An unquoted local part is a dot-atom: dots only between characters, never two in a
         // row (mail libraries, ours included, refuse `a..b@` and `.a@`).
         let dot_atom = !local.starts_with('.') && !local.ends_with('.') && !local.contains("..");
-        if local.is_empty() || local.len() > 64 || local.contains('@') || !dot_atom || !domain_ok
-        {
+        if local.is_empty() || local.len() > 64 || local.contains('@') || !dot_atom || !domain_ok {
             return Err(bad());
         }
         Ok(EmailAddress(s.to_string()))

@@ -610,21 +610,18 @@ fn make_leaf(field: Option<Kw>, value: &str, phrase: bool, notices: &mut Notices
             Some(Leaf::Tag(tag.to_lowercase()))
         }
         Kw::Sender => Some(Leaf::Sender(super::schema::sender_term(value))),
-        Kw::MsgId => {
+        Kw::MsgId | Kw::Thread => {
             let id = normalize_msgid(value);
             if id.is_empty() {
-                notices.push("\"msgid:\" has no value; ignored it.".to_string());
+                notices.push(format!("\"{}:\" has no value; ignored it.", kw.name()));
                 return None;
             }
-            Some(Leaf::MsgId(id.to_string()))
-        }
-        Kw::Thread => {
-            let id = normalize_msgid(value);
-            if id.is_empty() {
-                notices.push("\"thread:\" has no value; ignored it.".to_string());
-                return None;
-            }
-            Some(Leaf::Thread(id.to_string()))
+            let id = id.to_string();
+            Some(if kw == Kw::MsgId {
+                Leaf::MsgId(id)
+            } else {
+                Leaf::Thread(id)
+            })
         }
         Kw::Has => match value.to_ascii_lowercase().as_str() {
             "attachment" | "attachments" | "attach" => Some(Leaf::HasAttachment),
