@@ -768,6 +768,36 @@ fn stem(word: &str) -> String {
     w.to_string()
 }
 
+/// The bracket tags that are a list's subject prefix rather than a topic (`[Rd]` on r-devel,
+/// `[R-pkg-devel]`, `[Operators]`): those on at least 4 in 5 of the week's threads of a list
+/// with at least 3 threads. As features they would only repeat the lists signal, and as
+/// labels they would name a topic after a list.
+fn list_prefix_tags(threads: &[TopicThread<'_>]) -> std::collections::HashSet<String> {
+    let mut per_list: HashMap<&str, (usize, HashMap<String, usize>)> = HashMap::new();
+    for t in threads {
+        let mut tags = crate::index::subject_tags(t.subject);
+        tags.sort_unstable();
+        tags.dedup();
+        for list in t.lists {
+            let (n, counts) = per_list.entry(list.as_str()).or_default();
+            *n += 1;
+            for tag in &tags {
+                *counts.entry(tag.clone()).or_default() += 1;
+            }
+        }
+    }
+    per_list
+        .into_values()
+        .filter(|(n, _)| *n >= 3)
+        .flat_map(|(n, counts)| {
+            counts
+                .into_iter()
+                .filter(move |&(_, c)| c * 5 >= n * 4)
+                .map(|(tag, _)| tag)
+        })
+        .collect()
+}
+
 /// Strips reply prefixes and bracket tags from a subject; returns the tags and the rest.
 fn split_subject(subject: &str) -> (Vec<String>, &str) {
     let tags = crate::index::subject_tags(subject);
@@ -893,6 +923,8 @@ pub(crate) fn name_words(name: &str) -> impl Iterator<Item = String> + '_ {
 struct Extractor<'a> {
     signals: Signals,
     names: &'a std::collections::HashSet<String>,
+    /// Tags that are a list's subject prefix (see [`list_prefix_tags`]).
+    list_prefixes: &'a std::collections::HashSet<String>,
     surface: SurfaceForms,
 }
 
@@ -1117,6 +1149,7 @@ impl Extractor<'_> {
         let mut tags: Vec<String> = Vec::new();
         for t in bracket_tags.into_iter().chain(prefixes) {
             let generic = GENERIC_TAGS.contains(&t.as_str())
+                || self.list_prefixes.contains(&t)
                 || lists_lower
                     .iter()
                     .any(|l| *l == t || l.split(['-', '.']).next() == Some(t.as_str()))
@@ -1254,9 +1287,11 @@ pub fn group(threads: &[TopicThread<'_>], prior: &[PriorTopic], params: &Params)
             names.extend(name_words(m.author_name));
         }
     }
+    let list_prefixes = list_prefix_tags(threads);
     let mut extractor = Extractor {
         signals,
         names: &names,
+        list_prefixes: &list_prefixes,
         surface: SurfaceForms::default(),
     };
     let mut all_counts: Vec<Counts> = threads.iter().map(|t| extractor.thread_counts(t)).collect();
@@ -1982,6 +2017,7 @@ mod tests {
         let mut extractor = Extractor {
             signals: Signals::ALL,
             names: &names,
+            list_prefixes: &names,
             surface: SurfaceForms::default(),
         };
         extractor.add_text(&mut counts, text);
@@ -2068,6 +2104,73 @@ mod tests {
         assert_eq!(g2.topics.len(), 1, "{g2:?}");
         assert_eq!(g2.topics[0].label, "nova");
         assert!(g2.topics[0].continued);
+    }
+
+    #[test]
+    fn a_list_subject_prefix_is_not_a_topic() {
+        // r-devel puts `[Rd]` on every subject, r-help nothing: grouping by the tag would
+        // only group by list. The threads group by what they are about instead.
+        let devel = ["r-devel".to_string()];
+        let help = ["r-help".to_string()];
+        let on = |t: TopicThread<'static>, lists: &'static [String]| TopicThread { lists, ..t };
+        let devel: &'static [String] = Box::leak(Box::new(devel));
+        let help: &'static [String] = Box::leak(Box::new(help));
+        let week = vec![
+            on(
+                thread(
+                    "a",
+                    "[Rd] regex pcre2 matching",
+                    &[("x", "pcre2 regex matching is slow")],
+                ),
+                devel,
+            ),
+            on(
+                thread(
+                    "b",
+                    "Re: [Rd] regex pcre2 matching",
+                    &[("y", "the pcre2 regex engine")],
+                ),
+                devel,
+            ),
+            on(
+                thread(
+                    "c",
+                    "[Rd] vignette build fails",
+                    &[("z", "the vignette build needs pandoc")],
+                ),
+                devel,
+            ),
+            on(
+                thread(
+                    "d",
+                    "[Rd] vignette build on windows",
+                    &[("w", "vignette build with pandoc")],
+                ),
+                devel,
+            ),
+            on(
+                thread(
+                    "e",
+                    "pcre2 regex in gsub",
+                    &[("v", "gsub with a pcre2 regex")],
+                ),
+                help,
+            ),
+        ];
+        assert_eq!(
+            list_prefix_tags(&week).into_iter().collect::<Vec<_>>(),
+            ["rd"]
+        );
+        let g = group(&week, &[], &Params::default());
+        assert!(g.topics.iter().all(|t| !t.label.contains("rd")), "{g:?}");
+        let members = |t: &Topic| {
+            let mut k: Vec<&str> = t.threads.iter().map(|&i| week[i].key).collect();
+            k.sort_unstable();
+            k
+        };
+        let mut groups: Vec<Vec<&str>> = g.topics.iter().map(members).collect();
+        groups.sort();
+        assert_eq!(groups, [vec!["a", "b", "e"], vec!["c", "d"]], "{g:?}");
     }
 
     #[test]
