@@ -30,7 +30,7 @@ const HITS_PER_PAGE: usize = 20;
 const MAX_PAGE: usize = 500;
 /// The longest query whose facet values are links (see `search_page`).
 const MAX_REFINED_QUERY: usize = 1024;
-/// The longest query accepted (the parser itself copes with anything).
+/// The longest query read: a longer one is searched by its start, with a notice.
 pub const MAX_QUERY: usize = 16 * 1024;
 
 type Page = Result<HttpResponse, WebError>;
@@ -618,6 +618,8 @@ pub struct SearchQuery {
 /// Parsed search parameters, shared by the page, the feed and the API.
 pub(crate) struct SearchParams {
     pub query: String,
+    /// Said about the parameters before the search's own notices (a query cut short).
+    pub notices: Vec<String>,
     pub options: SearchOptions,
     pub page: usize,
     pub collapse: bool,
@@ -631,13 +633,18 @@ pub(crate) fn search_params(
     collapse: Option<&str>,
     per_page: usize,
 ) -> Result<SearchParams, WebError> {
-    let query = q.unwrap_or_default().to_string();
+    // A query is never refused for its length (the language promises notices, not errors):
+    // only its start is read, as the CLI reads only the start of a longer one.
+    let mut query = q.unwrap_or_default();
+    let mut notices = Vec::new();
     if query.len() > MAX_QUERY {
-        return Err(WebError::BadRequest(format!(
-            "the query is {} bytes long; at most {MAX_QUERY} are accepted",
+        notices.push(format!(
+            "The query is {} bytes long; searched for its first {MAX_QUERY} bytes only.",
             query.len()
-        )));
+        ));
+        query = truncate_bytes(query, MAX_QUERY);
     }
+    let query = query.to_string();
     let sort = match sort {
         None | Some("") | Some("relevance") => Sort::Relevance,
         Some("date") => Sort::Date,
@@ -667,10 +674,20 @@ pub(crate) fn search_params(
             collapse_threads: collapse,
         },
         query,
+        notices,
         page,
         collapse,
         sort,
     })
+}
+
+/// The longest start of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate_bytes(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn search_href(query: &str, sort: Sort, collapse: bool, page: usize) -> String {
@@ -708,6 +725,7 @@ pub(crate) fn run_search(
         });
     };
     let mut page = crate::search::search(store, &searcher, &params.query, &params.options)?;
+    page.notices.splice(0..0, params.notices.iter().cloned());
     if state.obfuscate {
         obfuscate::search_page(&mut page);
     }

@@ -144,10 +144,16 @@ async fn every_route_answers_and_bad_input_is_4xx() {
             StatusCode::BAD_REQUEST,
             "collapse must be",
         ),
+        // A query longer than the web reads is searched by its start, with a notice.
         (
             format!("/search?q={}", "a".repeat(20_000)),
-            StatusCode::BAD_REQUEST,
-            "at most",
+            StatusCode::OK,
+            "first 16384 bytes only",
+        ),
+        (
+            format!("/api/v1/search?q={}", "a".repeat(20_000)),
+            StatusCode::OK,
+            "first 16384 bytes only",
         ),
         ("/search/atom?q=placement".into(), StatusCode::OK, "<feed"),
         (
