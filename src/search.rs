@@ -47,7 +47,15 @@ pub struct SearchHit {
     /// HTML: escaped text with matches in `<b>`.
     pub snippet: String,
     /// Relevance score (0 when sorted by date).
+    #[serde(serialize_with = "shortest_f32")]
     pub score: f32,
+}
+
+/// An `f32` as its shortest decimal form, whether serialized directly (the CLI) or through a
+/// `serde_json::Value` (the API), which would otherwise widen `8.648527` to
+/// `8.648527145385742`.
+fn shortest_f32<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(v.to_string().parse().unwrap_or(f64::from(*v)))
 }
 
 /// Runs a query and fills in each hit from the archive.
@@ -95,4 +103,29 @@ pub fn search(
         notices: results.notices,
         sort: results.sort,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_serialize_alike_directly_and_through_a_value() {
+        let hit = SearchHit {
+            message_id: "a@b".into(),
+            subject: String::new(),
+            from: String::new(),
+            from_addr: None,
+            date: None,
+            lists: Vec::new(),
+            thread_size: 1,
+            thread_hits: 1,
+            snippet: String::new(),
+            score: 8.648_527,
+        };
+        let direct = serde_json::to_string(&hit).expect("json");
+        let value = serde_json::to_value(&hit).expect("json");
+        assert!(direct.contains("\"score\":8.648527,"), "{direct}");
+        assert_eq!(value["score"].to_string(), "8.648527");
+    }
 }
