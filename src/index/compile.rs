@@ -234,7 +234,17 @@ impl Compiler {
             should.push((Occur::Should, q));
         }
         if should.is_empty() {
-            notices.push(format!("Ignored \"{text}\": it has no searchable words."));
+            let long = text
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| w.len() > super::analysis::MAX_WORD_BYTES);
+            notices.push(if long {
+                format!(
+                    "Ignored \"{text}\": words longer than {} bytes are not indexed.",
+                    super::analysis::MAX_WORD_BYTES
+                )
+            } else {
+                format!("Ignored \"{text}\": it has no searchable words.")
+            });
             return None;
         }
         let query = if should.len() == 1 {

@@ -196,10 +196,13 @@ fn read_phrase(chars: &[char], start: usize, notices: &mut Notices) -> (String, 
             }
         }
     }
-    notices.push(format!(
-        "Missing closing quote: searched for \"{}\" as a phrase.",
-        text.trim()
-    ));
+    // A lone quote at the end is an empty phrase, which says so itself.
+    if !text.trim().is_empty() {
+        notices.push(format!(
+            "Missing closing quote: searched for \"{}\" as a phrase.",
+            text.trim()
+        ));
+    }
     (text, chars.len())
 }
 
@@ -1180,6 +1183,8 @@ mod tests {
         let input = "x".repeat(MAX_QUERY_BYTES + 10);
         let (_, notices) = render(&input);
         assert!(notices.iter().any(|n| n.contains("longer than")));
+        // A lone quote at the end is said once.
+        assert_eq!(render("nfs\"").1, ["Ignored an empty phrase."]);
         // A notice quoting a huge unclosed phrase quotes only its start.
         let (_, notices) = render(&format!("\"{}", "é".repeat(60_000)));
         assert!(notices
