@@ -221,10 +221,17 @@ impl Snippets {
                 &text[start..end]
             }
         };
-        match best_fragment(&mut self.analyzer, window, &self.terms, SNIPPET_CHARS) {
-            Some(f) => fragment_html(window, &f),
-            None => leading_text(text),
+        if let Some(f) = best_fragment(&mut self.analyzer, window, &self.terms, SNIPPET_CHARS) {
+            return fragment_html(window, &f);
         }
+        // The window held only a look-alike (`tesla` placed it for `test`): the match is
+        // further on, so the whole (stored, capped) text is read. Rare, and bounded.
+        if window.len() < text.len() {
+            if let Some(f) = best_fragment(&mut self.analyzer, text, &self.terms, SNIPPET_CHARS) {
+                return fragment_html(text, &f);
+            }
+        }
+        leading_text(text)
     }
 }
 

@@ -1182,3 +1182,33 @@ fn sender_filter_finds_what_the_sender_facet_counted() {
     assert_eq!(total("sender:\"Eve Adams\""), 0);
     assert_eq!(total("kiwi -sender:eve"), 1);
 }
+
+#[test]
+fn a_snippet_finds_its_match_past_a_look_alike_early_in_the_text() {
+    // `tesla` starts like `test` (the stem's prefix places the window) but does not match;
+    // the real match is further on than one window.
+    let dir = TempDir::new("lookalike");
+    let body = format!(
+        "tesla coils first.\n\n{}\n\nThe test fails on arm64.\n",
+        "Filler words here. ".repeat(200)
+    );
+    let docs = vec![doc(
+        "l1",
+        1,
+        "2023-01-01 10:00:00",
+        "a report",
+        &body,
+        ("Ann", Some("ann@example.org")),
+        &["dev"],
+        (false, false),
+    )];
+    rebuild(dir.path(), docs, 1).expect("test step");
+    let s = Searcher::open(dir.path()).expect("test step");
+    let r = s.search("test", &opts(5)).expect("test step");
+    assert_eq!(ids(&r), ["l1"]);
+    assert!(
+        r.hits[0].snippet.contains("<b>test</b>"),
+        "{}",
+        r.hits[0].snippet
+    );
+}
