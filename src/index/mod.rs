@@ -83,6 +83,22 @@ pub fn narrow_query(query: &str, field: &str, value: &str) -> String {
     query::narrow(query, &query::term(field, value))
 }
 
+/// [`narrow_query`] for many conditions on one query (a page's facet links), which is parsed
+/// once.
+pub struct QueryNarrower(query::Narrower);
+
+impl QueryNarrower {
+    /// Parses `query` once.
+    pub fn new(query: &str) -> QueryNarrower {
+        QueryNarrower(query::Narrower::new(query))
+    }
+
+    /// The query narrowed by `field:value`.
+    pub fn narrow(&self, field: &str, value: &str) -> String {
+        self.0.narrow(&query::term(field, value))
+    }
+}
+
 /// One message as the index sees it. A cross-posted message is one document with several
 /// lists, so it is found and counted once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -838,14 +838,33 @@ impl Build for Canonical {
     }
 }
 
-/// `query` as understood, narrowed by `condition` (query-language text of one term; see
-/// [`term`]). Notices about `query` are not repeated: the search of the result says them.
-pub(crate) fn narrow(query: &str, condition: &str) -> String {
-    match parse(query, &mut Canonical).query {
-        None => condition.to_string(),
-        Some((q, Shape::Or)) => format!("({q}) {condition}"),
-        Some((q, _)) => format!("{q} {condition}"),
+/// `query` as understood, ready to be narrowed by conditions (see [`Narrower::narrow`]).
+pub(crate) struct Narrower {
+    /// The understood query, parenthesised if it is an `OR`, then a space; empty if nothing
+    /// was understood.
+    base: String,
+}
+
+impl Narrower {
+    pub(crate) fn new(query: &str) -> Narrower {
+        let base = match parse(query, &mut Canonical).query {
+            None => String::new(),
+            Some((q, Shape::Or)) => format!("({q}) "),
+            Some((q, _)) => format!("{q} "),
+        };
+        Narrower { base }
     }
+
+    /// The query narrowed by `condition` (query-language text of one term; see [`term`]).
+    /// Notices about the query are not repeated: the search of the result says them.
+    pub(crate) fn narrow(&self, condition: &str) -> String {
+        format!("{}{condition}", self.base)
+    }
+}
+
+/// [`Narrower::narrow`] for one condition.
+pub(crate) fn narrow(query: &str, condition: &str) -> String {
+    Narrower::new(query).narrow(condition)
 }
 
 /// Renders a query tree as text; used by tests to state expected parses compactly.

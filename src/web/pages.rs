@@ -856,13 +856,12 @@ fn search_page(state: &State, s: &Store, p: &SearchParams) -> Result<Rendered, W
         .collect();
     // Each facet value links to the query narrowed by it; a very long query (hostile, or
     // pasted by mistake) would be repeated in every link, so its facets are shown unlinked.
-    let linked = p.query.len() <= MAX_REFINED_QUERY;
+    let narrower =
+        (p.query.len() <= MAX_REFINED_QUERY).then(|| crate::index::QueryNarrower::new(&p.query));
     let refine = |field: &str, value: &str| -> Option<String> {
-        if !linked {
-            return None;
-        }
+        let narrower = narrower.as_ref()?;
         Some(search_href(
-            &crate::index::narrow_query(&p.query, field, value),
+            &narrower.narrow(field, value),
             p.sort,
             p.collapse,
             1,
