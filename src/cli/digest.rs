@@ -208,7 +208,7 @@ fn dry_run(store: &Store, week: IsoWeek, settings: &SendSettings<'_>, json: bool
                 "a subscriber has a saved search but there is no search index: run `archivist reindex`",
             )?;
             let keep = digest::matching_threads(store, searcher, q, &digest, settings.build.zone)?;
-            digest = digest.filtered(&keep);
+            digest = digest.filtered(&keep, q);
         }
         let skip = digest.is_empty() && !settings.send_empty_weeks;
         let rendered = settings

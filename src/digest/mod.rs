@@ -58,6 +58,9 @@ pub struct Digest {
     pub topics: Vec<DigestTopic>,
     /// Threads that belong to no topic, most active first.
     pub other_threads: Vec<DigestThread>,
+    /// The saved search it was narrowed to, if any (see [`Digest::filtered`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
 }
 
 /// The digest's header counts.
@@ -160,9 +163,10 @@ impl Digest {
         })
     }
 
-    /// The digest restricted to the threads whose root is in `keep` (a subscriber's saved
-    /// search). Topics left with one thread move to the other threads; totals are recounted.
-    pub fn filtered(&self, keep: &HashSet<String>) -> Digest {
+    /// The digest restricted to the threads whose root is in `keep`: those a subscriber's
+    /// saved search `query` matches. Topics left with one thread move to the other threads;
+    /// totals are recounted.
+    pub fn filtered(&self, keep: &HashSet<String>, query: &str) -> Digest {
         let mut topics = Vec::new();
         let mut other: Vec<DigestThread> = Vec::new();
         for t in &self.topics {
@@ -198,6 +202,7 @@ impl Digest {
             totals: Totals::default(),
             topics,
             other_threads: other,
+            query: Some(query.to_string()),
         };
         digest.totals = totals(digest.threads());
         digest
@@ -374,6 +379,7 @@ pub fn assemble(
         totals: Totals::default(),
         topics,
         other_threads,
+        query: None,
     };
     digest.totals = totals(digest.threads());
     digest

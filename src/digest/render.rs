@@ -39,10 +39,16 @@ pub fn thread_url(base_url: &str, root_message_id: &str) -> String {
     format!("{base_url}/t/{segment}")
 }
 
-/// The public page of a week's digest: `{base_url}/digest/2023-W20?lists=a,b`.
+/// The public page of a week's digest: `{base_url}/digest/2023-W20?lists=a,b`, with `&q=` for
+/// a digest narrowed to a saved search, so the page shows what the email did.
 pub fn digest_url(base_url: &str, digest: &Digest) -> String {
     let lists = utf8_percent_encode(&digest.lists.join(","), QUERY_VALUE).to_string();
-    format!("{base_url}/digest/{}?lists={lists}", digest.week)
+    let mut url = format!("{base_url}/digest/{}?lists={lists}", digest.week);
+    if let Some(q) = &digest.query {
+        url.push_str("&q=");
+        url.extend(utf8_percent_encode(q, QUERY_VALUE));
+    }
+    url
 }
 
 /// An email stays readable (and under the ~100 KB at which some clients clip it) however busy
@@ -455,11 +461,25 @@ mod tests {
             },
             topics,
             other_threads: other,
+            query: None,
         };
         let r = Renderer::new("https://x.example")
             .expect("templates")
             .digest(&digest, &Links::default())
             .expect("render");
+        // A digest narrowed to a saved search links to the same narrowing online.
+        assert_eq!(
+            digest_url("https://x.example", &digest),
+            "https://x.example/digest/2023-W20?lists=dev"
+        );
+        let narrowed = Digest {
+            query: Some("tag:nova \"x y\"".into()),
+            ..digest.clone()
+        };
+        assert_eq!(
+            digest_url("https://x.example", &narrowed),
+            "https://x.example/digest/2023-W20?lists=dev&q=tag%3Anova%20%22x%20y%22"
+        );
         for text in [&r.text, &r.html] {
             assert!(
                 text.contains("… and 2 more threads on this topic"),

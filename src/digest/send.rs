@@ -171,7 +171,7 @@ fn prepare_digests(
                     bail!("a subscriber has a saved search but there is no search index: run `archivist reindex`");
                 };
                 let keep = matching_threads(store, searcher, query, full, settings.build.zone)?;
-                full.filtered(&keep)
+                full.filtered(&keep, query)
             }
         };
         out.insert(key, digest);

@@ -598,6 +598,14 @@ pub struct ListsQuery {
     lists: Option<String>,
 }
 
+/// `?lists=a,b&q=...` on a week's digest page.
+#[derive(Debug, Deserialize)]
+pub struct WeekQuery {
+    lists: Option<String>,
+    /// A saved search the digest is narrowed to.
+    q: Option<String>,
+}
+
 fn lists_param(raw: Option<&str>, known: &[String]) -> Result<Vec<ListName>, WebError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(Vec::new()),
@@ -655,12 +663,14 @@ fn thread_json(t: &digest::DigestThread) -> Value {
     })
 }
 
-/// `GET /digest/{week}?lists=a,b`: the digest of a week, as subscribers received it.
+/// `GET /digest/{week}?lists=a,b[&q=saved search]`: the digest of a week, as subscribers
+/// received it (narrowed to their saved search, when their email's link carries one).
 pub async fn week(
+    state: web::Data<State>,
     digests: web::Data<Digests>,
     req: HttpRequest,
     path: web::Path<String>,
-    query: web::Query<ListsQuery>,
+    query: web::Query<WeekQuery>,
 ) -> Result<HttpResponse, WebError> {
     let raw = path.into_inner();
     let week = IsoWeek::parse(&raw).map_err(|e| {
@@ -669,15 +679,43 @@ pub async fn week(
             raw.chars().take(40).collect::<String>()
         ))
     })?;
-    let raw_lists = query.into_inner().lists;
+    let WeekQuery {
+        lists: raw_lists,
+        q,
+    } = query.into_inner();
+    let saved = q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
+    if saved
+        .as_ref()
+        .is_some_and(|q| q.len() > 1000 || q.contains(char::is_control))
+    {
+        return Err(WebError::BadRequest(
+            "A saved search is one line of at most 1000 characters.".into(),
+        ));
+    }
+    let searcher = match saved {
+        Some(_) => Some(state.searcher()?.ok_or_else(|| {
+            WebError::Unavailable("The search index has not been built yet.".into())
+        })?),
+        None => None,
+    };
+    let wanted = saved.clone();
     let (lists, digest) = reading(&digests, move |s, d| {
         let lists = lists_param(raw_lists.as_deref(), &s.list_names()?)?;
-        let digest = build(s, d, week, &lists)?;
+        let mut digest = build(s, d, week, &lists)?;
+        if let (Some(q), Some(searcher)) = (&wanted, &searcher) {
+            let keep = digest::matching_threads(s, searcher, q, &digest, d.build.zone)?;
+            digest = digest.filtered(&keep, q);
+        }
         Ok((lists, digest))
     })
     .await?;
     let subject = digests.renderer.digest(&digest, &Links::default())?.subject;
-    let suffix = lists_suffix(&lists);
+    let mut suffix = lists_suffix(&lists);
+    if let Some(q) = &saved {
+        suffix.push(if suffix.is_empty() { '?' } else { '&' });
+        suffix.push_str("q=");
+        suffix.push_str(&query_value(q));
+    }
     let topics: Vec<Value> = digest
         .topics
         .iter()
@@ -698,6 +736,7 @@ pub async fn week(
             "week": week.to_string(),
             "monday": week.monday(),
             "lists": digest.lists,
+            "query": saved,
             "totals": digest.totals,
             "empty": digest.is_empty(),
             "quiet": digest.is_quiet(),

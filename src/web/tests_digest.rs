@@ -406,6 +406,27 @@ async fn digest_pages_and_feed() {
         assert!(page.contains(needle), "{uri}: {needle:?} not in {page}");
         assert!(!page.contains("<script>"), "{uri}: unescaped markup");
     }
+    // A saved search's "read online" link shows the digest its email did.
+    let (status, page, _) = call!(
+        app,
+        test::TestRequest::get().uri("/digest/2023-W18?lists=dev&q=placement")
+    );
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("placement upgrade plan"), "{page}");
+    assert!(
+        page.contains("threads matching <code>placement</code>"),
+        "{page}"
+    );
+    assert!(!page.contains("Huge xxx"), "{page}");
+    assert!(
+        page.contains("2023-W17?lists=dev&amp;q=placement\" rel=\"prev\""),
+        "{page}"
+    );
+    let (_, page, _) = call!(
+        app,
+        test::TestRequest::get().uri("/digest/2023-W18?q=%22unclosed")
+    );
+    assert!(page.contains("No thread of this week matches"), "{page}");
     // Week links stop at the weeks a URL can name, instead of wrapping to negative years.
     let (_, page, _) = call!(app, test::TestRequest::get().uri("/digest/2023-W18"));
     assert!(page.contains("2023-W17\" rel=\"prev\""), "{page}");
