@@ -264,6 +264,11 @@ async fn subscribe_confirm_manage_and_unsubscribe_through_the_pages() {
         "the cookie is reused"
     );
     assert!(page.contains("a…@example.org"), "{page}");
+    assert!(page.contains("value=\"tag:nova\""), "{page}");
+    assert!(
+        page.contains("name=\"q\" type=\"search\" value=\"\""),
+        "the site's search box holds the saved search: {page}"
+    );
     let token = form_token(&page);
     let (status, page, _) = call!(
         app,
@@ -418,6 +423,10 @@ async fn digest_pages_and_feed() {
         "{page}"
     );
     assert!(!page.contains("Huge xxx"), "{page}");
+    assert!(
+        page.contains("name=\"q\" type=\"search\" value=\"\""),
+        "the site's search box holds the saved search: {page}"
+    );
     assert!(
         page.contains("2023-W17?lists=dev&amp;q=placement\" rel=\"prev\""),
         "{page}"
