@@ -188,7 +188,7 @@ const OPENAPI: &str = r##"{
     "/api/v1/messages/{message_id}": {"get": {"summary": "One message", "parameters": [{"name": "message_id", "in": "path", "required": true, "schema": {"type": "string"}}],
       "responses": {"200": {"description": "message", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
     "/api/v1/search": {"get": {"summary": "Search (see /help for the query language), 20 hits a page", "parameters": [
-        {"name": "q", "in": "query", "description": "The query; only its first 16384 bytes are read (with a notice).", "schema": {"type": "string"}},
+        {"name": "q", "in": "query", "description": "The query; only its first 16384 bytes are read (with a notice). Empty: every message, newest first.", "schema": {"type": "string"}},
         {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["relevance", "date"]}},
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
         {"name": "collapse", "in": "query", "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}],
