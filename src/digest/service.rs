@@ -127,9 +127,11 @@ impl Service {
         let confirmation = self
             .subscriptions
             .subscribe(store, email, lists, query, now)?;
+        // What was asked for: for a confirmed address, the subscription stays as it is until
+        // this link is opened, and the email must say what opening it will change to.
         let rendered = self.renderer.confirmation(
-            &confirmation.subscriber.lists,
-            confirmation.subscriber.query.as_deref(),
+            &confirmation.lists,
+            confirmation.query.as_deref(),
             &confirmation.confirm_url,
             self.subscriptions.confirm_hours(),
         )?;

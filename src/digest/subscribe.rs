@@ -191,11 +191,17 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// A subscription request's result: the subscriber and the confirmation link to mail them.
+/// A subscription request's result: the subscriber, what was asked for, and the confirmation
+/// link to mail them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmation {
-    /// The subscriber (unconfirmed, or confirmed with the request parked).
+    /// The subscriber (unconfirmed, or confirmed with the request parked: then its lists and
+    /// saved search are still the current subscription's, not the request's).
     pub subscriber: Subscriber,
+    /// The lists asked for, sorted: what the email must describe, and the link applies.
+    pub lists: Vec<String>,
+    /// The saved search asked for.
+    pub query: Option<String>,
     /// `{base_url}/digest/confirm/<token>`.
     pub confirm_url: String,
 }
@@ -282,9 +288,14 @@ impl Subscriptions {
             expires: now + i64::from(self.confirm_hours) * 3600,
             request: Some(crate::store::request_key(lists, query)),
         };
+        let mut names: Vec<String> = lists.iter().map(|l| l.as_str().to_string()).collect();
+        names.sort_unstable();
+        names.dedup();
         Ok(Confirmation {
             confirm_url: self.url("confirm", &token),
             subscriber,
+            lists: names,
+            query: query.map(str::to_string),
         })
     }
 
@@ -601,6 +612,12 @@ mod tests {
         let second = subs
             .subscribe(&mut store, &email, &ops, Some("tag:nova"), 300)
             .expect("subscribe");
+        // Its email describes the request, not the subscription it would change.
+        assert_eq!(
+            (second.lists.clone(), second.query.as_deref()),
+            (vec!["ops".to_string()], Some("tag:nova"))
+        );
+        assert_eq!(second.subscriber.lists, ["dev"]);
         let active = store.active_subscribers().expect("active");
         assert_eq!(active[0].lists, ["dev"]);
         assert_eq!(active[0].query, None);
