@@ -332,6 +332,22 @@ fn stemming_non_english_words_and_malformed_queries() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no archive in"));
     assert!(!missing.exists());
 
+    // Options may follow the query; a query starting with -word follows `--`.
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_archivist"))
+            .arg("--data-dir")
+            .arg(a.data_dir())
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&["search", "upgrade", "--json", "--limit", "1"]);
+    let page: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("JSON after the query");
+    assert_eq!(page["hits"].as_array().map(Vec::len), Some(1), "{page}");
+    let out = run(&["search", "--json", "--", "-upgrade", "upgrade"]);
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(num(&page, "total"), 0, "{page}");
     // thread:<message-id> is resolved through the archive.
     let page = search(&a, &["thread:upgrade@x"]);
     assert_eq!(ids(&page), vec!["upgrade@x"]);

@@ -31,8 +31,9 @@ pub struct SearchArgs {
     /// The query; several words are joined. The language (words, "phrases", OR, NOT, -word,
     /// from: to: s: b: list: tag: msgid: thread: has:patch has:attachment, date:2023-05,
     /// date:A..B, after:, before:) is described on the web archive's /help page and in
-    /// README.md. A query may start with `-` (`search -kolla nova`).
-    #[arg(required = true, value_name = "QUERY", allow_hyphen_values = true)]
+    /// README.md. A query that starts with `-word` follows `--`: `search -- -kolla nova`
+    /// (options may come after the query: `search nova --limit 5`).
+    #[arg(required = true, value_name = "QUERY")]
     pub query: Vec<String>,
 }
 
