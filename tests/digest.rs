@@ -575,6 +575,32 @@ fn every_active_thread_once_and_deterministic() {
     }
 }
 
+/// A list's subject prefix (`[Rd]` on r-devel, `[R-pkg-devel]`) is not a topic: the R lists'
+/// biggest "topics" used to be their prefixes, carried from week to week.
+#[test]
+fn list_subject_prefixes_are_not_topics_on_the_r_lists() {
+    let Some(dir) = corpus() else { return };
+    let a = Archive::new();
+    a.import(&[&dir.join("r-mailing-lists-pipermail").display().to_string()]);
+    let mut labels = Vec::new();
+    for (week, list) in [
+        ("2019-W24", "r-devel"),
+        ("2019-W25", "r-devel"),
+        ("2019-W24", "r-package-devel"),
+        ("2019-W22", "r-package-devel"),
+    ] {
+        let digest = preview(&a, &["--week", week, "--lists", list]);
+        for t in digest["topics"].as_array().expect("topics") {
+            labels.push(t["label"].as_str().expect("label").to_string());
+        }
+    }
+    assert!(!labels.is_empty());
+    assert!(
+        labels.iter().all(|l| l != "rd" && l != "r-pkg-devel"),
+        "{labels:?}"
+    );
+}
+
 /// The preview JSON has exactly the documented shape.
 #[test]
 fn preview_json_contract_on_the_sample_archive() {

@@ -342,7 +342,8 @@ fn preview(config: &Config, args: PreviewArgs) -> Result<()> {
     }
     // The steps of `digest::build`, one by one, so `--timings` can tell them apart.
     let started = Instant::now();
-    let prior = digest::history(&store, args.week, &args.lists, &options)
+    let prefixes = digest::list_prefixes(&store, &args.lists)?;
+    let prior = digest::history(&store, args.week, &args.lists, &prefixes, &options)
         .with_context(|| format!("cannot group the weeks before {}", args.week))?;
     let history_done = Instant::now();
     let zone = options.zone;
@@ -350,7 +351,8 @@ fn preview(config: &Config, args: PreviewArgs) -> Result<()> {
         .active_threads(args.week.start(zone), args.week.end(zone), &args.lists)
         .with_context(|| format!("cannot read the threads of {}", args.week))?;
     let loaded = Instant::now();
-    let inputs = digest::topic_threads(&threads);
+    let subjects = digest::topic_subjects(&threads, &prefixes);
+    let inputs = digest::topic_threads(&threads, &subjects);
     let grouping = digest::topics::group(&inputs, &prior, &options.params);
     let grouped = Instant::now();
     let digest = digest::assemble(

@@ -274,12 +274,16 @@ fn totals<'a>(threads: impl Iterator<Item = &'a DigestThread>) -> Totals {
 }
 
 /// The topic grouping's view of the store's threads.
-pub fn topic_threads(threads: &[ActiveThread]) -> Vec<TopicThread<'_>> {
+pub fn topic_threads<'a>(
+    threads: &'a [ActiveThread],
+    subjects: &'a [String],
+) -> Vec<TopicThread<'a>> {
     threads
         .iter()
-        .map(|t| TopicThread {
+        .zip(subjects)
+        .map(|(t, subject)| TopicThread {
             key: t.root.as_str(),
-            subject: &t.subject,
+            subject,
             lists: &t.lists,
             messages: t
                 .messages
@@ -294,6 +298,70 @@ pub fn topic_threads(threads: &[ActiveThread]) -> Vec<TopicThread<'_>> {
         .collect()
 }
 
+/// Messages per list whose subjects decide its subject prefixes (see [`list_prefixes`]).
+const PREFIX_SAMPLE: usize = 200;
+
+/// The bracket tags that are a list's subject prefix, not a topic (`[Rd]` on r-devel,
+/// `[R-pkg-devel]`): those on at least 3 in 5 of the list's latest messages (at least 10).
+/// Decided per list over its recent history, so a week with a few untagged threads, or a
+/// week before the list had many, still knows the prefix.
+pub fn list_prefixes(store: &Store, lists: &[ListName]) -> Result<HashSet<String>> {
+    let mut per_list: HashMap<String, (usize, HashMap<String, usize>)> = HashMap::new();
+    for (list, subject) in store.recent_subjects(lists, PREFIX_SAMPLE)? {
+        let (n, counts) = per_list.entry(list).or_default();
+        *n += 1;
+        let mut tags = crate::index::subject_tags(&subject);
+        tags.sort_unstable();
+        tags.dedup();
+        for tag in tags {
+            *counts.entry(tag).or_default() += 1;
+        }
+    }
+    Ok(per_list
+        .into_values()
+        .filter(|(n, _)| *n >= 10)
+        .flat_map(|(n, counts)| {
+            counts
+                .into_iter()
+                .filter(move |&(_, c)| c * 5 >= n * 3)
+                .map(|(tag, _)| tag)
+        })
+        .collect())
+}
+
+/// The threads' subjects as topic grouping reads them: without the lists' subject prefixes
+/// (pages and emails still show the subjects whole).
+pub fn topic_subjects(threads: &[ActiveThread], prefixes: &HashSet<String>) -> Vec<String> {
+    threads
+        .iter()
+        .map(|t| without_tags(&t.subject, prefixes))
+        .collect()
+}
+
+/// `subject` without its `[tag]`s that are in `tags` (compared lowercased, trimmed).
+fn without_tags(subject: &str, tags: &HashSet<String>) -> String {
+    if tags.is_empty() {
+        return subject.to_string();
+    }
+    let mut out = String::with_capacity(subject.len());
+    let mut rest = subject;
+    while let Some(open) = rest.find('[') {
+        let Some(len) = rest[open..].find(']') else {
+            break;
+        };
+        let inner = &rest[open + 1..open + len];
+        out.push_str(&rest[..open]);
+        if tags.contains(&inner.trim().to_lowercase()) {
+            rest = rest[open + len + 1..].trim_start();
+        } else {
+            out.push_str(&rest[open..=open + len]);
+            rest = &rest[open + len + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Builds the digest of `week` for `lists` (every list when empty): [`history`], then the
 /// week's threads, [`topics::group`] and [`assemble`].
 pub fn build(
@@ -302,10 +370,12 @@ pub fn build(
     lists: &[ListName],
     options: &BuildOptions,
 ) -> Result<Digest> {
-    let prior = history(store, week, lists, options)?;
+    let prefixes = list_prefixes(store, lists)?;
+    let prior = history(store, week, lists, &prefixes, options)?;
     let zone = options.zone;
     let threads = store.active_threads(week.start(zone), week.end(zone), lists)?;
-    let inputs = topic_threads(&threads);
+    let subjects = topic_subjects(&threads, &prefixes);
+    let inputs = topic_threads(&threads, &subjects);
     let grouping = topics::group(&inputs, &prior, &options.params);
     Ok(assemble(
         week,
@@ -321,6 +391,7 @@ pub fn history(
     store: &Store,
     week: IsoWeek,
     lists: &[ListName],
+    prefixes: &HashSet<String>,
     options: &BuildOptions,
 ) -> Result<Vec<PriorTopic>> {
     let zone = options.zone;
@@ -336,7 +407,8 @@ pub fn history(
     }
     for w in earlier.into_iter().rev() {
         let threads = store.active_threads(w.start(zone), w.end(zone), lists)?;
-        let inputs = topic_threads(&threads);
+        let subjects = topic_subjects(&threads, prefixes);
+        let inputs = topic_threads(&threads, &subjects);
         let grouping = topics::group(&inputs, &prior, &options.params);
         prior = grouping.carry(&inputs);
     }
@@ -415,5 +487,27 @@ fn thread_entry(t: &ActiveThread) -> DigestThread {
             .iter()
             .map(|m| m.id.as_str().to_string())
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_prefixes_are_taken_out_of_subjects_for_grouping() {
+        let tags: HashSet<String> = ["rd", "r-pkg-devel"].map(String::from).into();
+        let cases = [
+            ("[Rd] head with n", "head with n"),
+            ("Re: [R-pkg-devel] [nova] x", "Re: [nova] x"),
+            ("[nova] [ Rd ] y", "[nova] y"),
+            ("no tags", "no tags"),
+            ("[unclosed Rd", "[unclosed Rd"),
+            ("a [rd]", "a "),
+        ];
+        for (subject, want) in cases {
+            assert_eq!(without_tags(subject, &tags), want, "{subject}");
+        }
+        assert_eq!(without_tags("[Rd] x", &HashSet::new()), "[Rd] x");
     }
 }

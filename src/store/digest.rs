@@ -69,6 +69,34 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The subjects of the latest `per_list` messages of each of `lists` (every list when
+    /// empty), with their list's name.
+    pub fn recent_subjects(
+        &self,
+        lists: &[ListName],
+        per_list: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let names: Vec<String> = if lists.is_empty() {
+            self.list_names()?
+        } else {
+            lists.iter().map(|l| l.as_str().to_string()).collect()
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.subject FROM lists l
+             JOIN memberships ms ON ms.list = l.id
+             JOIN messages m ON m.id = ms.message
+             WHERE l.name = ?1 ORDER BY ms.message DESC LIMIT ?2",
+        )?;
+        let mut out = Vec::new();
+        for name in names {
+            let rows = stmt.query_map(params![name, per_list as i64], |r| r.get::<_, String>(0))?;
+            for subject in rows {
+                out.push((name.clone(), subject?));
+            }
+        }
+        Ok(out)
+    }
+
     /// The threads with a message dated in `[start, end)` (Unix seconds) on one of `lists`
     /// (every list when empty), ordered by their earliest message's date and id. Lists the
     /// archive does not know are ignored; callers check names with [`Store::list_names`].
