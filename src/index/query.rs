@@ -65,15 +65,24 @@ pub(crate) trait Build {
 #[derive(Debug, Default)]
 pub(crate) struct Notices(pub Vec<String>);
 
-/// Notices quote what they are about; a quote of a huge word is cut to this many characters.
+/// Notices quote what they are about; one longer than this many characters (a huge word
+/// quoted) loses the middle of the quote, keeping its start and the explanation at its end.
 const MAX_NOTICE_CHARS: usize = 240;
+
+/// `notice`, shortened as [`MAX_NOTICE_CHARS`] says.
+pub(crate) fn capped(notice: String) -> String {
+    let n = notice.chars().count();
+    if n <= MAX_NOTICE_CHARS {
+        return notice;
+    }
+    let head: String = notice.chars().take(100).collect();
+    let tail: String = notice.chars().skip(n - (MAX_NOTICE_CHARS - 101)).collect();
+    format!("{head}…{tail}")
+}
 
 impl Notices {
     pub(crate) fn push(&mut self, notice: String) {
-        let notice = match notice.char_indices().nth(MAX_NOTICE_CHARS) {
-            Some((cut, _)) => format!("{}…", &notice[..cut]),
-            None => notice,
-        };
+        let notice = capped(notice);
         if !self.0.contains(&notice) {
             self.0.push(notice);
         }
@@ -1204,15 +1213,15 @@ mod tests {
         assert!(notices.iter().any(|n| n.contains("longer than")));
         // A lone quote at the end is said once.
         assert_eq!(render("nfs\"").1, ["Ignored an empty phrase."]);
-        // A notice quoting a huge unclosed phrase quotes only its start.
+        // A notice quoting a huge unclosed phrase keeps the quote's start and its own end.
         let (_, notices) = render(&format!("\"{}", "é".repeat(60_000)));
         assert!(notices
             .iter()
-            .any(|n| n.starts_with("Missing closing quote")));
+            .any(|n| n.starts_with("Missing closing quote") && n.ends_with("as a phrase.")));
         assert!(
             notices
                 .iter()
-                .all(|n| n.chars().count() <= MAX_NOTICE_CHARS + 1),
+                .all(|n| n.chars().count() <= MAX_NOTICE_CHARS),
             "{notices:?}"
         );
     }

@@ -386,7 +386,9 @@ impl Searcher {
                 .context("cannot read term statistics")?
                 == 0
             {
-                notices.push(format!("No message is in a list named \"{list}\"."));
+                notices.push(query::capped(format!(
+                    "No message is in a list named \"{list}\"."
+                )));
             }
         }
         let (mut compiled, sort) = match parsed.query {
