@@ -370,21 +370,21 @@ impl Subscriptions {
         )?))
     }
 
-    /// The subscriber a manage-page token names, if the token is valid and current.
+    /// The subscriber a manage-page token names: `None` when the token is valid but its
+    /// subscription has ended (unsubscribed, or subscribed again since, with links of its own).
     pub fn manage(
         &self,
         store: &Store,
         token: &str,
         now: i64,
-    ) -> Result<Result<Subscriber, TokenError>> {
+    ) -> Result<Result<Option<Subscriber>, TokenError>> {
         let token = match Token::verify(token, &self.key, Purpose::Manage, now) {
             Ok(t) => t,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(match store.subscriber(&token.handle)? {
-            Some(s) if s.generation == token.generation && !s.unsubscribed => Ok(s),
-            _ => Err(TokenError::WrongPurpose),
-        })
+        Ok(Ok(store.subscriber(&token.handle)?.filter(|s| {
+            s.generation == token.generation && !s.unsubscribed
+        })))
     }
 
     /// Pauses or resumes through a manage-page token.
@@ -680,8 +680,8 @@ mod tests {
         assert_eq!(
             subs.manage(&store, &manage, 601)
                 .expect("store")
-                .map(|s| s.paused),
-            Ok(true)
+                .map(|s| s.map(|s| s.paused)),
+            Ok(Some(true))
         );
         // An address not confirmed yet, asked for again with other lists: the first link no
         // longer applies; the second confirms what its email said.

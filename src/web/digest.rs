@@ -431,10 +431,21 @@ pub async fn unsubscribe_page(
 ) -> Result<HttpResponse, WebError> {
     let service = digests.service()?;
     let token = path.into_inner();
-    service
+    let checked = service
         .subscriptions()
         .check_unsubscribe(&token, now())
         .map_err(|e| WebError::BadRequest(format!("This unsubscribe link is not valid: {e}.")))?;
+    // A link of an earlier subscription would change nothing: say so now, not after the
+    // button.
+    let current = reading(&digests, move |store, _| {
+        Ok(store
+            .subscriber(&checked.handle)?
+            .is_some_and(|s| s.generation == checked.generation))
+    })
+    .await?;
+    if !current {
+        return Err(ended_subscription());
+    }
     Ok(private_page(notice(
         "Unsubscribe",
         "Press the button to stop the weekly digest. Nothing changes until you do.",
@@ -502,7 +513,8 @@ pub async fn manage_page(
     })
     .await?;
     let subscriber = subscriber
-        .map_err(|e| WebError::BadRequest(format!("This link is not valid any more: {e}.")))?;
+        .map_err(|e| WebError::BadRequest(format!("This link is not valid any more: {e}.")))?
+        .ok_or_else(ended_subscription)?;
     let (form_token, cookie) = form_token(&req, service)?;
     let lists: Vec<Value> = known
         .iter()

@@ -335,6 +335,11 @@ async fn subscribe_confirm_manage_and_unsubscribe_through_the_pages() {
     let (status, page, _) = call!(app, test::TestRequest::post().uri(&unsubscribe));
     assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
     assert!(page.contains("earlier subscription"), "{page}");
+    for old in [&unsubscribe, &manage] {
+        let (status, page, _) = call!(app, test::TestRequest::get().uri(old));
+        assert_eq!(status, StatusCode::NOT_FOUND, "{old}: {page}");
+        assert!(page.contains("earlier subscription"), "{old}: {page}");
+    }
     let (status, page, _) = call!(
         app,
         form_post(
