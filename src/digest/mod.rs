@@ -301,32 +301,15 @@ pub fn topic_threads<'a>(
 /// Messages per list whose subjects decide its subject prefixes (see [`list_prefixes`]).
 const PREFIX_SAMPLE: usize = 200;
 
-/// The bracket tags that are a list's subject prefix, not a topic (`[Rd]` on r-devel,
-/// `[R-pkg-devel]`): those on at least 3 in 5 of the list's latest messages (at least 10).
-/// Decided per list over its recent history, so a week with a few untagged threads, or a
-/// week before the list had many, still knows the prefix.
+/// The bracket tags that are the subject prefix of one of `lists` (every list when empty),
+/// from each list's latest messages (see [`topics::list_prefix_tags`]). Decided per list over
+/// its recent history, so a week with a few untagged threads, or a week before the list had
+/// many, still knows the prefix.
 pub fn list_prefixes(store: &Store, lists: &[ListName]) -> Result<HashSet<String>> {
-    let mut per_list: HashMap<String, (usize, HashMap<String, usize>)> = HashMap::new();
-    for (list, subject) in store.recent_subjects(lists, PREFIX_SAMPLE)? {
-        let (n, counts) = per_list.entry(list).or_default();
-        *n += 1;
-        let mut tags = crate::index::subject_tags(&subject);
-        tags.sort_unstable();
-        tags.dedup();
-        for tag in tags {
-            *counts.entry(tag).or_default() += 1;
-        }
-    }
-    Ok(per_list
-        .into_values()
-        .filter(|(n, _)| *n >= 10)
-        .flat_map(|(n, counts)| {
-            counts
-                .into_iter()
-                .filter(move |&(_, c)| c * 5 >= n * 3)
-                .map(|(tag, _)| tag)
-        })
-        .collect())
+    let subjects = store.recent_subjects(lists, PREFIX_SAMPLE)?;
+    Ok(topics::list_prefix_tags(
+        subjects.iter().map(|(l, s)| (l.as_str(), s.as_str())),
+    ))
 }
 
 /// The threads' subjects as topic grouping reads them: without the lists' subject prefixes

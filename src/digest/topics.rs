@@ -769,30 +769,31 @@ fn stem(word: &str) -> String {
 }
 
 /// The bracket tags that are a list's subject prefix rather than a topic (`[Rd]` on r-devel,
-/// `[R-pkg-devel]`, `[Operators]`): those on at least 4 in 5 of the week's threads of a list
-/// with at least 3 threads. As features they would only repeat the lists signal, and as
-/// labels they would name a topic after a list.
-fn list_prefix_tags(threads: &[TopicThread<'_>]) -> std::collections::HashSet<String> {
+/// `[R-pkg-devel]`), from `(list, subject)` pairs of the lists' recent messages: the tags on
+/// at least 3 in 5 of a list's subjects, given at least 10 of them. As features they would
+/// only repeat the lists signal, and as labels they would name a topic after a list; callers
+/// take them out of the subjects they group.
+pub fn list_prefix_tags<'a>(
+    subjects: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> std::collections::HashSet<String> {
     let mut per_list: HashMap<&str, (usize, HashMap<String, usize>)> = HashMap::new();
-    for t in threads {
-        let mut tags = crate::index::subject_tags(t.subject);
+    for (list, subject) in subjects {
+        let (n, counts) = per_list.entry(list).or_default();
+        *n += 1;
+        let mut tags = crate::index::subject_tags(subject);
         tags.sort_unstable();
         tags.dedup();
-        for list in t.lists {
-            let (n, counts) = per_list.entry(list.as_str()).or_default();
-            *n += 1;
-            for tag in &tags {
-                *counts.entry(tag.clone()).or_default() += 1;
-            }
+        for tag in tags {
+            *counts.entry(tag).or_default() += 1;
         }
     }
     per_list
         .into_values()
-        .filter(|(n, _)| *n >= 3)
+        .filter(|(n, _)| *n >= 10)
         .flat_map(|(n, counts)| {
             counts
                 .into_iter()
-                .filter(move |&(_, c)| c * 5 >= n * 4)
+                .filter(move |&(_, c)| c * 5 >= n * 3)
                 .map(|(tag, _)| tag)
         })
         .collect()
@@ -923,8 +924,6 @@ pub(crate) fn name_words(name: &str) -> impl Iterator<Item = String> + '_ {
 struct Extractor<'a> {
     signals: Signals,
     names: &'a std::collections::HashSet<String>,
-    /// Tags that are a list's subject prefix (see [`list_prefix_tags`]).
-    list_prefixes: &'a std::collections::HashSet<String>,
     surface: SurfaceForms,
 }
 
@@ -1149,7 +1148,6 @@ impl Extractor<'_> {
         let mut tags: Vec<String> = Vec::new();
         for t in bracket_tags.into_iter().chain(prefixes) {
             let generic = GENERIC_TAGS.contains(&t.as_str())
-                || self.list_prefixes.contains(&t)
                 || lists_lower
                     .iter()
                     .any(|l| *l == t || l.split(['-', '.']).next() == Some(t.as_str()))
@@ -1287,11 +1285,9 @@ pub fn group(threads: &[TopicThread<'_>], prior: &[PriorTopic], params: &Params)
             names.extend(name_words(m.author_name));
         }
     }
-    let list_prefixes = list_prefix_tags(threads);
     let mut extractor = Extractor {
         signals,
         names: &names,
-        list_prefixes: &list_prefixes,
         surface: SurfaceForms::default(),
     };
     let mut all_counts: Vec<Counts> = threads.iter().map(|t| extractor.thread_counts(t)).collect();
@@ -2017,7 +2013,6 @@ mod tests {
         let mut extractor = Extractor {
             signals: Signals::ALL,
             names: &names,
-            list_prefixes: &names,
             surface: SurfaceForms::default(),
         };
         extractor.add_text(&mut counts, text);
@@ -2107,70 +2102,19 @@ mod tests {
     }
 
     #[test]
-    fn a_list_subject_prefix_is_not_a_topic() {
-        // r-devel puts `[Rd]` on every subject, r-help nothing: grouping by the tag would
-        // only group by list. The threads group by what they are about instead.
-        let devel = ["r-devel".to_string()];
-        let help = ["r-help".to_string()];
-        let on = |t: TopicThread<'static>, lists: &'static [String]| TopicThread { lists, ..t };
-        let devel: &'static [String] = Box::leak(Box::new(devel));
-        let help: &'static [String] = Box::leak(Box::new(help));
-        let week = vec![
-            on(
-                thread(
-                    "a",
-                    "[Rd] regex pcre2 matching",
-                    &[("x", "pcre2 regex matching is slow")],
-                ),
-                devel,
-            ),
-            on(
-                thread(
-                    "b",
-                    "Re: [Rd] regex pcre2 matching",
-                    &[("y", "the pcre2 regex engine")],
-                ),
-                devel,
-            ),
-            on(
-                thread(
-                    "c",
-                    "[Rd] vignette build fails",
-                    &[("z", "the vignette build needs pandoc")],
-                ),
-                devel,
-            ),
-            on(
-                thread(
-                    "d",
-                    "[Rd] vignette build on windows",
-                    &[("w", "vignette build with pandoc")],
-                ),
-                devel,
-            ),
-            on(
-                thread(
-                    "e",
-                    "pcre2 regex in gsub",
-                    &[("v", "gsub with a pcre2 regex")],
-                ),
-                help,
-            ),
-        ];
-        assert_eq!(
-            list_prefix_tags(&week).into_iter().collect::<Vec<_>>(),
-            ["rd"]
-        );
-        let g = group(&week, &[], &Params::default());
-        assert!(g.topics.iter().all(|t| !t.label.contains("rd")), "{g:?}");
-        let members = |t: &Topic| {
-            let mut k: Vec<&str> = t.threads.iter().map(|&i| week[i].key).collect();
-            k.sort_unstable();
-            k
-        };
-        let mut groups: Vec<Vec<&str>> = g.topics.iter().map(members).collect();
-        groups.sort();
-        assert_eq!(groups, [vec!["a", "b", "e"], vec!["c", "d"]], "{g:?}");
+    fn list_prefixes_are_tags_on_most_of_a_lists_subjects() {
+        // r-devel puts `[Rd]` on nearly every subject; `[nova]` on some of dev's is a topic;
+        // a list with too few messages decides nothing.
+        let mut subjects: Vec<(&str, String)> = Vec::new();
+        for i in 0..12 {
+            let devel = if i < 9 { "[Rd] x" } else { "Re: y" };
+            subjects.push(("r-devel", devel.to_string()));
+            let dev = if i < 5 { "[nova] z" } else { "w" };
+            subjects.push(("dev", dev.to_string()));
+        }
+        subjects.extend((0..9).map(|_| ("small", "[sm] v".to_string())));
+        let tags = list_prefix_tags(subjects.iter().map(|(l, s)| (*l, s.as_str())));
+        assert_eq!(tags.into_iter().collect::<Vec<_>>(), ["rd"]);
     }
 
     #[test]
