@@ -270,14 +270,9 @@ async fn subscribe_confirm_manage_and_unsubscribe_through_the_pages() {
         "the site's search box holds the saved search: {page}"
     );
     let token = form_token(&page);
-    let (status, page, _) = call!(
-        app,
-        form_post(
-            &manage,
-            Some(&cookie),
-            &format!("form_token={token}&action=pause")
-        )
-    );
+    let pause_body = format!("form_token={token}&action=pause");
+    let pause = || form_post(&manage, Some(&cookie), &pause_body);
+    let (status, page, _) = call!(app, pause());
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(subscriber_state(&config).iter().any(|s| s.1));
     let (status, _, _) = call!(app, form_post(&manage, None, "action=resume"));
@@ -340,14 +335,7 @@ async fn subscribe_confirm_manage_and_unsubscribe_through_the_pages() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{old}: {page}");
         assert!(page.contains("earlier subscription"), "{old}: {page}");
     }
-    let (status, page, _) = call!(
-        app,
-        form_post(
-            &manage,
-            Some(&cookie),
-            &format!("form_token={token}&action=pause")
-        )
-    );
+    let (status, page, _) = call!(app, pause());
     assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
     assert!(
         subscriber_state(&config)
