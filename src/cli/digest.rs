@@ -184,9 +184,14 @@ fn send_command(config: &Config, args: SendArgs) -> Result<()> {
     // scripts see it), though the next run retries them.
     if report.deferred > 0 {
         bail!(
-            "{} of the digests of {} could not be delivered now (the mail server failed transiently every time); run `archivist digest send --week {}` again later",
+            "{} of the digests of {} could not be delivered now (the mail server failed transiently on every attempt{}); run `archivist digest send --week {}` again later",
             report.deferred,
             report.week,
+            if report.not_tried {
+                ", so the rest were not tried"
+            } else {
+                ""
+            },
             report.week
         );
     }

@@ -63,10 +63,11 @@ fn tick(data_dir: &std::path::Path, service: &Service) -> Result<()> {
     };
     let report = service.send_week(&mut store, week)?;
     eprintln!(
-        "archivist serve: digest {}: sent {}, failed {}, skipped {}{}",
+        "archivist serve: digest {}: sent {}, failed {}, deferred {}, skipped {}{}",
         report.week,
         report.sent,
         report.failed,
+        report.deferred,
         report.skipped,
         if report.completed {
             ""

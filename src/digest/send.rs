@@ -76,9 +76,13 @@ pub struct SendReport {
     /// Failed permanently in this run (or transiently, for longer than
     /// [`GIVE_UP_AFTER_SECS`] since the row was queued).
     pub failed: u64,
-    /// Failed transiently in every attempt of this run (the mail server is down or busy):
-    /// left pending, so the week stays open and the next run tries them again.
+    /// Failed transiently in every attempt of this run (the mail server is down or busy), or
+    /// not tried once the server had failed the first few that way: left pending, so the week
+    /// stays open and the next run tries them again.
     pub deferred: u64,
+    /// Whether the run stopped trying early, the mail server having taken none of the first
+    /// few messages.
+    pub not_tried: bool,
     /// Skipped in this run (empty week, unsubscribed or paused since queueing).
     pub skipped: u64,
     /// Whether the week is now completed.
@@ -277,7 +281,16 @@ pub fn send_week(
                 }
                 drop(job_rx);
                 drop(outcome_tx);
-                for d in &deliveries {
+                // A mail server that failed every attempt of the first few messages, and took
+                // none, is down: the rest of the week waits for the next run instead of
+                // spending each message's retries on it.
+                let give_up_after = (2 * workers).max(3) as u64;
+                for (i, d) in deliveries.iter().enumerate() {
+                    if report.sent == 0 && report.deferred >= give_up_after {
+                        report.deferred += (deliveries.len() - i) as u64;
+                        report.not_tried = true;
+                        break;
+                    }
                     let handle = d.subscriber.handle.as_str();
                     let resumed = d.state == DeliveryState::Sending;
                     let plan = if !d.subscriber.active() {
@@ -615,6 +628,19 @@ mod tests {
         assert_eq!(sent.len(), 2);
         let (report, sent, _) = run_at(&mut f, vec![], 5000 + 7200);
         assert!(report.already_completed && sent.is_empty());
+
+        // A server that takes none of the first few is not asked about the rest this run.
+        let people: Vec<String> = (0..8).map(|i| format!("p{i}@x.example")).collect();
+        let mut many = fixture(&people.iter().map(String::as_str).collect::<Vec<_>>());
+        let (report, sent, slept) = run(&mut many, vec![down(); 100]);
+        assert_eq!((report.deferred, report.not_tried), (8, true), "{report:?}");
+        assert!(sent.is_empty());
+        // Two backoff waits per message tried (3 attempts each): fewer than 8 were tried.
+        assert!(slept.len() < 2 * 8, "{} waits", slept.len());
+        assert_eq!(report.ledger.get("pending"), Some(&8));
+        let (report, sent, _) = run_at(&mut many, vec![], 5000 + 60);
+        assert_eq!((report.sent, report.completed), (8, true));
+        assert_eq!(sent.len(), 8);
 
         // Still failing five days after the row was queued: failed for good, week completed.
         let mut f = fixture(&["a@x.example"]);
