@@ -80,7 +80,7 @@ pub use writer::{rebuild, rebuild_with, IndexWriter, WriterConfig};
 /// query as it was understood, then the condition, quoted as needed. Adding the condition to
 /// the raw text instead lets a trailing `NOT` or `OR`, or an open quote, take it in.
 pub fn narrow_query(query: &str, field: &str, value: &str) -> String {
-    query::narrow(query, &query::term(field, value))
+    QueryNarrower::new(query).narrow(field, value)
 }
 
 /// [`narrow_query`] for many conditions on one query (a page's facet links), which is parsed

@@ -871,11 +871,6 @@ impl Narrower {
     }
 }
 
-/// [`Narrower::narrow`] for one condition.
-pub(crate) fn narrow(query: &str, condition: &str) -> String {
-    Narrower::new(query).narrow(condition)
-}
-
 /// Renders a query tree as text; used by tests to state expected parses compactly.
 #[cfg(test)]
 pub(crate) struct Render;
@@ -1189,7 +1184,11 @@ mod tests {
             ("", "list:x"),
         ];
         for (query, want) in cases {
-            assert_eq!(narrow(query, &term("list", "x")), want, "{query}");
+            assert_eq!(
+                Narrower::new(query).narrow(&term("list", "x")),
+                want,
+                "{query}"
+            );
         }
         assert_eq!(term("tag", "a\"b"), "tag:\"a\\\"b\"");
         assert_eq!(render(&term("tag", "a\"b")).0, "tag:a\"b");

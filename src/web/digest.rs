@@ -695,15 +695,7 @@ pub async fn week(
         lists: raw_lists,
         q,
     } = query.into_inner();
-    let saved = q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
-    if saved
-        .as_ref()
-        .is_some_and(|q| q.len() > 1000 || q.contains(char::is_control))
-    {
-        return Err(WebError::BadRequest(
-            "A saved search is one line of at most 1000 characters.".into(),
-        ));
-    }
+    let saved = saved_query(q.as_deref())?;
     let searcher = match saved {
         Some(_) => Some(state.searcher()?.ok_or_else(|| {
             WebError::Unavailable("The search index has not been built yet.".into())
