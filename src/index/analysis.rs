@@ -1,13 +1,21 @@
 //! Text analysis: tantivy's `en_stem` pipeline with a memo in front of the stemmer. Snowball
 //! costs about a microsecond a word and was a third of indexing time; message text repeats its
 //! words, so remembering stems makes it nearly free without changing a single token.
+//!
+//! Words are runs of letters and digits, as with tantivy's `SimpleTokenizer`, except in
+//! Chinese, Japanese and Korean text ([`is_cjk`]), which does not separate its words with
+//! spaces: a run of those characters is indexed as its overlapping pairs of characters
+//! (`東京都` as `東京`, `京都`), so any word of two characters or more inside it is found as
+//! the phrase of its pairs, as Lucene's CJK analyzer does.
 
 use std::collections::HashMap;
+use std::iter::Peekable;
+use std::str::CharIndices;
 use std::sync::Arc;
 
 use tantivy::tokenizer::{
-    Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
-    Token, TokenFilter, TokenStream, Tokenizer,
+    Language, LowerCaser, RawTokenizer, RemoveLongFilter, Stemmer, TextAnalyzer, Token,
+    TokenFilter, TokenStream, Tokenizer,
 };
 use tantivy::Index;
 
@@ -36,7 +44,7 @@ fn remove_long() -> RemoveLongFilter {
 /// `en_stem` (simple tokenizer, long-token removal, lowercasing, English Snowball) with
 /// longer words kept (see [`MAX_WORD_BYTES`]) and the stemmer memoised.
 pub(crate) fn stemmed_analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
+    TextAnalyzer::builder(WordTokenizer)
         .filter(remove_long())
         .filter(LowerCaser)
         .filter(MemoStemmer { initials: None })
@@ -47,7 +55,7 @@ pub(crate) fn stemmed_analyzer() -> TextAnalyzer {
 /// first letters of the highlighted stems) are stemmed, since English stemming keeps a word's
 /// first letter and no other word can match. Most words of a text are thus left alone.
 pub(crate) fn snippet_analyzer(initials: Vec<char>) -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
+    TextAnalyzer::builder(WordTokenizer)
         .filter(remove_long())
         .filter(LowerCaser)
         .filter(MemoStemmer {
@@ -60,7 +68,7 @@ pub(crate) fn snippet_analyzer(initials: Vec<char>) -> TextAnalyzer {
 /// a two-word phrase is then one term, found without decoding a single position. Words
 /// with a gap between them (a dropped over-long word) make no pair, as they make no phrase.
 pub(crate) fn pairs_analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
+    TextAnalyzer::builder(WordTokenizer)
         .filter(remove_long())
         .filter(LowerCaser)
         .filter(MemoStemmer { initials: None })
@@ -80,10 +88,131 @@ pub(crate) fn pair_term(first: &str, second: &str) -> String {
 
 /// Lowercase words, unstemmed, so names and words of other languages match as written.
 pub(crate) fn plain_analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
+    TextAnalyzer::builder(WordTokenizer)
         .filter(remove_long())
         .filter(LowerCaser)
         .build()
+}
+
+/// Chinese, Japanese and Korean letters: Han ideographs (with their extensions and
+/// compatibility forms, and `々` `〆` `〇`), hiragana, katakana (half-width too) and hangul.
+/// Callers check `is_alphanumeric` first: marks and punctuation in these blocks are no
+/// letters.
+fn is_cjk(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x1100..=0x11FF
+            | 0x3005..=0x3007
+            | 0x3040..=0x30FF
+            | 0x3130..=0x318F
+            | 0x31F0..=0x31FF
+            | 0x3400..=0x4DBF
+            | 0x4E00..=0x9FFF
+            | 0xA960..=0xA97F
+            | 0xAC00..=0xD7FF
+            | 0xF900..=0xFAFF
+            | 0xFF66..=0xFFDC
+            | 0x20000..=0x3FFFF
+    )
+}
+
+/// Whether `word` is a single CJK letter, which [`WordTokenizer`] makes only of a letter
+/// standing alone, never of one inside a run.
+pub(crate) fn lone_cjk(word: &str) -> bool {
+    let mut chars = word.chars();
+    matches!((chars.next(), chars.next()), (Some(c), None) if !c.is_ascii() && c.is_alphanumeric() && is_cjk(c))
+}
+
+/// Splits text into words (see the module docs): runs of letters and digits, and the
+/// overlapping character pairs of Chinese, Japanese and Korean runs (a lone such character
+/// is a word of its own). Offsets are byte offsets; each word takes the next position.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct WordTokenizer;
+
+impl Tokenizer for WordTokenizer {
+    type TokenStream<'a> = WordStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> WordStream<'a> {
+        WordStream {
+            text,
+            chars: text.char_indices().peekable(),
+            pair_from: None,
+            token: Token::default(),
+        }
+    }
+}
+
+pub(crate) struct WordStream<'a> {
+    text: &'a str,
+    chars: Peekable<CharIndices<'a>>,
+    /// Inside a CJK run: where the last pair's second character starts, which begins the
+    /// next pair if the run goes on.
+    pair_from: Option<usize>,
+    token: Token,
+}
+
+impl WordStream<'_> {
+    /// The next character if it is a CJK letter: consumed, with its byte range.
+    fn next_cjk(&mut self) -> Option<(usize, usize)> {
+        let &(at, c) = self.chars.peek()?;
+        if c.is_ascii() || !c.is_alphanumeric() || !is_cjk(c) {
+            return None;
+        }
+        self.chars.next();
+        Some((at, at + c.len_utf8()))
+    }
+
+    fn emit(&mut self, from: usize, to: usize) -> bool {
+        self.token.text.clear();
+        self.token.text.push_str(&self.text[from..to]);
+        self.token.offset_from = from;
+        self.token.offset_to = to;
+        self.token.position = self.token.position.wrapping_add(1);
+        true
+    }
+}
+
+impl TokenStream for WordStream<'_> {
+    fn advance(&mut self) -> bool {
+        if let Some(from) = self.pair_from.take() {
+            if let Some((at, to)) = self.next_cjk() {
+                self.pair_from = Some(at);
+                return self.emit(from, to);
+            }
+        }
+        while let Some((from, c)) = self.chars.next() {
+            if !c.is_alphanumeric() {
+                continue;
+            }
+            if !c.is_ascii() && is_cjk(c) {
+                return match self.next_cjk() {
+                    Some((at, to)) => {
+                        self.pair_from = Some(at);
+                        self.emit(from, to)
+                    }
+                    None => self.emit(from, from + c.len_utf8()),
+                };
+            }
+            let mut to = from + c.len_utf8();
+            while let Some(&(at, c)) = self.chars.peek() {
+                if !c.is_alphanumeric() || (!c.is_ascii() && is_cjk(c)) {
+                    break;
+                }
+                self.chars.next();
+                to = at + c.len_utf8();
+            }
+            return self.emit(from, to);
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
 }
 
 /// Makes the custom analyzers known to an index (tokenizers are not stored in the index).
@@ -293,6 +422,7 @@ impl<T: TokenStream> TokenStream for MemoStemStream<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tantivy::tokenizer::SimpleTokenizer;
 
     fn tokens(mut analyzer: TextAnalyzer, text: &str) -> Vec<(String, usize, usize, usize)> {
         let mut out = Vec::new();
@@ -307,7 +437,7 @@ mod tests {
     #[test]
     fn same_tokens_as_en_stem_with_longer_words() {
         // tantivy's `en_stem` with our word length limit.
-        let reference = TextAnalyzer::builder(SimpleTokenizer::default())
+        let reference = TextAnalyzer::builder(WordTokenizer)
             .filter(RemoveLongFilter::limit(MAX_WORD_BYTES + 1))
             .filter(LowerCaser)
             .filter(Stemmer::new(Language::English))
@@ -347,6 +477,45 @@ mod tests {
             .map(|t| t.0)
             .collect();
         assert_eq!(partial, ["upgrad", "running", "unit"]);
+    }
+
+    #[test]
+    fn cjk_runs_are_character_pairs() {
+        let words = |text: &str| -> Vec<(String, usize, usize, usize)> {
+            tokens(TextAnalyzer::from(WordTokenizer), text)
+        };
+        let t = |w: &str, p, f, to| (w.to_string(), p, f, to);
+        // Each pair takes the next position, so a word of the run is the phrase of its pairs.
+        assert_eq!(words("東京都"), [t("東京", 0, 0, 6), t("京都", 1, 3, 9)]);
+        // Latin words around and inside a run are words of their own; a lone CJK letter is
+        // a word; punctuation (`、` `・`) and spaces end a run.
+        assert_eq!(
+            words("Linuxカーネル、の v6・x 本"),
+            [
+                t("Linux", 0, 0, 5),
+                t("カー", 1, 5, 11),
+                t("ーネ", 2, 8, 14),
+                t("ネル", 3, 11, 17),
+                t("の", 4, 20, 23),
+                t("v6", 5, 24, 26),
+                t("x", 6, 29, 30),
+                t("本", 7, 31, 34),
+            ]
+        );
+        assert_eq!(
+            words("검색할 수"),
+            [t("검색", 0, 0, 6), t("색할", 1, 3, 9), t("수", 2, 10, 13)]
+        );
+        // Everything else splits exactly as tantivy's simple tokenizer does.
+        let reference = TextAnalyzer::from(SimpleTokenizer::default());
+        for text in [
+            "Die Größe der Datenbank wächst. Привет, мир! a_b x2y ٣٤ – done",
+            "",
+            "   ",
+            "trailing word",
+        ] {
+            assert_eq!(words(text), tokens(reference.clone(), text), "{text}");
+        }
     }
 
     #[test]

@@ -211,6 +211,12 @@ impl Compiler {
             Scope::To => &[(f.to, None, false, 1.0)],
         };
         let stemmed = tokens(&mut self.stemmed, text);
+        if let Some((_, lone)) = stemmed.iter().find(|(_, w)| super::analysis::lone_cjk(w)) {
+            notices.push(format!(
+                "\"{lone}\" alone matches only where it stands apart: Chinese, Japanese and \
+                 Korean text is indexed by pairs of characters, so search for two or more."
+            ));
+        }
         let plain = if groups.iter().any(|g| !g.2) {
             tokens(&mut self.plain, text)
         } else {

@@ -1,4 +1,4 @@
-//! Where the index lives on disk: `<base>/v3/` holds numbered generations (`g00000001/`, ...)
+//! Where the index lives on disk: `<base>/vN/` holds numbered generations (`g00000001/`, ...)
 //! and a `CURRENT` file naming the live one, replaced atomically by rename when a rebuild ends.
 
 use std::fs;

@@ -4,7 +4,7 @@
 //!
 //! # On disk
 //!
-//! The caller passes a base directory; the index lives in `<base>/v3/` (the schema version).
+//! The caller passes a base directory; the index lives in `<base>/vN/` (the schema version).
 //! Inside, generations `g00000001/`, `g00000002/`, ... each hold a complete tantivy index and
 //! the file `CURRENT` names the live one. [`rebuild`] builds the next generation and replaces
 //! `CURRENT` by an atomic rename; a [`Searcher`] notices on its next search and reopens (the

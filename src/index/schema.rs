@@ -13,8 +13,9 @@ use super::IndexDoc;
 /// new binary builds a fresh index beside the old one instead of misreading it (an indexer then
 /// finds no watermark and catches up from the start). v1 was the first draft of this schema;
 /// v2 added the word-pair fields and the whole-address fields; v3 indexes words of 40 to 64
-/// bytes (git commit ids), which v2 dropped, and the sender's facet key (`sender:`).
-pub(crate) const SCHEMA_DIR: &str = "v3";
+/// bytes (git commit ids), which v2 dropped, and the sender's facet key (`sender:`); v4
+/// indexes Chinese, Japanese and Korean text as character pairs (see [`super::analysis`]).
+pub(crate) const SCHEMA_DIR: &str = "v4";
 
 /// Stemmed English analysis (`en_stem`, memoised) and plain lowercase words with no
 /// stemming, so words of other languages are found exactly as written.

@@ -299,7 +299,7 @@ pub struct Searcher {
 }
 
 impl Searcher {
-    /// Opens the index under `<base>/v3/`, creating an empty one if there is none yet.
+    /// Opens the index under `<base>/vN/`, creating an empty one if there is none yet.
     pub fn open(base: &Path) -> Result<Self> {
         let live = Live::open(base)?;
         Ok(Searcher {

@@ -108,7 +108,7 @@ fn corpus() -> Vec<IndexDoc> {
             2,
             "2023-02-15 12:00:00",
             "[neutron][nova] cross-posted announcement",
-            "Die Größe der Datenbank wächst schnell.",
+            "Die Größe der Datenbank wächst schnell. 東京都のメーリングリストを検索する。",
             CAROL,
             &["openstack-discuss", "OpenStack-Dev"],
             (false, false),
@@ -215,6 +215,13 @@ fn known_answers() {
         ("Größe", &["m3"]),
         ("größe wächst", &["m3"]),
         ("привет", &["m4"]),
+        // Japanese has no spaces: any word of two characters or more inside a run is found.
+        ("東京", &["m3"]),
+        ("京都", &["m3"]),
+        ("メーリングリスト", &["m3"]),
+        ("b:\"リストを検索\"", &["m3"]),
+        ("東京 -datenbank", &[]),
+        ("京", &[]),
         ("has:patch", &["m4"]),
         ("has:attachment", &["m4"]),
         ("tag:patch", &["m4"]),
@@ -291,6 +298,15 @@ fn notices_and_malformed_queries() {
     let r = s.search("AND OR", &opts(5)).expect("test step");
     assert_eq!(r.total, (6 + TIES) as u64);
     assert!(!r.notices.is_empty());
+
+    // A lone CJK character is indexed only where it stands alone: said, not silently empty.
+    let r = s.search("京", &opts(5)).expect("test step");
+    assert_eq!(r.total, 0);
+    assert!(
+        r.notices.iter().any(|n| n.contains("two or more")),
+        "{:?}",
+        r.notices
+    );
 
     let deep = format!("{}quota{}", "(".repeat(10 * 1024), ")".repeat(10 * 1024));
     let r = s.search(&deep, &opts(5)).expect("test step");

@@ -100,12 +100,12 @@ pub struct IndexWriter {
 }
 
 impl IndexWriter {
-    /// Opens (creating if needed) the index under `<base>/v3/` with the default configuration.
+    /// Opens (creating if needed) the index under `<base>/vN/` with the default configuration.
     pub fn open(base: &Path) -> Result<Self> {
         Self::open_with(base, &WriterConfig::default())
     }
 
-    /// Opens (creating if needed) the index under `<base>/v3/`.
+    /// Opens (creating if needed) the index under `<base>/vN/`.
     pub fn open_with(base: &Path, config: &WriterConfig) -> Result<Self> {
         // A rebuild may swap generations between reading the pointer and taking the lock;
         // checking the pointer again under the lock catches that.
