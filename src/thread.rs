@@ -25,9 +25,13 @@ pub struct NewMessage {
     /// References in order, then In-Reply-To. May be empty, huge, contain
     /// duplicates, loops or the message's own id; empty strings are ignored.
     pub refs: Vec<String>,
-    /// Normalised reply subject (see [`subject_key`]); `Some` only when the
-    /// subject carried a reply prefix. An empty key is treated as `None`.
+    /// Normalised subject (see [`subject_key`]), for the subject fallback. An
+    /// empty key is treated as `None`.
     pub subject_key: Option<String>,
+    /// Whether the subject fallback may attach this message to a thread: its
+    /// subject carried a reply prefix and it has no reference headers at all.
+    /// Every message with a key and a date counts as activity under its key.
+    pub joins_by_subject: bool,
     /// Message date in seconds since the Unix epoch, if known.
     pub date: Option<i64>,
 }
@@ -61,13 +65,17 @@ pub struct Assignment {
 /// the others in [`Assignment::merges`]; filling in a ghost keeps its thread.
 /// Threads made only of new ids get fresh ids in batch order.
 ///
-/// Subject fallback: a message that is not yet known, has no refs (ignoring
+/// Subject fallback: a message that may join by subject
+/// ([`NewMessage::joins_by_subject`]), is not yet known, has no refs (ignoring
 /// empty strings and its own id), and has a subject key and a date joins the
 /// latest thread with that key (from `subject_threads` or an earlier batch
 /// message) when that thread's latest date lies at most
 /// [`SUBJECT_WINDOW_BEFORE_SECS`] before and [`SUBJECT_WINDOW_AFTER_SECS`]
 /// after the message's date. Known messages are never moved by it, which keeps
-/// re-imports idempotent.
+/// re-imports idempotent. Every batch message with a key and a date becomes
+/// the latest activity under its key unless a later one is recorded, exactly
+/// as the store records it between batches, so how an import is cut into
+/// batches (or files, or runs) never changes its threads.
 #[must_use]
 pub fn assign(
     batch: &[NewMessage],
@@ -105,7 +113,7 @@ pub fn assign(
                 .get(key)
                 .map(|&(thread, latest)| (SubjectThread::Stored(thread), latest))
         });
-        if !has_refs && !known.contains_key(&message.message_id) {
+        if message.joins_by_subject && !has_refs && !known.contains_key(&message.message_id) {
             if let Some((target, latest)) = current {
                 if within_subject_window(latest, date) {
                     let target_node = match target {
@@ -690,6 +698,7 @@ mod tests {
             message_id: id.to_owned(),
             refs: strings(refs),
             subject_key: None,
+            joins_by_subject: false,
             date: None,
         }
     }
@@ -699,7 +708,16 @@ mod tests {
             message_id: id.to_owned(),
             refs: Vec::new(),
             subject_key: Some(key.to_owned()),
+            joins_by_subject: true,
             date: Some(date),
+        }
+    }
+
+    /// A message that starts a topic: its subject counts, but it joins nothing by it.
+    fn post(id: &str, key: &str, date: i64) -> NewMessage {
+        NewMessage {
+            joins_by_subject: false,
+            ..reply(id, key, date)
         }
     }
 
@@ -988,6 +1006,26 @@ mod tests {
                 next_id: 101,
             },
             AssignCase {
+                name: "subject: a post without a reply prefix joins nothing by its subject",
+                batch: vec![post("m", "foo", T0)],
+                known: &[],
+                subjects: &[("foo", 4, T0)],
+                thread_of: &[100],
+                keys: &[("m", 100)],
+                merges: &[],
+                next_id: 101,
+            },
+            AssignCase {
+                name: "subject: a reply joins the post of its subject earlier in the batch",
+                batch: vec![post("p", "foo", T0), reply("r", "foo", T0 + DAY)],
+                known: &[],
+                subjects: &[],
+                thread_of: &[100, 100],
+                keys: &[("p", 100), ("r", 100)],
+                merges: &[],
+                next_id: 101,
+            },
+            AssignCase {
                 name: "subject: not with an empty key",
                 batch: vec![reply("m", "", T0)],
                 known: &[],
@@ -1090,6 +1128,82 @@ mod tests {
         }
     }
 
+    /// The store between batches: thread keys, merges and the latest thread per subject
+    /// (a later date replaces the thread, an earlier one never does).
+    #[derive(Default)]
+    struct FakeStore {
+        known: HashMap<String, ThreadId>,
+        subjects: HashMap<String, (ThreadId, i64)>,
+        next: i64,
+    }
+
+    impl FakeStore {
+        fn import(&mut self, batch: &[NewMessage]) -> Vec<ThreadId> {
+            let a = assign(batch, &self.known, &self.subjects, ThreadId(self.next));
+            apply(&mut self.known, &a);
+            for (t, _) in self.subjects.values_mut() {
+                if let Some(&(_, survivor)) = a.merges.iter().find(|(absorbed, _)| absorbed == t) {
+                    *t = survivor;
+                }
+            }
+            for (m, &thread) in batch.iter().zip(&a.thread_of) {
+                let (Some(key), Some(date)) = (m.subject_key.clone(), m.date) else {
+                    continue;
+                };
+                let entry = self.subjects.entry(key).or_insert((thread, date));
+                if date >= entry.1 {
+                    *entry = (thread, date);
+                }
+            }
+            self.next = a.next_id.0;
+            a.thread_of
+        }
+    }
+
+    /// Which messages share a thread, whatever the thread ids.
+    fn partition(store: &FakeStore, batch: &[NewMessage]) -> Vec<Vec<String>> {
+        let mut groups: BTreeMap<ThreadId, Vec<String>> = BTreeMap::new();
+        for m in batch {
+            groups
+                .entry(store.known[&m.message_id])
+                .or_default()
+                .push(m.message_id.clone());
+        }
+        let mut out: Vec<Vec<String>> = groups.into_values().collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn threads_do_not_depend_on_how_an_import_is_cut_into_batches() {
+        let batch = vec![
+            post("p", "quotas", T0),
+            reply("r1", "quotas", T0 + 3_600),
+            msg("a", &[]),
+            NewMessage {
+                refs: strings(&["p"]),
+                ..post("q", "quotas", T0 + 2 * DAY)
+            },
+            reply("old", "quotas", T0 - 400 * DAY),
+            reply("r2", "quotas", T0 + 20 * DAY),
+            msg("b", &["a"]),
+            reply("far", "quotas", T0 + 90 * DAY),
+            post("x", "other", T0),
+            reply("y", "other", T0 - 2 * DAY),
+        ];
+        let mut whole = FakeStore::default();
+        whole.import(&batch);
+        let want = partition(&whole, &batch);
+        assert!(want.contains(&strings(&["p", "r1", "q", "r2"])), "{want:?}");
+        for size in 1..batch.len() {
+            let mut store = FakeStore::default();
+            for chunk in batch.chunks(size) {
+                store.import(chunk);
+            }
+            assert_eq!(partition(&store, &batch), want, "batches of {size}");
+        }
+    }
+
     #[test]
     fn assign_is_idempotent_after_store_applies_it() {
         let batch = vec![
@@ -1121,6 +1235,7 @@ mod tests {
             message_id: "m@x".to_owned(),
             refs: refs.clone(),
             subject_key: None,
+            joins_by_subject: false,
             date: Some(T0),
         }];
         // Hostile variant: the same chain reversed with the message in it.
@@ -1131,6 +1246,7 @@ mod tests {
             message_id: "n@x".to_owned(),
             refs: reversed,
             subject_key: None,
+            joins_by_subject: false,
             date: Some(T0),
         });
         let known = known_map(&[("r19999@x", 3), ("r0@x", 8)]);
@@ -1155,6 +1271,7 @@ mod tests {
                     message_id: format!("m{i}"),
                     refs,
                     subject_key: None,
+                    joins_by_subject: false,
                     date: Some(T0 + i),
                 }
             })

@@ -826,8 +826,8 @@ impl FileSession<'_> {
                         .iter()
                         .map(|r| r.as_str().to_string())
                         .collect(),
-                    subject_key: (is_reply && !m.parsed.has_ref_headers && !key.is_empty())
-                        .then_some(key),
+                    joins_by_subject: is_reply && !m.parsed.has_ref_headers,
+                    subject_key: (!key.is_empty()).then_some(key),
                     date: m.parsed.date,
                 }
             })

@@ -18,7 +18,8 @@ pub struct Parsed {
     pub message_id: Option<MessageId>,
     /// References then In-Reply-To, normalised, duplicates and self-references removed.
     pub refs: Vec<MessageId>,
-    /// Whether the message had any References/In-Reply-To header at all.
+    /// Whether the message refers to any other message (`refs` is not empty, or held only
+    /// the message's own id).
     pub has_ref_headers: bool,
     /// Decoded subject ("" when missing).
     pub subject: String,
@@ -84,14 +85,6 @@ pub fn parse(
     if msg.message_id().is_none() && msg.header_raw("Message-ID").is_some() {
         out.notes.push("unusable Message-ID header".into());
     }
-    let mut refs = Vec::new();
-    collect_ids(msg.references(), &mut refs);
-    collect_ids(msg.in_reply_to(), &mut refs);
-    out.has_ref_headers = !refs.is_empty()
-        || msg.header_raw("References").is_some()
-        || msg.header_raw("In-Reply-To").is_some();
-    out.refs = dedup_refs(refs, out.message_id.as_ref());
-
     out.subject = msg.subject().unwrap_or_default().to_string();
     out.from = msg
         .from()
@@ -113,6 +106,23 @@ pub fn parse(
         .cc()
         .map(|a| a.iter().map(to_address).collect())
         .unwrap_or_default();
+    // After the addresses: an address quoted in In-Reply-To is no message id.
+    let addresses: Vec<String> = [&out.from]
+        .into_iter()
+        .chain(&out.to)
+        .chain(&out.cc)
+        .filter_map(|a| a.addr.as_deref())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let mut refs = Vec::new();
+    if let Some(raw) = msg.header_raw("References") {
+        reference_ids(raw, RefHeader::References, &addresses, &mut refs);
+    }
+    if let Some(raw) = msg.header_raw("In-Reply-To") {
+        reference_ids(raw, RefHeader::InReplyTo, &addresses, &mut refs);
+    }
+    out.refs = dedup_refs(refs, out.message_id.as_ref());
+    out.has_ref_headers = !out.refs.is_empty();
     out.date = msg
         .date()
         .filter(|d| d.is_valid())
@@ -195,12 +205,62 @@ fn push_capped(body: &mut String, text: &str) {
     }
 }
 
-fn collect_ids(value: &HeaderValue<'_>, out: &mut Vec<MessageId>) {
-    match value {
-        HeaderValue::Text(t) => out.extend(MessageId::parse(t)),
-        HeaderValue::TextList(list) => out.extend(list.iter().filter_map(|t| MessageId::parse(t))),
-        _ => {}
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RefHeader {
+    References,
+    InReplyTo,
+}
+
+/// The message ids of a `References` or `In-Reply-To` value, read as mailers really write
+/// them. An id is what stands in angle brackets and has an `@`: `<unknown>` and `<(null)>`
+/// are no ids, and would glue unrelated threads together. Old mailers write In-Reply-To as
+/// prose (`Message from Alice <alice@example.org> of "Mon, 3 May" <id@host>`, `Your message
+/// of ...`): an address of the message's own sender or recipients, or one followed by `of`
+/// or `'s`, is no id, and prose without brackets holds none. Without any brackets, a
+/// References of bare ids (`a@x b@y`) gives those; an In-Reply-To only when it is one id.
+fn reference_ids(raw: &str, header: RefHeader, addresses: &[String], out: &mut Vec<MessageId>) {
+    let usable = |id: &MessageId| {
+        let s = id.as_str();
+        s.contains('@') && !addresses.iter().any(|a| a.eq_ignore_ascii_case(s))
+    };
+    let mut rest = raw;
+    let mut bracketed = false;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(['<', '>']) else {
+            break;
+        };
+        if after.as_bytes()[close] == b'<' {
+            // `<<id>` or a stray `<`: read on from the inner one.
+            rest = &after[close..];
+            continue;
+        }
+        bracketed = true;
+        let tail = after[close + 1..].trim_start();
+        let prose_address = header == RefHeader::InReplyTo
+            && (tail.starts_with('\'')
+                || tail.starts_with('’')
+                || tail.get(..3).is_some_and(|w| w.eq_ignore_ascii_case("of ")));
+        if !prose_address {
+            if let Some(id) = MessageId::parse(&after[..close]).filter(&usable) {
+                out.push(id);
+            }
+        }
+        rest = &after[close + 1..];
     }
+    if bracketed {
+        return;
+    }
+    let words: Vec<&str> = raw.split_whitespace().collect();
+    if header == RefHeader::InReplyTo && words.len() != 1 {
+        return;
+    }
+    out.extend(
+        words
+            .into_iter()
+            .filter_map(MessageId::parse)
+            .filter(|id| usable(id) && !id.as_str().contains(['"', '(', ')', ',', ';'])),
+    );
 }
 
 /// Keeps the first occurrence of each id, in order, and drops the message's own id (a
@@ -359,6 +419,57 @@ mod tests {
         let refs: Vec<&str> = p.refs.iter().map(MessageId::as_str).collect();
         assert_eq!(refs, vec!["a@x", "b@x"]);
         assert!(p.has_ref_headers);
+    }
+
+    #[test]
+    fn references_as_mailers_write_them() {
+        // (headers, expected refs)
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "References: <a@x>\n <b@x>\nIn-Reply-To: <b@x>",
+                &["a@x", "b@x"],
+            ),
+            // Prose without brackets holds no id; junk ids without `@` are none.
+            ("In-Reply-To: your message", &[]),
+            (
+                "In-Reply-To: Your message of \"Mon, 13 Nov 2023 10:00:00 +0100\"",
+                &[],
+            ),
+            ("In-Reply-To: <unknown>", &[]),
+            ("References: <(null)> <a@x>", &["a@x"]),
+            // A bare id alone is an id; bare References ids too.
+            ("In-Reply-To: j3@x", &["j3@x"]),
+            ("In-Reply-To: junk j3@x", &[]),
+            ("References: a@x b@x", &["a@x", "b@x"]),
+            // Addresses quoted in In-Reply-To prose are no ids.
+            (
+                "In-Reply-To: Message from Alice <alice@example.org> of \"Mon, 1 May\" <x0@x>",
+                &["x0@x"],
+            ),
+            (
+                "In-Reply-To: <x0@x> (Bob's message of Mon, 1 May)",
+                &["x0@x"],
+            ),
+            (
+                "In-Reply-To: Carol <carol@example.org>'s message <x1@x>",
+                &["x1@x"],
+            ),
+            // The sender's or a recipient's own address is no id either.
+            (
+                "To: Dave <DAVE@example.org>\nIn-Reply-To: <dave@example.org> <x2@x>",
+                &["x2@x"],
+            ),
+            ("In-Reply-To: <<x3@x>>", &["x3@x"]),
+            // An unclosed bracket still holds an id.
+            ("References: <a@x", &["a@x"]),
+        ];
+        for (headers, want) in cases {
+            let raw = format!("Message-ID: <self@x>\nSubject: Re: y\n{headers}\n\nhi\n");
+            let p = parse(raw.as_bytes(), None, false).expect("parses");
+            let refs: Vec<&str> = p.refs.iter().map(MessageId::as_str).collect();
+            assert_eq!(refs, *want, "{headers}");
+            assert_eq!(p.has_ref_headers, !want.is_empty(), "{headers}");
+        }
     }
 
     #[test]

@@ -831,7 +831,9 @@ impl Store {
             }
             let mut upsert_subject = tx.prepare_cached(
                 "INSERT INTO subject_threads (subject_key, thread_id, last_date) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(subject_key) DO UPDATE SET thread_id = excluded.thread_id,
+                 ON CONFLICT(subject_key) DO UPDATE SET
+                    thread_id = CASE WHEN excluded.last_date >= last_date
+                        THEN excluded.thread_id ELSE thread_id END,
                     last_date = MAX(last_date, excluded.last_date)",
             )?;
             for (key, thread, date) in &batch.subject_threads {
