@@ -84,18 +84,12 @@ pub fn subject_core(subject: &str) -> String {
             _ => {}
         }
     }
-    let mut words: Vec<&str> = out.split_whitespace().collect();
-    while let Some(first) = words.first() {
-        let lower = first.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "re:" | "aw:" | "fwd:" | "fw:" | "sv:" | "antw:" | "re" | "fwd"
-        ) {
-            words.remove(0);
-        } else {
-            break;
-        }
-    }
+    const PREFIXES: [&str; 8] = ["re:", "aw:", "fwd:", "fw:", "sv:", "antw:", "re", "fwd"];
+    // Skipped, not removed one by one: a subject of a million `Re:` stays linear.
+    let words: Vec<&str> = out
+        .split_whitespace()
+        .skip_while(|w| PREFIXES.iter().any(|p| w.eq_ignore_ascii_case(p)))
+        .collect();
     words.join(" ").to_lowercase()
 }
 

@@ -190,12 +190,17 @@ fn strip_greeting(paragraph: &str) -> &str {
 /// following space), or the whole length.
 fn sentence_end(text: &str) -> usize {
     let bytes = text.as_bytes();
+    // Where the current word starts: just after the last space seen (kept as the scan goes,
+    // since looking back for it at every `.` was quadratic in text without spaces).
+    let mut word_start = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        if b == b' ' {
+            word_start = i + 1;
+        }
         if matches!(b, b'.' | b'?' | b'!') {
             let next = bytes.get(i + 1);
             // "e.g." and "v2.1" are not ends: the terminator must be followed by a space and
             // preceded by something longer than a one-letter abbreviation.
-            let word_start = text[..i].rfind(' ').map_or(0, |s| s + 1);
             let word_len = i - word_start;
             if next == Some(&b' ') && word_len > 1 && !text[word_start..i].contains('.') {
                 return i + 2;

@@ -46,13 +46,20 @@ fn linkify_into(out: &mut String, text: &str) {
     escape_into(out, rest);
 }
 
+/// Where the first `http://` or `https://` of `text` starts. One pass: searching for each
+/// scheme over the whole rest of the text, for every link, was quadratic in a body of
+/// thousands of `http://` links and no `https://`.
 fn find_url(text: &str) -> Option<usize> {
-    let http = text.find("http://");
-    let https = text.find("https://");
-    match (http, https) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    let mut from = 0;
+    while let Some(i) = text[from..].find("http") {
+        let at = from + i;
+        let after = &text[at + 4..];
+        if after.starts_with("://") || after.starts_with("s://") {
+            return Some(at);
+        }
+        from = at + 4;
     }
+    None
 }
 
 /// What a block of a message body is.
@@ -187,6 +194,15 @@ mod tests {
                 "&lt;<a href=\"https://x.org/\" rel=\"nofollow noopener noreferrer\">https://x.org/</a>&quot;onmouseover=alert(1)&gt;",
             ),
             ("http://", "http://"),
+            // The earlier of the two schemes wins, whichever it is; `httpx://` is no link.
+            (
+                "httpx://a http://b.org https://c.org",
+                "httpx://a <a href=\"http://b.org\" rel=\"nofollow noopener noreferrer\">http://b.org</a> <a href=\"https://c.org\" rel=\"nofollow noopener noreferrer\">https://c.org</a>",
+            ),
+            (
+                "https://c.org http://b.org",
+                "<a href=\"https://c.org\" rel=\"nofollow noopener noreferrer\">https://c.org</a> <a href=\"http://b.org\" rel=\"nofollow noopener noreferrer\">http://b.org</a>",
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(linkify(input), expected, "{input}");
