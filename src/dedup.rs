@@ -257,16 +257,47 @@ fn names_a_list(block: &str) -> bool {
             || lower.contains("unsubscribe"))
 }
 
+/// How many ids [`synthetic_id`] and [`derived_id`] can make for one message. A message's
+/// own Message-ID may already be one of them (a hostile sender can write any id), so each
+/// has a few variants to fall back on; a message whose every variant is taken is recorded as
+/// a problem instead of stored.
+pub const ID_VARIANTS: u32 = 4;
+
 /// The id given to a message that has no usable Message-ID: derived from its content, so the
-/// same message imported twice (or through two lists) gets the same id.
-pub fn synthetic_id(key: &ContentKey) -> MessageId {
-    MessageId::from_trusted(format!("{}@archivist.invalid", key.hex(16)))
+/// same message imported twice (or through two lists) gets the same id. Variant 0 is the
+/// usual one; the others stand in when another message's own Message-ID took it.
+pub fn synthetic_id(key: &ContentKey, variant: u32) -> MessageId {
+    MessageId::from_trusted(match variant {
+        0 => format!("{}@archivist.invalid", key.hex(16)),
+        v => format!("{}-{v}@archivist.invalid", key.hex(16)),
+    })
 }
 
 /// The id given to a second, different message that reuses a Message-ID already taken
 /// (as public-inbox does): stable, derived from the content, and still recognisable.
-pub fn derived_id(original: &MessageId, key: &ContentKey) -> MessageId {
-    MessageId::from_trusted(format!("archivist-{}-{}", key.hex(8), original.as_str()))
+/// Variants as in [`synthetic_id`].
+pub fn derived_id(original: &MessageId, key: &ContentKey, variant: u32) -> MessageId {
+    MessageId::from_trusted(match variant {
+        0 => format!("archivist-{}-{}", key.hex(8), original.as_str()),
+        v => format!("archivist-{}-{v}-{}", key.hex(8), original.as_str()),
+    })
+}
+
+/// Whether `id` looks like one this module makes, so that a message's own Message-ID may
+/// collide with an id given to another message.
+pub fn in_own_namespace(id: &str) -> bool {
+    id.starts_with("archivist-") || id.ends_with("@archivist.invalid")
+}
+
+/// The ids a message may be stored under, in order of preference: its own Message-ID, then
+/// its derived ids; or, without one, its synthetic ids.
+pub fn id_choices(header_id: Option<&MessageId>, key: &ContentKey) -> Vec<MessageId> {
+    match header_id {
+        Some(id) => std::iter::once(id.clone())
+            .chain((0..ID_VARIANTS).map(|v| derived_id(id, key, v)))
+            .collect(),
+        None => (0..ID_VARIANTS).map(|v| synthetic_id(key, v)).collect(),
+    }
 }
 
 /// A stored message that shares the incoming message's Message-ID (or synthetic id).
@@ -289,6 +320,9 @@ pub enum Verdict {
     CrossPost(MessageId),
     /// The same message already stored for this list: nothing to do.
     Duplicate(MessageId),
+    /// A new message whose every possible id (see [`id_choices`]) is taken by other
+    /// messages: only hostile Message-IDs do this; the importer records a problem.
+    NoFreeId,
 }
 
 /// Decides about an incoming copy given the stored messages that share its identity and the
@@ -306,11 +340,10 @@ pub fn decide(
             Verdict::CrossPost(same.id.clone())
         };
     }
-    match header_id {
-        Some(id) if !id_taken(id) => Verdict::New(id.clone()),
-        Some(id) => Verdict::New(derived_id(id, key)),
-        None => Verdict::New(synthetic_id(key)),
-    }
+    id_choices(header_id, key)
+        .into_iter()
+        .find(|id| !id_taken(id))
+        .map_or(Verdict::NoFreeId, Verdict::New)
 }
 
 #[cfg(test)]
@@ -457,7 +490,35 @@ mod tests {
         }
         assert_eq!(
             decide(None, &k2, &[], &free),
-            Verdict::New(synthetic_id(&k2))
+            Verdict::New(synthetic_id(&k2, 0))
         );
+        // Ids another message took (a hostile Message-ID can be any of them) are passed
+        // over, in order; with every one taken the message cannot be stored.
+        let first_two = |m: &MessageId| *m == synthetic_id(&k2, 0) || *m == synthetic_id(&k2, 1);
+        assert_eq!(
+            decide(None, &k2, &[], &first_two),
+            Verdict::New(synthetic_id(&k2, 2))
+        );
+        let derived = derived_id(&id, &k2, 0);
+        let own_and_derived = |m: &MessageId| *m == id || *m == derived;
+        assert_eq!(
+            decide(Some(&id), &k2, &[], &own_and_derived),
+            Verdict::New(derived_id(&id, &k2, 1))
+        );
+        let all = |_: &MessageId| true;
+        assert_eq!(decide(None, &k2, &[], &all), Verdict::NoFreeId);
+        assert_eq!(decide(Some(&id), &k2, &[], &all), Verdict::NoFreeId);
+        // Variant 0 keeps the ids archives already hold.
+        assert!(synthetic_id(&k2, 0)
+            .as_str()
+            .ends_with("@archivist.invalid"));
+        assert!(!synthetic_id(&k2, 0).as_str().contains('-'));
+        assert_eq!(
+            derived_id(&id, &k2, 0).as_str(),
+            format!("archivist-{}-a@x", k2.hex(8))
+        );
+        assert!(in_own_namespace(synthetic_id(&k2, 3).as_str()));
+        assert!(in_own_namespace(derived_id(&id, &k2, 3).as_str()));
+        assert!(!in_own_namespace("a@x"));
     }
 }

@@ -186,6 +186,101 @@ fn missing_empty_and_reused_message_ids() {
     assert_eq!(synthetic, 3);
 }
 
+/// A hostile Message-ID can be any id the importer would make itself (a synthetic id for a
+/// message without one, a derived id for a reused one): the import goes on, each message
+/// under an id of its own, and importing the same files again adds nothing.
+#[test]
+fn message_ids_that_mimic_the_importers_own_ids() {
+    let a = Archive::new();
+    let no_id = message(
+        &[
+            ("Subject", "no id"),
+            ("Date", "Mon, 1 May 2023 10:00:00 +0000"),
+        ],
+        "victim body\n",
+    );
+    // The synthetic id the message without an id gets, learnt from a scratch archive.
+    let probe = Archive::new();
+    let file = probe.dir.path().join("probe.mbox");
+    std::fs::write(&file, mboxrd(std::slice::from_ref(&no_id))).expect("write");
+    probe.import_paths(&[&file], &["--list", "dev"]);
+    let synthetic: String = probe
+        .sql()
+        .query_row("SELECT message_id FROM messages", [], |r| r.get(0))
+        .expect("synthetic id");
+    assert!(synthetic.ends_with("@archivist.invalid"), "{synthetic}");
+
+    // Attackers take that id and the derived id of a reused Message-ID.
+    let first = simple("reused@x", "first", 1, &[], "one content\n");
+    let second = simple("reused@x", "second", 2, &[], "another content\n");
+    let attackers = a.dir.path().join("attackers.mbox");
+    let derived = {
+        let probe = Archive::new();
+        let file = probe.dir.path().join("reused.mbox");
+        std::fs::write(&file, mboxrd(&[first.clone(), second.clone()])).expect("write");
+        probe.import_paths(&[&file], &["--list", "dev"]);
+        let id: String = probe
+            .sql()
+            .query_row(
+                "SELECT message_id FROM messages WHERE message_id <> 'reused@x'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("derived id");
+        id
+    };
+    let attack_synthetic = simple(&synthetic, "attack", 3, &[], "attacker body\n");
+    let attack_derived = simple(&derived, "attack", 4, &[], "attacker body 2\n");
+    std::fs::write(
+        &attackers,
+        mboxrd(&[attack_synthetic.clone(), attack_derived.clone()]),
+    )
+    .expect("write");
+    a.import_paths(&[&attackers], &["--list", "dev"]);
+
+    let victims = a.dir.path().join("victims.mbox");
+    let ok = simple("ok@x", "fine", 5, &[], "fine\n");
+    std::fs::write(
+        &victims,
+        mboxrd(&[no_id.clone(), first.clone(), second.clone(), ok.clone()]),
+    )
+    .expect("write");
+    let report = a.import_paths(&[&victims], &["--list", "dev"]);
+    assert_eq!(num(&report, "messages_new"), 4, "{report}");
+    assert_eq!(num(&report, "problems"), 0, "{report}");
+    // The attackers keep the ids they came with; the victims get the next variants.
+    assert_eq!(a.raw(&synthetic), attack_synthetic);
+    assert_eq!(a.raw(&derived), attack_derived);
+    assert_eq!(a.raw("reused@x"), first);
+    assert_eq!(a.raw("ok@x"), ok);
+    let conn = a.sql();
+    let stored_under = |body: &str| -> String {
+        conn.query_row(
+            "SELECT message_id FROM messages WHERE subject = ?1",
+            [body],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("{body}: {e}"))
+    };
+    let victim = stored_under("no id");
+    assert_ne!(victim, synthetic);
+    assert!(victim.ends_with("@archivist.invalid"), "{victim}");
+    assert_eq!(a.raw(&victim), no_id);
+    let second_id = stored_under("second");
+    assert!(
+        second_id.ends_with("-reused@x") && second_id != derived,
+        "{second_id}"
+    );
+    assert_eq!(a.raw(&second_id), second);
+
+    // The same messages read again from another file are found, not stored again.
+    let copy = a.dir.path().join("victims-copy.mbox");
+    std::fs::copy(&victims, &copy).expect("copy");
+    let again = a.import_paths(&[&copy], &["--list", "dev"]);
+    assert_eq!(num(&again, "messages_new"), 0, "{again}");
+    assert_eq!(num(&again, "duplicates"), 4, "{again}");
+}
+
 fn thread_of(a: &Archive, id: &str) -> i64 {
     a.sql()
         .query_row(

@@ -703,7 +703,7 @@ impl FileSession<'_> {
             .zip(&keys)
             .map(|(m, key)| match &m.parsed.message_id {
                 Some(id) => (id.as_str().to_string(), true),
-                None => (dedup::synthetic_id(key).as_str().to_string(), false),
+                None => (dedup::synthetic_id(key, 0).as_str().to_string(), false),
             })
             .collect();
         let header_ids: Vec<&str> = lookups
@@ -711,34 +711,65 @@ impl FileSession<'_> {
             .filter(|l| l.1)
             .map(|l| l.0.as_str())
             .collect();
-        let synthetic: Vec<&str> = lookups
-            .iter()
-            .filter(|l| !l.1)
-            .map(|l| l.0.as_str())
-            .collect();
+        // A message without a Message-ID is stored under one of its synthetic ids (the first
+        // unless a hostile Message-ID took it): all are looked up, under the first.
+        let mut synthetic_of: HashMap<String, String> = HashMap::new();
+        for (m, key) in messages.iter().zip(&keys) {
+            if m.parsed.message_id.is_none() {
+                let base = dedup::synthetic_id(key, 0).as_str().to_string();
+                for v in 0..dedup::ID_VARIANTS {
+                    synthetic_of.insert(
+                        dedup::synthetic_id(key, v).as_str().to_string(),
+                        base.clone(),
+                    );
+                }
+            }
+        }
+        let synthetic: Vec<&str> = synthetic_of.keys().map(String::as_str).collect();
         let stored = store.candidates(&header_ids, &synthetic)?;
 
         // The view of candidates, updated as this batch decides.
         let mut view: HashMap<String, Vec<(Option<store::MessageRef>, Candidate)>> = HashMap::new();
         for (lookup, cands) in stored {
-            view.insert(
-                lookup,
-                cands
-                    .into_iter()
-                    .map(|c| {
-                        let in_list = c.lists.contains(&list);
-                        (
-                            Some(c.handle),
-                            Candidate {
-                                id: c.id,
-                                key: c.key,
-                                in_list,
-                            },
-                        )
-                    })
-                    .collect(),
-            );
+            let lookup = synthetic_of.get(&lookup).cloned().unwrap_or(lookup);
+            view.entry(lookup)
+                .or_default()
+                .extend(cands.into_iter().map(|c| {
+                    let in_list = c.lists.contains(&list);
+                    (
+                        Some(c.handle),
+                        Candidate {
+                            id: c.id,
+                            key: c.key,
+                            in_list,
+                        },
+                    )
+                }));
         }
+        // Ids of our own making (and Message-IDs that look like them) may be taken by a
+        // message with another look-up key: those are checked against the whole archive.
+        let mut in_batch: HashMap<&str, usize> = HashMap::new();
+        for (lookup, _) in &lookups {
+            *in_batch.entry(lookup.as_str()).or_default() += 1;
+        }
+        let mut maybe_taken: Vec<String> = Vec::new();
+        for ((m, key), (lookup, _)) in messages.iter().zip(&keys).zip(&lookups) {
+            let header = m.parsed.message_id.as_ref();
+            let collides = view.get(lookup).is_some_and(|c| !c.is_empty())
+                || in_batch.get(lookup.as_str()).is_some_and(|&n| n > 1);
+            if header.is_none_or(|id| collides || dedup::in_own_namespace(id.as_str())) {
+                maybe_taken.extend(
+                    dedup::id_choices(header, key)
+                        .into_iter()
+                        .filter(|id| dedup::in_own_namespace(id.as_str()))
+                        .map(|id| id.as_str().to_string()),
+                );
+            }
+        }
+        maybe_taken.sort_unstable();
+        maybe_taken.dedup();
+        let wanted: Vec<&str> = maybe_taken.iter().map(String::as_str).collect();
+        let mut taken_ids = store.taken_ids(&wanted)?;
         let mut new_messages: Vec<(Prepared, MessageId, ContentKey)> = Vec::new();
         for ((m, key), (lookup, _)) in messages.into_iter().zip(keys).zip(lookups) {
             if m.parsed.message_id.is_none() {
@@ -753,9 +784,28 @@ impl FileSession<'_> {
             }
             let entry = view.entry(lookup).or_default();
             let cands: Vec<Candidate> = entry.iter().map(|(_, c)| c.clone()).collect();
-            let taken = |id: &MessageId| cands.iter().any(|c| &c.id == id);
+            let taken = |id: &MessageId| {
+                cands.iter().any(|c| &c.id == id) || taken_ids.contains(id.as_str())
+            };
             match dedup::decide(m.parsed.message_id.as_ref(), &key, &cands, &taken) {
+                Verdict::NoFreeId => {
+                    let (raw, _) = store::unpack_content(&m.content)?;
+                    batch.problems.push(store::NewProblem {
+                        offset: m.offset,
+                        length: m.length,
+                        kind: "no-free-id".into(),
+                        detail: format!(
+                            "every id this message could be stored under ({}, ...) is taken by \
+                             other messages",
+                            dedup::id_choices(m.parsed.message_id.as_ref(), &key)[0]
+                        ),
+                        raw_z: zstd::bulk::compress(&raw, 3).context("zstd compression failed")?,
+                    });
+                    self.report.problems += 1;
+                    self.totals.problems += 1;
+                }
                 Verdict::New(id) => {
+                    taken_ids.insert(id.as_str().to_string());
                     entry.push((
                         None,
                         Candidate {

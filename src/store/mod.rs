@@ -7,7 +7,7 @@ mod digest;
 mod migrate;
 mod read;
 
-pub use content::pack_content;
+pub use content::{pack_content, unpack as unpack_content};
 pub use digest::{
     request_key, ActiveThread, Confirmed, Delivery, DeliveryState, Participant, Subscriber,
     WeekMessage, WeekRun,
@@ -590,6 +590,23 @@ impl Store {
     /// Stored messages whose header Message-ID is one of `header_ids`, or whose public id is
     /// one of `public_ids` (synthetic ids of messages without a header id), in one pass of
     /// chunked `IN` queries.
+    /// Which of `ids` are public ids of stored messages.
+    pub fn taken_ids(&self, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
+        let mut taken = std::collections::HashSet::new();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "SELECT message_id FROM messages WHERE message_id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| r.get::<_, String>(0))?;
+            for id in rows {
+                taken.insert(id?);
+            }
+        }
+        Ok(taken)
+    }
+
     pub fn candidates(
         &self,
         header_ids: &[&str],
