@@ -31,8 +31,10 @@ pub struct KeyInput<'a> {
     pub subject: &'a str,
     /// Body text with the footer already removed (see [`strip_footer`]).
     pub body: &'a str,
-    /// Attachments (name, type and size count; content is covered by the raw bytes).
+    /// Attachments (name, type and size count).
     pub attachments: &'a [Attachment],
+    /// A digest of the attachments' contents (see [`legacy_key`] for keys made without it).
+    pub attachment_digest: Option<&'a [u8; 32]>,
 }
 
 /// Computes the content key. `Received`, `List-*`, `Delivered-To`, `Return-Path`, ARC and DKIM
@@ -67,7 +69,22 @@ pub fn content_key(input: &KeyInput<'_>) -> ContentKey {
         h.update(a.content_type.as_bytes());
         h.update(&a.size.to_le_bytes());
     }
+    if let Some(digest) = input.attachment_digest {
+        h.update(b"attachments\0");
+        h.update(digest);
+    }
     ContentKey(*h.finalize().as_bytes())
+}
+
+/// The key as archives made it before attachment contents counted: the same as
+/// [`content_key`] for a message without attachments. Stored messages may hold it, so an
+/// incoming copy matches on either; synthetic and derived ids are made from it, so they stay
+/// the ids they always were.
+pub fn legacy_key(input: &KeyInput<'_>) -> ContentKey {
+    content_key(&KeyInput {
+        attachment_digest: None,
+        ..*input
+    })
 }
 
 /// The subject with every `[tag]` and every reply/forward prefix removed, whitespace collapsed
@@ -325,15 +342,43 @@ pub enum Verdict {
     NoFreeId,
 }
 
+/// The content keys of an incoming copy: [`content_key`] and [`legacy_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keys {
+    /// What it is stored under.
+    pub key: ContentKey,
+    /// What an older archive stored it under; what its ids are made from.
+    pub legacy: ContentKey,
+}
+
+impl Keys {
+    /// Both keys of `input`.
+    pub fn of(input: &KeyInput<'_>) -> Keys {
+        let key = content_key(input);
+        let legacy = if input.attachment_digest.is_some() {
+            legacy_key(input)
+        } else {
+            key
+        };
+        Keys { key, legacy }
+    }
+
+    /// Whether a stored message with `stored` as its key is this message.
+    pub fn matches(&self, stored: &ContentKey) -> bool {
+        *stored == self.key || *stored == self.legacy
+    }
+}
+
 /// Decides about an incoming copy given the stored messages that share its identity and the
 /// set of public ids already taken. Never merges copies whose content keys differ.
 pub fn decide(
     header_id: Option<&MessageId>,
-    key: &ContentKey,
+    keys: &Keys,
     candidates: &[Candidate],
     id_taken: &dyn Fn(&MessageId) -> bool,
 ) -> Verdict {
-    if let Some(same) = candidates.iter().find(|c| c.key == *key) {
+    let key = &keys.legacy;
+    if let Some(same) = candidates.iter().find(|c| keys.matches(&c.key)) {
         return if same.in_list {
             Verdict::Duplicate(same.id.clone())
         } else {
@@ -359,6 +404,7 @@ mod tests {
             subject,
             body: strip_footer(body, footers),
             attachments: &[],
+            attachment_digest: None,
         })
     }
 
@@ -456,16 +502,63 @@ mod tests {
     }
 
     #[test]
+    fn attachment_contents_count_and_old_keys_still_match() {
+        let attachments = [Attachment {
+            filename: Some("fix.bin".into()),
+            content_type: "application/octet-stream".into(),
+            size: 64,
+        }];
+        let input = |digest| KeyInput {
+            from_addr: Some("a@x"),
+            date: Some(1_700_000_000),
+            subject: "s",
+            body: "see attached\n",
+            attachments: &attachments,
+            attachment_digest: digest,
+        };
+        let (a, b) = ([b'A'; 32], [b'B'; 32]);
+        let ka = Keys::of(&input(Some(&a)));
+        let kb = Keys::of(&input(Some(&b)));
+        // Same text, same attachment name, type and size, other bytes: two messages.
+        assert_ne!(ka.key, kb.key);
+        assert!(!ka.matches(&kb.key) && !kb.matches(&ka.key));
+        // Both have the key an older archive gave them, and match a message stored under it.
+        assert_eq!(ka.legacy, kb.legacy);
+        assert_eq!(ka.legacy, content_key(&input(None)));
+        assert!(ka.matches(&ka.legacy));
+        // Without attachments the key is what it always was.
+        let none = KeyInput {
+            attachments: &[],
+            ..input(None)
+        };
+        let k = Keys::of(&none);
+        assert_eq!(k.key, k.legacy);
+        // Ids come from the legacy key, so they stay what archives already hold.
+        let id = MessageId::parse("<x@y>").expect("id");
+        let stored = Candidate {
+            id: id.clone(),
+            key: ka.key,
+            in_list: true,
+        };
+        let taken = |m: &MessageId| *m == id;
+        assert_eq!(
+            decide(Some(&id), &kb, &[stored], &taken),
+            Verdict::New(derived_id(&id, &kb.legacy, 0))
+        );
+    }
+
+    #[test]
     fn verdicts() {
         let id = MessageId::parse("<a@x>").expect("id");
-        let k1 = ContentKey([1; 32]);
-        let k2 = ContentKey([2; 32]);
+        let (k1, k2) = (ContentKey([1; 32]), ContentKey([2; 32]));
+        let plain = |key| Keys { key, legacy: key };
+        let (k1, k2) = (plain(k1), plain(k2));
         let taken = |m: &MessageId| m.as_str() == "a@x";
         let free = |_: &MessageId| false;
         assert_eq!(decide(Some(&id), &k1, &[], &free), Verdict::New(id.clone()));
         let stored = Candidate {
             id: id.clone(),
-            key: k1,
+            key: k1.key,
             in_list: false,
         };
         assert_eq!(
@@ -490,35 +583,36 @@ mod tests {
         }
         assert_eq!(
             decide(None, &k2, &[], &free),
-            Verdict::New(synthetic_id(&k2, 0))
+            Verdict::New(synthetic_id(&k2.key, 0))
         );
         // Ids another message took (a hostile Message-ID can be any of them) are passed
         // over, in order; with every one taken the message cannot be stored.
-        let first_two = |m: &MessageId| *m == synthetic_id(&k2, 0) || *m == synthetic_id(&k2, 1);
+        let first_two =
+            |m: &MessageId| *m == synthetic_id(&k2.key, 0) || *m == synthetic_id(&k2.key, 1);
         assert_eq!(
             decide(None, &k2, &[], &first_two),
-            Verdict::New(synthetic_id(&k2, 2))
+            Verdict::New(synthetic_id(&k2.key, 2))
         );
-        let derived = derived_id(&id, &k2, 0);
+        let derived = derived_id(&id, &k2.key, 0);
         let own_and_derived = |m: &MessageId| *m == id || *m == derived;
         assert_eq!(
             decide(Some(&id), &k2, &[], &own_and_derived),
-            Verdict::New(derived_id(&id, &k2, 1))
+            Verdict::New(derived_id(&id, &k2.key, 1))
         );
         let all = |_: &MessageId| true;
         assert_eq!(decide(None, &k2, &[], &all), Verdict::NoFreeId);
         assert_eq!(decide(Some(&id), &k2, &[], &all), Verdict::NoFreeId);
         // Variant 0 keeps the ids archives already hold.
-        assert!(synthetic_id(&k2, 0)
+        assert!(synthetic_id(&k2.key, 0)
             .as_str()
             .ends_with("@archivist.invalid"));
-        assert!(!synthetic_id(&k2, 0).as_str().contains('-'));
+        assert!(!synthetic_id(&k2.key, 0).as_str().contains('-'));
         assert_eq!(
-            derived_id(&id, &k2, 0).as_str(),
-            format!("archivist-{}-a@x", k2.hex(8))
+            derived_id(&id, &k2.key, 0).as_str(),
+            format!("archivist-{}-a@x", k2.key.hex(8))
         );
-        assert!(in_own_namespace(synthetic_id(&k2, 3).as_str()));
-        assert!(in_own_namespace(derived_id(&id, &k2, 3).as_str()));
+        assert!(in_own_namespace(synthetic_id(&k2.key, 3).as_str()));
+        assert!(in_own_namespace(derived_id(&id, &k2.key, 3).as_str()));
         assert!(!in_own_namespace("a@x"));
     }
 }

@@ -281,6 +281,51 @@ fn message_ids_that_mimic_the_importers_own_ids() {
     assert_eq!(num(&again, "duplicates"), 4, "{again}");
 }
 
+/// Two messages under one Message-ID, alike but for an attachment's bytes (same name, type
+/// and size), are two messages: both stored, the second under a derived id.
+#[test]
+fn messages_differing_only_in_attachment_bytes_are_both_kept() {
+    let a = Archive::new();
+    let with = |fill: char| {
+        message(
+            &[
+                ("Message-ID", "<same@example.org>"),
+                ("From", "A <a@example.org>"),
+                ("Subject", "config"),
+                ("Date", "Mon, 1 May 2023 10:00:00 +0000"),
+                ("Content-Type", "multipart/mixed; boundary=\"b\""),
+            ],
+            &format!(
+                "--b\nContent-Type: text/plain\n\nsee attached\n--b\nContent-Type: \
+                 application/octet-stream; name=\"fix.bin\"\nContent-Disposition: attachment; \
+                 filename=\"fix.bin\"\n\n{}\n--b--\n",
+                fill.to_string().repeat(64)
+            ),
+        )
+    };
+    let (first, second) = (with('A'), with('B'));
+    let file = a.dir.path().join("att.mbox");
+    std::fs::write(&file, mboxrd(&[first.clone(), second.clone()])).expect("write");
+    let report = a.import_paths(&[&file], &["--list", "dev"]);
+    assert_eq!(num(&report, "messages_new"), 2, "{report}");
+    assert_eq!(a.raw("same@example.org"), first);
+    let derived: String = a
+        .sql()
+        .query_row(
+            "SELECT message_id FROM messages WHERE message_id <> 'same@example.org'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("derived id");
+    assert_eq!(a.raw(&derived), second);
+    // Each is found again, in another list as a cross-post of itself.
+    let copy = a.dir.path().join("att-ops.mbox");
+    std::fs::copy(&file, &copy).expect("copy");
+    let again = a.import_paths(&[&copy], &["--list", "ops"]);
+    assert_eq!(num(&again, "messages_new"), 0, "{again}");
+    assert_eq!(num(&again, "cross_posts"), 2, "{again}");
+}
+
 fn thread_of(a: &Archive, id: &str) -> i64 {
     a.sql()
         .query_row(

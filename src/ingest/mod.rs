@@ -684,16 +684,17 @@ impl FileSession<'_> {
                 batch.footers.push(footer);
             }
         }
-        let keys: Vec<ContentKey> = messages
+        let keys: Vec<dedup::Keys> = messages
             .iter()
             .map(|m| {
                 let p = &m.parsed;
-                dedup::content_key(&KeyInput {
+                dedup::Keys::of(&KeyInput {
                     from_addr: p.from.addr.as_deref(),
                     date: p.date,
                     subject: &p.subject,
                     body: dedup::strip_footer(&p.body, &self.footers),
                     attachments: &p.attachments,
+                    attachment_digest: p.attachment_digest.as_ref(),
                 })
             })
             .collect();
@@ -703,7 +704,10 @@ impl FileSession<'_> {
             .zip(&keys)
             .map(|(m, key)| match &m.parsed.message_id {
                 Some(id) => (id.as_str().to_string(), true),
-                None => (dedup::synthetic_id(key, 0).as_str().to_string(), false),
+                None => (
+                    dedup::synthetic_id(&key.legacy, 0).as_str().to_string(),
+                    false,
+                ),
             })
             .collect();
         let header_ids: Vec<&str> = lookups
@@ -716,10 +720,10 @@ impl FileSession<'_> {
         let mut synthetic_of: HashMap<String, String> = HashMap::new();
         for (m, key) in messages.iter().zip(&keys) {
             if m.parsed.message_id.is_none() {
-                let base = dedup::synthetic_id(key, 0).as_str().to_string();
+                let base = dedup::synthetic_id(&key.legacy, 0).as_str().to_string();
                 for v in 0..dedup::ID_VARIANTS {
                     synthetic_of.insert(
-                        dedup::synthetic_id(key, v).as_str().to_string(),
+                        dedup::synthetic_id(&key.legacy, v).as_str().to_string(),
                         base.clone(),
                     );
                 }
@@ -759,7 +763,7 @@ impl FileSession<'_> {
                 || in_batch.get(lookup.as_str()).is_some_and(|&n| n > 1);
             if header.is_none_or(|id| collides || dedup::in_own_namespace(id.as_str())) {
                 maybe_taken.extend(
-                    dedup::id_choices(header, key)
+                    dedup::id_choices(header, &key.legacy)
                         .into_iter()
                         .filter(|id| dedup::in_own_namespace(id.as_str()))
                         .map(|id| id.as_str().to_string()),
@@ -797,7 +801,7 @@ impl FileSession<'_> {
                         detail: format!(
                             "every id this message could be stored under ({}, ...) is taken by \
                              other messages",
-                            dedup::id_choices(m.parsed.message_id.as_ref(), &key)[0]
+                            dedup::id_choices(m.parsed.message_id.as_ref(), &key.legacy)[0]
                         ),
                         raw_z: zstd::bulk::compress(&raw, 3).context("zstd compression failed")?,
                     });
@@ -810,12 +814,12 @@ impl FileSession<'_> {
                         None,
                         Candidate {
                             id: id.clone(),
-                            key,
+                            key: key.key,
                             in_list: true,
                         },
                     ));
                     self.totals.messages_new += 1;
-                    new_messages.push((m, id, key));
+                    new_messages.push((m, id, key.key));
                 }
                 Verdict::CrossPost(id) => {
                     if let Some((handle, cand)) = entry.iter_mut().find(|(_, c)| c.id == id) {

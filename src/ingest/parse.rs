@@ -39,6 +39,9 @@ pub struct Parsed {
     pub html_only: bool,
     /// Attachments (name, type, size).
     pub attachments: Vec<Attachment>,
+    /// BLAKE3 of the attachments' decoded contents, in order; `None` without attachments.
+    /// Two messages that differ only in an attachment's bytes are two messages.
+    pub attachment_digest: Option<[u8; 32]>,
     /// Whether the message carries a patch (inline diff or .patch/.diff attachment).
     pub has_patch: bool,
     /// Number of header fields.
@@ -166,7 +169,11 @@ pub fn parse(
                 .push(format!("encoding problem in MIME part {idx}"));
         }
     }
+    let mut digest = blake3::Hasher::new();
     for part in msg.attachments() {
+        let contents = part.contents();
+        digest.update(&(contents.len() as u64).to_le_bytes());
+        digest.update(contents);
         let content_type = part
             .content_type()
             .map(|ct| match &ct.c_subtype {
@@ -180,6 +187,9 @@ pub fn parse(
             content_type,
             size: part.len() as u64,
         });
+    }
+    if !out.attachments.is_empty() {
+        out.attachment_digest = Some(*digest.finalize().as_bytes());
     }
     out.has_patch = looks_like_patch(&out.body)
         || out.attachments.iter().any(|a| {
