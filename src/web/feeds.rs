@@ -64,20 +64,45 @@ pub(crate) fn atom(
     )
 }
 
+/// Escaped for XML, with the characters XML 1.0 forbids (control characters other than tab
+/// and line ends, U+FFFE, U+FFFF; a mail's subject or a query may hold any of them) made
+/// U+FFFD: one of them makes a whole feed unreadable to a strict reader.
+fn xml_text(text: &str) -> String {
+    let allowed = |c: char| !matches!(c, '\0'..='\x08' | '\x0b' | '\x0c' | '\x0e'..='\x1f' | '\u{fffe}' | '\u{ffff}');
+    if text.chars().all(allowed) {
+        return escape(text);
+    }
+    let clean: String = text
+        .chars()
+        .map(|c| if allowed(c) { c } else { '\u{fffd}' })
+        .collect();
+    escape(&clean)
+}
+
+/// Atom's `updated` for what has no date: the epoch, since the element is required.
+const UNDATED: &str = "1970-01-01T00:00:00Z";
+
 fn feed(origin: &Origin, title: &str, entries: &[Entry], last_modified: Option<i64>) -> Rendered {
     let base = &origin.base;
     let self_path = &origin.self_path;
+    let dated = |e: &Entry| {
+        if e.updated.is_empty() {
+            UNDATED.to_string()
+        } else {
+            e.updated.clone()
+        }
+    };
     let updated = entries
         .iter()
-        .map(|e| e.updated.as_str())
+        .map(dated)
         .max()
-        .unwrap_or("1970-01-01T00:00:00Z");
+        .unwrap_or(UNDATED.to_string());
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n<title>{}</title>\n<id>{}</id>\n<link rel=\"self\" href=\"{}\"/>\n<updated>{}</updated>\n",
-        escape(title),
-        escape(&format!("{base}{self_path}")),
-        escape(&format!("{base}{self_path}")),
-        escape(updated)
+        xml_text(title),
+        xml_text(&format!("{base}{self_path}")),
+        xml_text(&format!("{base}{self_path}")),
+        xml_text(&updated)
     );
     for e in entries {
         let link = format!("{base}{}", e.path);
@@ -87,12 +112,12 @@ fn feed(origin: &Origin, title: &str, entries: &[Entry], last_modified: Option<i
         };
         xml.push_str(&format!(
             "<entry>\n<title>{}</title>\n<id>{}</id>\n<link href=\"{}\"/>\n<author><name>{}</name></author>\n<updated>{}</updated>\n<summary type=\"{kind}\">{}</summary>\n</entry>\n",
-            escape(&e.title),
-            escape(&link),
-            escape(&link),
-            escape(&e.author),
-            escape(&e.updated),
-            escape(summary)
+            xml_text(&e.title),
+            xml_text(&link),
+            xml_text(&link),
+            xml_text(&e.author),
+            xml_text(&dated(e)),
+            xml_text(summary)
         ));
     }
     xml.push_str("</feed>\n");
@@ -241,4 +266,41 @@ pub async fn search(
         ))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn characters_xml_forbids_are_replaced_and_undated_entries_get_the_epoch() {
+        let origin = Origin {
+            base: "http://h".into(),
+            self_path: "/search/atom?q=%01".into(),
+        };
+        let entries = [Entry {
+            path: "/m/x".into(),
+            title: "a\u{1}b\u{ffff}c\u{0}<d>\te".into(),
+            author: "\u{1b}[31mEve".into(),
+            updated: String::new(),
+            summary: Summary::Text("line\u{c}feed\r\nok".into()),
+        }];
+        let feed = feed(&origin, "search: \u{1}", &entries, None);
+        let xml = String::from_utf8(feed.body.to_vec()).expect("utf-8");
+        let forbidden = |c: char| matches!(c, '\0'..='\x08' | '\x0b' | '\x0c' | '\x0e'..='\x1f' | '\u{fffe}' | '\u{ffff}');
+        assert!(!xml.chars().any(forbidden), "{xml:?}");
+        assert!(
+            xml.contains("<title>a\u{fffd}b\u{fffd}c\u{fffd}&lt;d&gt;\te</title>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<title>search: \u{fffd}</title>"), "{xml}");
+        assert!(xml.contains("line\u{fffd}feed\r\nok"), "{xml}");
+        assert_eq!(
+            xml.matches("<updated>1970-01-01T00:00:00Z</updated>")
+                .count(),
+            2,
+            "{xml}"
+        );
+        assert!(!xml.contains("<updated></updated>"));
+    }
 }
