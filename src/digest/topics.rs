@@ -1272,9 +1272,58 @@ fn normalise(v: &mut Vector) {
 // ---------------------------------------------------------------------------------------------
 // Grouping
 
+/// The most threads one week's grouping compares. Clustering holds a similarity for every
+/// pair of threads (two `n²` matrices of `f32`): 2,000 threads take 32 MB and well under a
+/// second, while 24,000 took 4.7 GB. A week with more threads (a huge archive's busiest
+/// lists together, or an attack) groups its most active 2,000 and lists the rest, all
+/// less active, after them under the other threads.
+pub const MAX_GROUPED_THREADS: usize = 2_000;
+
 /// Groups a week's threads into topics. `prior` is the previous week's [`Grouping::carry`]
-/// (empty when there is no history).
+/// (empty when there is no history). Beyond [`MAX_GROUPED_THREADS`], the less active threads
+/// go to [`Grouping::other`] ungrouped.
 pub fn group(threads: &[TopicThread<'_>], prior: &[PriorTopic], params: &Params) -> Grouping {
+    group_at_most(threads, prior, params, MAX_GROUPED_THREADS)
+}
+
+fn group_at_most(
+    threads: &[TopicThread<'_>],
+    prior: &[PriorTopic],
+    params: &Params,
+    max: usize,
+) -> Grouping {
+    if threads.len() <= max {
+        return group_all(threads, prior, params);
+    }
+    // Most active first, then by key: the order `other` is listed in.
+    let mut order: Vec<usize> = (0..threads.len()).collect();
+    order.sort_by(|&a, &b| {
+        threads[b]
+            .messages
+            .len()
+            .cmp(&threads[a].messages.len())
+            .then_with(|| threads[a].key.cmp(threads[b].key))
+    });
+    let (kept, rest) = order.split_at(max);
+    let mut kept = kept.to_vec();
+    kept.sort_unstable();
+    let subset: Vec<TopicThread<'_>> = kept.iter().map(|&i| threads[i].clone()).collect();
+    let mut grouping = group_all(&subset, prior, params);
+    for t in &mut grouping.topics {
+        for i in &mut t.threads {
+            *i = kept[*i];
+        }
+    }
+    for i in &mut grouping.other {
+        *i = kept[*i];
+    }
+    // Every grouped thread comes before every one left out in that order, so appending
+    // keeps `other` most active first.
+    grouping.other.extend_from_slice(rest);
+    grouping
+}
+
+fn group_all(threads: &[TopicThread<'_>], prior: &[PriorTopic], params: &Params) -> Grouping {
     let n = threads.len();
     let signals = params.signals;
     let prior: &[PriorTopic] = if signals.history { prior } else { &[] };
@@ -2062,6 +2111,37 @@ mod tests {
         assert_eq!(all, vec![0, 1, 2, 3, 4]);
         // Deterministic.
         assert_eq!(group(&threads, &[], &Params::default()), g);
+    }
+
+    #[test]
+    fn beyond_the_cap_the_most_active_threads_are_grouped_and_the_rest_listed() {
+        let mut threads = vec![
+            thread("a", "delegation recall hangs", &[("chuck", "nfsd4_cb_recall never returns when the lease breaks; fs/nfsd/nfs4callback.c"), ("x", "same")]),
+            thread("b", "Re: lease break during delegation return", &[("chuck", "the callback path in fs/nfsd/nfs4callback.c holds nfsd4_cb_recall"), ("y", "same")]),
+            thread("c", "policy load fails with new kernel", &[("paul", "security_load_policy returns EINVAL for the selinux policy; security/selinux/ss/services.c")]),
+            thread("d", "Re: selinux policy capability", &[("paul", "add a policy capability in security/selinux/ss/services.c for security_load_policy")]),
+        ];
+        threads.insert(
+            1,
+            thread(
+                "e",
+                "unrelated hardware question",
+                &[
+                    ("zed", "my laptop fan is loud"),
+                    ("z", "so loud"),
+                    ("w", "very"),
+                ],
+            ),
+        );
+        // Grouped: the three most active (e, a, b); c and d, less active, are only listed.
+        let g = group_at_most(&threads, &[], &Params::default(), 3);
+        let grouped: Vec<Vec<usize>> = g.topics.iter().map(|t| t.threads.clone()).collect();
+        assert_eq!(grouped, vec![vec![0, 2]], "{g:?}");
+        assert_eq!(g.other, vec![1, 3, 4]);
+        // Under the cap nothing changes.
+        let all = group_at_most(&threads, &[], &Params::default(), 5);
+        assert_eq!(all, group(&threads, &[], &Params::default()));
+        assert_eq!(all.topics.len(), 2, "{all:?}");
     }
 
     #[test]

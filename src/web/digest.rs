@@ -16,9 +16,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::cache::{Rendered, Scope};
 use super::limit::RateLimit;
 use super::render::{id_path, iso_date, query_value, render};
-use super::{cached, State, WebError};
+use super::{respond, State, WebError};
 use crate::digest::render::{Links, Renderer};
 use crate::digest::service::{now, Service};
 use crate::digest::subscribe::ConfirmOutcome;
@@ -696,62 +697,70 @@ pub async fn week(
         q,
     } = query.into_inner();
     let saved = saved_query(q.as_deref())?;
-    let searcher = match saved {
-        Some(_) => Some(state.searcher()?.ok_or_else(|| {
-            WebError::Unavailable("The search index has not been built yet.".into())
-        })?),
-        None => None,
+    // Built like the archive's other pages: on a blocking thread under the server's limit of
+    // builders, and kept in the response cache (a week's digest groups every thread of the
+    // week, the most expensive page the site has).
+    let scope = if saved.is_some() {
+        Scope::Search
+    } else {
+        Scope::Archive
     };
-    let wanted = saved.clone();
-    let (lists, digest) = reading(&digests, move |s, d| {
+    let d = web::Data::clone(&digests);
+    respond(&state, &req, scope, move |state, s| {
         let lists = lists_param(raw_lists.as_deref(), &s.list_names()?)?;
-        let mut digest = build(s, d, week, &lists)?;
-        if let (Some(q), Some(searcher)) = (&wanted, &searcher) {
-            let keep = digest::matching_threads(s, searcher, q, &digest, d.build.zone)?;
+        let mut digest = build(s, &d, week, &lists)?;
+        if let Some(q) = &saved {
+            let searcher = state.searcher()?.ok_or_else(|| {
+                WebError::Unavailable("The search index has not been built yet.".into())
+            })?;
+            let keep = digest::matching_threads(s, &searcher, q, &digest, d.build.zone)?;
             digest = digest.filtered(&keep, q);
         }
-        Ok((lists, digest))
-    })
-    .await?;
-    let subject = digests.renderer.digest(&digest, &Links::default())?.subject;
-    let mut suffix = lists_suffix(&lists);
-    if let Some(q) = &saved {
-        suffix.push(if suffix.is_empty() { '?' } else { '&' });
-        suffix.push_str("q=");
-        suffix.push_str(&query_value(q));
-    }
-    let topics: Vec<Value> = digest
-        .topics
-        .iter()
-        .map(|t| {
-            json!({
-                "label": t.label,
-                "terms": t.terms,
-                "continued": t.continued,
-                "messages": t.threads.iter().map(|x| x.messages).sum::<u32>(),
-                "threads": t.threads.iter().map(thread_json).collect::<Vec<_>>(),
+        let subject = d.renderer.digest(&digest, &Links::default())?.subject;
+        let mut suffix = lists_suffix(&lists);
+        if let Some(q) = &saved {
+            suffix.push(if suffix.is_empty() { '?' } else { '&' });
+            suffix.push_str("q=");
+            suffix.push_str(&query_value(q));
+        }
+        let topics: Vec<Value> = digest
+            .topics
+            .iter()
+            .map(|t| {
+                json!({
+                    "label": t.label,
+                    "terms": t.terms,
+                    "continued": t.continued,
+                    "messages": t.threads.iter().map(|x| x.messages).sum::<u32>(),
+                    "threads": t.threads.iter().map(thread_json).collect::<Vec<_>>(),
+                })
             })
-        })
-        .collect();
-    let body = render(
-        "digest.html",
-        json!({
-            "title": subject,
-            "week": week.to_string(),
-            "monday": week.monday(),
-            "lists": digest.lists,
-            "saved_query": saved,
-            "totals": digest.totals,
-            "empty": digest.is_empty(),
-            "quiet": digest.is_quiet(),
-            "topics": topics,
-            "other_threads": digest.other_threads.iter().map(thread_json).collect::<Vec<_>>(),
-            "prev": neighbour(week.prev()).map(|w| format!("/digest/{w}{suffix}")),
-            "next": neighbour(week.next()).map(|w| format!("/digest/{w}{suffix}")),
-            "feed": format!("/digest/atom{suffix}"),
-        }),
-    )?;
-    Ok(cached(&req, "text/html; charset=utf-8", body.into_bytes()))
+            .collect();
+        let body = render(
+            "digest.html",
+            json!({
+                "title": subject,
+                "week": week.to_string(),
+                "monday": week.monday(),
+                "lists": digest.lists,
+                "saved_query": saved,
+                "totals": digest.totals,
+                "empty": digest.is_empty(),
+                "quiet": digest.is_quiet(),
+                "topics": topics,
+                "other_threads": digest.other_threads.iter().map(thread_json).collect::<Vec<_>>(),
+                "prev": neighbour(week.prev()).map(|w| format!("/digest/{w}{suffix}")),
+                "next": neighbour(week.next()).map(|w| format!("/digest/{w}{suffix}")),
+                "feed": format!("/digest/atom{suffix}"),
+            }),
+        )?;
+        Ok(Rendered::new(
+            "text/html; charset=utf-8",
+            body.into_bytes(),
+            None,
+        ))
+    })
+    .await
 }
 
 /// A week next to a digest page's, if a page can be asked for it: `/digest/YYYY-Www` takes
@@ -769,48 +778,48 @@ pub async fn feed(
     query: web::Query<ListsQuery>,
 ) -> Result<HttpResponse, WebError> {
     let raw_lists = query.into_inner().lists;
-    let (lists, weeks) = reading(&digests, move |s, d| {
+    let origin = super::feeds::Origin::of(&state, &req);
+    let d = web::Data::clone(&digests);
+    respond(&state, &req, Scope::Archive, move |_, s| {
         let lists = lists_param(raw_lists.as_deref(), &s.list_names()?)?;
         let mut weeks = Vec::new();
-        if let Some(last) = latest_week(s, d)? {
+        if let Some(last) = latest_week(s, &d)? {
             for week in recent_weeks(last, FEED_WEEKS).into_iter().rev() {
-                weeks.push(build(s, d, week, &lists)?);
+                weeks.push(build(s, &d, week, &lists)?);
             }
         }
-        Ok((lists, weeks))
+        let suffix = lists_suffix(&lists);
+        let mut entries = Vec::new();
+        for digest in weeks.iter().filter(|d| !d.is_empty()) {
+            let week = digest.week;
+            let subject = d.renderer.digest(digest, &Links::default())?.subject;
+            let labels: Vec<&str> = digest.topics.iter().map(|t| t.label.as_str()).collect();
+            let summary = if labels.is_empty() {
+                format!("{} threads", digest.totals.threads)
+            } else {
+                format!("Topics: {}", labels.join("; "))
+            };
+            entries.push(super::feeds::Entry {
+                path: format!("/digest/{week}{suffix}"),
+                title: subject,
+                author: "Archivist".into(),
+                updated: iso_date(Some(week.end(d.build.zone))),
+                summary: super::feeds::Summary::Text(summary),
+            });
+        }
+        let latest = weeks
+            .iter()
+            .filter(|w| !w.is_empty())
+            .map(|w| w.week.end(d.build.zone))
+            .max();
+        Ok(super::feeds::feed(
+            &origin,
+            "Weekly digests",
+            &entries,
+            latest,
+        ))
     })
-    .await?;
-    let suffix = lists_suffix(&lists);
-    let mut entries = Vec::new();
-    for digest in weeks.iter().filter(|d| !d.is_empty()) {
-        let week = digest.week;
-        let subject = digests.renderer.digest(digest, &Links::default())?.subject;
-        let labels: Vec<&str> = digest.topics.iter().map(|t| t.label.as_str()).collect();
-        let summary = if labels.is_empty() {
-            format!("{} threads", digest.totals.threads)
-        } else {
-            format!("Topics: {}", labels.join("; "))
-        };
-        entries.push(super::feeds::Entry {
-            path: format!("/digest/{week}{suffix}"),
-            title: subject,
-            author: "Archivist".into(),
-            updated: iso_date(Some(week.end(digests.build.zone))),
-            summary: super::feeds::Summary::Text(summary),
-        });
-    }
-    let latest = weeks
-        .iter()
-        .filter(|d| !d.is_empty())
-        .map(|d| d.week.end(digests.build.zone))
-        .max();
-    Ok(super::feeds::atom(
-        &state,
-        &req,
-        "Weekly digests",
-        &entries,
-        latest,
-    ))
+    .await
 }
 
 #[cfg(test)]

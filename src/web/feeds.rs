@@ -30,13 +30,13 @@ pub(crate) enum Summary {
 }
 
 /// Where a feed is served: its absolute links need the scheme and host asked for.
-struct Origin {
+pub(crate) struct Origin {
     base: String,
     self_path: String,
 }
 
 impl Origin {
-    fn of(state: &State, req: &HttpRequest) -> Origin {
+    pub(crate) fn of(state: &State, req: &HttpRequest) -> Origin {
         let self_path = match req.query_string() {
             "" => req.path().to_string(),
             q => format!("{}?{q}", req.path()),
@@ -46,22 +46,6 @@ impl Origin {
             self_path,
         }
     }
-}
-
-/// A feed answered at once (with its conditional-request handling), for feeds built outside
-/// the response cache.
-pub(crate) fn atom(
-    state: &State,
-    req: &HttpRequest,
-    title: &str,
-    entries: &[Entry],
-    last_modified: Option<i64>,
-) -> HttpResponse {
-    super::conditional(
-        req,
-        &feed(&Origin::of(state, req), title, entries, last_modified),
-        None,
-    )
 }
 
 /// Escaped for XML, with the characters XML 1.0 forbids (control characters other than tab
@@ -82,7 +66,12 @@ fn xml_text(text: &str) -> String {
 /// Atom's `updated` for what has no date: the epoch, since the element is required.
 const UNDATED: &str = "1970-01-01T00:00:00Z";
 
-fn feed(origin: &Origin, title: &str, entries: &[Entry], last_modified: Option<i64>) -> Rendered {
+pub(crate) fn feed(
+    origin: &Origin,
+    title: &str,
+    entries: &[Entry],
+    last_modified: Option<i64>,
+) -> Rendered {
     let base = &origin.base;
     let self_path = &origin.self_path;
     let dated = |e: &Entry| {
