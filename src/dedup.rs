@@ -217,6 +217,13 @@ pub fn strip_footer<'a>(body: &'a str, footers: &[String]) -> &'a str {
 const FOOTER_MIN_COUNT: usize = 3;
 /// The longest footer we learn, in lines.
 const FOOTER_MAX_LINES: usize = 15;
+/// The longest footer learnt, in bytes. Real footers are a few hundred bytes; without a cap,
+/// a batch of messages ending in a megabyte-long line after blank lines held that line once
+/// per candidate block (15 MB a message, gigabytes a batch).
+const FOOTER_MAX_BYTES: usize = 2048;
+/// The most footers one list learns. Each is tried on every message of the list, so an
+/// archive shaped to teach one per batch must not make that cost grow without end.
+pub const MAX_FOOTERS_PER_LIST: usize = 32;
 
 /// Learns footers from one list's messages: a trailing block of lines that ends at least 30%
 /// (and at least 3) of the bodies, names the list (a URL, an address, "list" or "unsubscribe"),
@@ -232,8 +239,13 @@ pub fn learn_footers(bodies: &[&str]) -> Vec<String> {
         let window = tail_lines(body, FOOTER_MAX_LINES + 1);
         let whole_body = window.first().is_some_and(|(offset, _)| *offset == 0);
         let lines: Vec<&str> = window.iter().map(|(_, l)| *l).collect();
+        let mut bytes = 0;
         for k in 1..=FOOTER_MAX_LINES.min(lines.len()) {
             let start = lines.len() - k;
+            bytes += lines[start].len() + 1;
+            if bytes > FOOTER_MAX_BYTES {
+                break;
+            }
             if start == 0 && !whole_body {
                 continue;
             }
@@ -498,6 +510,14 @@ mod tests {
         // Bodies that merely share a signature-less ending are not a footer.
         let plain: Vec<String> = (0..10).map(|i| format!("text {i}\n\nThanks\n")).collect();
         let refs: Vec<&str> = plain.iter().map(String::as_str).collect();
+        assert!(learn_footers(&refs).is_empty());
+        // A huge last line is no footer, however many messages end with it.
+        let huge = format!(
+            "https://lists.example.org/{}\n",
+            "x".repeat(FOOTER_MAX_BYTES)
+        );
+        let bodies: Vec<String> = (0..10).map(|i| format!("text {i}\n\n\n{huge}")).collect();
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
         assert!(learn_footers(&refs).is_empty());
     }
 

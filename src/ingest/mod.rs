@@ -25,6 +25,12 @@ use source::Input;
 
 /// Items sent from the reader to the parsers at a time.
 const CHUNK_ITEMS: usize = 256;
+/// A chunk goes out sooner once its records hold this many bytes: with messages of megabytes,
+/// 256 of them per chunk and a few chunks in flight took gigabytes.
+const CHUNK_BYTES: usize = 16 << 20;
+/// A batch is written sooner once its records held this many bytes of input, for the same
+/// reason.
+const BATCH_BYTES: u64 = 64 << 20;
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -328,13 +334,15 @@ fn import_input(
                 let mut items = Vec::with_capacity(CHUNK_ITEMS);
                 let mut end = resume_offset;
                 let mut last_bytes = resume_offset;
+                let mut chunk_bytes = 0;
                 while let Some(item) = splitter.next() {
-                    end = match &item {
-                        Item::Message(m) => m.offset + m.len,
-                        Item::Problem(p) => p.offset + p.len,
+                    (end, chunk_bytes) = match &item {
+                        Item::Message(m) => (m.offset + m.len, chunk_bytes + m.bytes.len()),
+                        Item::Problem(p) => (p.offset + p.len, chunk_bytes + p.raw.len()),
                     };
                     items.push(item);
-                    if items.len() >= CHUNK_ITEMS {
+                    if items.len() >= CHUNK_ITEMS || chunk_bytes >= CHUNK_BYTES {
+                        chunk_bytes = 0;
                         let bytes = splitter.stats().total_bytes - last_bytes;
                         last_bytes = splitter.stats().total_bytes;
                         let chunk = std::mem::replace(&mut items, Vec::with_capacity(CHUNK_ITEMS));
@@ -388,6 +396,7 @@ fn import_input(
         let mut waiting: BTreeMap<u64, Chunk> = BTreeMap::new();
         let mut next_seq = 0u64;
         let mut pending: Vec<Stage> = Vec::new();
+        let mut pending_bytes = 0u64;
         let mut pending_end = resume_offset;
         let mut variant;
         let mut failure: Option<anyhow::Error> = None;
@@ -407,11 +416,13 @@ fn import_input(
                 variant = chunk.variant;
                 pending_end = chunk.end_offset;
                 pending.extend(chunk.items);
+                pending_bytes += chunk.bytes;
                 let messages = pending
                     .iter()
                     .filter(|s| matches!(s, Stage::Message(_)))
                     .count();
-                if messages >= batch_size {
+                if messages >= batch_size || pending_bytes >= BATCH_BYTES {
+                    pending_bytes = 0;
                     let batch = std::mem::take(&mut pending);
                     if let Err(err) = session.write(store, batch, pending_end, variant, false) {
                         failure = Some(err);
@@ -679,7 +690,7 @@ impl FileSession<'_> {
         // Learn this list's footer from the batch before computing keys with it.
         let bodies: Vec<&str> = messages.iter().map(|m| m.parsed.body.as_str()).collect();
         for footer in dedup::learn_footers(&bodies) {
-            if !self.footers.contains(&footer) {
+            if !self.footers.contains(&footer) && self.footers.len() < dedup::MAX_FOOTERS_PER_LIST {
                 self.footers.push(footer.clone());
                 batch.footers.push(footer);
             }
