@@ -620,10 +620,12 @@ fn asctime_at(tokens: &[&str]) -> Option<i64> {
         Ok(_) if tokens[4].len() == 4 => (tokens[4], tokens.get(5).copied()),
         _ => (*tokens.get(5)?, Some(tokens[4])),
     };
+    // Dates before 1970 occur (a zero Date in a zone west of Greenwich, mailers' bogus
+    // years), and Archivist's own thread exports write them as they are.
     let year: i64 = year_token
         .parse()
         .ok()
-        .filter(|y| (1970..=2200).contains(y))?;
+        .filter(|y| (1900..=9999).contains(y))?;
     let offset = zone_token.and_then(zone_offset_seconds).unwrap_or(0);
     let days = days_from_civil(year, month, day);
     Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
@@ -705,6 +707,12 @@ mod tests {
                 "From x Mon Jan  1 00:00:00 +0100 2001\n",
                 Some(("x", 978_303_600)),
             ),
+            // Before 1970 (Archivist's own exports of a zero Date west of Greenwich).
+            (
+                "From archivist Wed Dec 31 23:00:00 1969\n",
+                Some(("archivist", -3600)),
+            ),
+            ("From x Mon Jan  1 00:00:00 1899\n", None),
             ("From the CRAN policies\n", None),
             ("From R >=2.7.0, it seems you should\n", None),
             ("From x Mon Foo  1 00:00:00 2001\n", None),

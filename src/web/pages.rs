@@ -226,7 +226,7 @@ pub async fn list_month(
     let year: i32 = year
         .parse()
         .ok()
-        .filter(|y| (1970..=9999).contains(y))
+        .filter(|y| (0..=9999).contains(y))
         .ok_or_else(|| bad(format!("{year:?} is not a year")))?;
     let month: u32 = month
         .parse()

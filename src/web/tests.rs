@@ -1198,3 +1198,39 @@ async fn message_ids_that_are_dot_segments_or_end_in_mbox_gz_are_linked_in_brack
         );
     }
 }
+
+/// Mail dated before 1970 (a zero Date in a zone west of Greenwich is common): its month
+/// has a page, and its thread's mbox export imports again whole.
+#[actix_web::test]
+async fn messages_before_1970_have_month_pages_and_export_whole() {
+    let mbox = "From x@y Mon May  1 09:12:44 2023\nFrom: Old <old@example.org>\nSubject: epoch\nDate: Thu, 1 Jan 1970 00:00:00 +0100\nMessage-ID: <epoch@x>\n\nfirst\n\nFrom x@y Mon May  1 09:12:44 2023\nFrom: Old <old@example.org>\nSubject: Re: epoch\nDate: Mon, 1 May 2023 10:00:00 +0000\nMessage-ID: <reply@x>\nIn-Reply-To: <epoch@x>\n\nsecond\n\n";
+    let (dir, report) = archive_of("old", mbox.as_bytes());
+    assert_eq!(report.messages_new, 2);
+    let app = app!(dir);
+    let (_, list, _) = get!(app, "/old/");
+    assert!(list.contains("href=\"/old/1969/12/\""), "{list}");
+    let (status, month, _) = get!(app, "/old/1969/12/");
+    assert_eq!(status, StatusCode::OK, "{month}");
+    assert!(month.contains("epoch"), "{month}");
+
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/t/epoch@x.mbox.gz")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let gz = test::read_body(resp).await;
+    let mut exported = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut exported)
+        .expect("gunzip");
+    assert!(
+        String::from_utf8_lossy(&exported).contains("From archivist Wed Dec 31 23:00:00 1969\n"),
+        "{}",
+        String::from_utf8_lossy(&exported)
+    );
+    let (_again, report) = archive_of("again", &exported);
+    assert_eq!(report.messages_new, 2);
+    assert_eq!(report.problems, 0);
+}
