@@ -396,12 +396,19 @@ pub(crate) fn cached(req: &HttpRequest, content_type: &'static str, body: Vec<u8
 /// 200 with `ETag` and, where the page has a date, `Last-Modified`: the newest content's date,
 /// but never before `changed_at` (when the archive last changed, see
 /// [`cache::Stamp::changed_at`]), since an import can change a page without adding anything
-/// newer to it.
+/// newer to it. A date in the current second (or later: a mail's date in the future) is no
+/// `Last-Modified`: HTTP dates have whole seconds, so a second import within the same second
+/// would keep the date, and a client revalidating by date alone would be told its stale copy
+/// is current (RFC 9110 8.8.2.2 advises against such dates for this reason).
 fn conditional(req: &HttpRequest, r: &Rendered, changed_at: Option<i64>) -> HttpResponse {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let modified = match (r.last_modified, changed_at) {
         (Some(content), Some(changed)) => Some(content.max(changed)),
         (content, _) => content,
-    };
+    }
+    .filter(|&m| m < now);
     let last_modified = modified.and_then(http_date);
     let headers = req.headers();
     let not_modified = match headers.get(header::IF_NONE_MATCH) {

@@ -441,6 +441,8 @@ async fn hostile_mail_renders_harmlessly() {
 async fn etags_give_304s() {
     let dir = archive();
     let app = app!(dir);
+    get!(app, "/");
+    next_second().await;
     let (_, _, headers) = get!(app, "/m/root@example.org");
     let etag = headers.get(header::ETAG).expect("etag").clone();
     let resp = test::call_service(
@@ -521,11 +523,31 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
+/// Waits for the clock's next second: a page changed in the current second has no
+/// `Last-Modified` yet.
+async fn next_second() {
+    let now = unix_now();
+    while unix_now() <= now {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[actix_web::test]
 async fn last_modified_and_if_modified_since() {
     let dir = archive();
     let started = unix_now();
     let app = app!(dir);
+    // The server sees the archive change now: until the second is over, its pages carry no
+    // date (another change within the second would keep it).
+    for uri in ["/", "/search?q=placement"] {
+        let before = unix_now();
+        let (status, headers) = get_with!(app, uri, &[] as &[(header::HeaderName, &str)]);
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        if unix_now() == before {
+            assert!(headers.get(header::LAST_MODIFIED).is_none(), "{uri}");
+        }
+    }
+    next_second().await;
     // Every page's content dates from 2023, but the archive was written just now: a page is
     // "last modified" when the archive last changed as this server saw it, never earlier.
     let cases = [
@@ -676,11 +698,13 @@ async fn cached_pages_follow_a_new_import() {
     let (_, _, before) = get!(app, "/dev/");
     let imported = unix_now();
     assert_eq!(import(&dir.path().join("data"), file).messages_new, 1);
-    let (_, body, headers) = get!(app, "/t/root@example.org");
+    let (_, body, _) = get!(app, "/t/root@example.org");
     assert!(
         body.contains("3 messages"),
         "the cached thread page went stale"
     );
+    next_second().await;
+    let (_, _, headers) = get!(app, "/t/root@example.org");
     assert!(http_secs(&headers) >= imported);
     // The list page shows nothing newer than before (the new message is from 2 May, the
     // list's newest from 3 May), but it changed: its date moves on.
