@@ -261,6 +261,40 @@ fn stdin_needs_a_list_or_list_id() {
     assert_eq!(num(&a.stats(), "messages"), 2);
 }
 
+/// Standard input has no file to key its problems by: the same stream imported again still
+/// records each problem once.
+#[test]
+fn stdin_imported_twice_records_its_problems_once() {
+    let a = Archive::new();
+    let mut data = b"junk before the first message\n".to_vec();
+    data.extend(mboxrd(&[simple("s1@x", "stdin", 1, &[], "b\n")]));
+    for _ in 0..3 {
+        let mut child = a
+            .cmd()
+            .args(["import", "--json", "--list", "ops", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&data)
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stats = a.stats();
+    assert_eq!(num(&stats, "messages"), 1, "{stats}");
+    assert_eq!(num(&stats, "problems"), 1, "{stats}");
+}
+
 #[test]
 fn exit_codes_and_errors_name_the_file() {
     let a = Archive::new();

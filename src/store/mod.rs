@@ -856,9 +856,15 @@ impl Store {
             for (key, thread, date) in &batch.subject_threads {
                 upsert_subject.execute(params![key, thread.0, date])?;
             }
+            // `UNIQUE (file, offset, kind)` keeps a file's problem once; standard input has no
+            // file (NULL, which UNIQUE never matches), so its problems are matched by their
+            // bytes too: the same stream imported again records nothing twice.
             let mut insert_problem = tx.prepare_cached(
                 "INSERT OR IGNORE INTO problems (file, offset, length, kind, detail, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6
+                 WHERE ?1 IS NOT NULL OR NOT EXISTS (
+                     SELECT 1 FROM problems WHERE file IS NULL AND offset = ?2
+                         AND length = ?3 AND kind = ?4 AND raw IS ?6)",
             )?;
             for p in &batch.problems {
                 insert_problem.execute(params![
