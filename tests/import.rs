@@ -295,6 +295,57 @@ fn stdin_imported_twice_records_its_problems_once() {
     assert_eq!(num(&stats, "problems"), 1, "{stats}");
 }
 
+/// A file whose list cannot be named (no List-Id, a folder name with no letters) is passed
+/// over and reported with the unreadable ones; the rest of the folder is imported. A path
+/// given without a folder names the folder it is in.
+#[test]
+fn a_file_without_a_list_name_is_passed_over_and_a_bare_path_names_its_folder() {
+    let a = Archive::new();
+    let root = a.dir.path().join("walk");
+    for (folder, id) in [("!!", "a1@x"), ("good", "g1@x")] {
+        std::fs::create_dir_all(root.join(folder)).expect("mkdir");
+        std::fs::write(
+            root.join(folder).join("a.mbox"),
+            mboxrd(&[simple(id, "one", 1, &[], "b\n")]),
+        )
+        .expect("write");
+    }
+    let out = a.run(&["import", "--json", root.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1), "an input was passed over");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(num(&report, "messages_new"), 1, "{report}");
+    let unreadable = report["unreadable"].to_string();
+    assert!(
+        unreadable.contains("a.mbox") && unreadable.contains("--list"),
+        "{unreadable}"
+    );
+    assert_eq!(a.stats()["lists"]["good"], 1);
+
+    let out = a
+        .cmd()
+        .current_dir(root.join("good"))
+        .args(["import", "--json", "--", "a.mbox"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = a
+        .cmd()
+        .current_dir(root.join("!!"))
+        .args(["import", "--json", "--list", "bang", "a.mbox"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(a.stats()["lists"]["bang"], 1);
+}
+
 #[test]
 fn exit_codes_and_errors_name_the_file() {
     let a = Archive::new();

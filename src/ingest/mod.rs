@@ -185,15 +185,21 @@ pub fn import(
                     continue;
                 }
             }
-            let file_report = import_input(
+            let file_report = match import_input(
                 store,
                 indexer.as_deref_mut(),
                 input,
                 options,
                 progress,
                 &mut report,
-            )
-            .with_context(|| format!("import of {} failed", input.display()))?;
+            ) {
+                Ok(r) => r,
+                Err(e) if e.chain().any(|c| c.downcast_ref::<NoList>().is_some()) => {
+                    report.unreadable.push(format!("{}: {e}", input.display()));
+                    continue;
+                }
+                Err(e) => return Err(e.context(format!("import of {} failed", input.display()))),
+            };
             report.files += 1;
             report.details.push(file_report);
         }
@@ -292,8 +298,13 @@ fn import_input(
         _ => (0, Variant::Unknown),
     };
 
+    // A path without a folder (`a.mbox`, `./a.mbox`) names the folder it is in.
     let folder_list = match input {
-        Input::File(path) => source::folder_list_name(path),
+        Input::File(path) => source::folder_list_name(path).or_else(|| {
+            std::fs::canonicalize(path)
+                .ok()
+                .and_then(|c| source::folder_list_name(&c))
+        }),
         Input::Stdin => None,
     };
     let mut session = FileSession {
@@ -583,6 +594,12 @@ struct FileSession<'a> {
     max_date: Option<i64>,
 }
 
+/// A file whose messages cannot be given a list: passed over like an unreadable file (and
+/// listed with it), so one oddly named folder does not stop a whole import.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NoList(String);
+
 impl FileSession<'_> {
     /// Decides the file's list on its first batch: `--list`, else the most common `List-Id`,
     /// else the folder's name.
@@ -615,11 +632,16 @@ impl FileSession<'_> {
                 }
                 None => {
                     let folder = self.folder_list.clone().ok_or_else(|| {
-                        anyhow!("cannot tell which list these messages belong to (no List-Id header and no folder name): pass --list NAME")
+                        anyhow::Error::new(NoList(
+                            "cannot tell which list these messages belong to (no List-Id \
+                             header, and the folder's name makes no list name): pass --list NAME"
+                                .into(),
+                        ))
                     })?;
                     // A folder named like one of the site's own paths (`t/`) files into
                     // `t-list`, unless an older version already keeps a list `t`.
-                    let name = ListName::parse(&folder).map_err(|e| anyhow!(e))?;
+                    let name =
+                        ListName::parse(&folder).map_err(|e| anyhow::Error::new(NoList(e)))?;
                     if name.is_reserved() && !store.list_exists(name.as_str())? {
                         (name.unreserved(), None)
                     } else {
