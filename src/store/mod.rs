@@ -12,7 +12,7 @@ pub use digest::{
     request_key, ActiveThread, Confirmed, Delivery, DeliveryState, Participant, Subscriber,
     WeekMessage, WeekRun,
 };
-pub use read::{FullMessage, ListOverview, ThreadSummary};
+pub use read::{FullMessage, ListOverview, OutlineMessage, ThreadSummary};
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -40,6 +40,23 @@ pub struct ThreadSummary {
 /// A message's date and raw bytes, for mbox export.
 pub type DatedRaw = (Option<i64>, Vec<u8>);
 
+/// What a thread's outline needs of a message: no text.
+#[derive(Debug, Clone)]
+pub struct OutlineMessage {
+    /// The message's row, to read it whole with [`Store::full_messages_of`].
+    pub row: i64,
+    /// Public id.
+    pub id: MessageId,
+    /// Decoded subject.
+    pub subject: String,
+    /// Sender.
+    pub from: Address,
+    /// Unix seconds.
+    pub date: Option<i64>,
+    /// References then In-Reply-To.
+    pub refs: Vec<String>,
+}
+
 /// A message with everything its page shows.
 #[derive(Debug, Clone)]
 pub struct FullMessage {
@@ -199,6 +216,39 @@ impl Store {
         }
     }
 
+    /// The outline of the thread holding `id` (every message without its text), in date
+    /// order; `None` if `id` is unknown. A page of a long thread reads this, then the full
+    /// messages of that page only ([`Store::full_messages_of`]).
+    pub fn thread_outline(&self, id: &MessageId) -> Result<Option<Vec<OutlineMessage>>> {
+        let Some(thread) = self.thread_id_of(id)? else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, message_id, subject, from_name, from_addr, date, refs
+             FROM messages WHERE thread_id = ?1 ORDER BY COALESCE(date, 0), id",
+        )?;
+        let rows = stmt.query_map([thread], |r| {
+            Ok(OutlineMessage {
+                row: r.get(0)?,
+                id: MessageId::from_trusted(r.get(1)?),
+                subject: r.get(2)?,
+                from: Address {
+                    name: r.get(3)?,
+                    addr: r.get(4)?,
+                },
+                date: r.get(5)?,
+                refs: serde_json::from_str(r.get_ref(6)?.as_str()?).unwrap_or_default(),
+            })
+        })?;
+        Ok(Some(rows.collect::<rusqlite::Result<_>>()?))
+    }
+
+    /// The full messages of outline rows ([`OutlineMessage::row`]), in date order.
+    pub fn full_messages_of(&self, rows: &[i64]) -> Result<Vec<FullMessage>> {
+        let list = serde_json::to_string(rows)?;
+        self.full_messages("m.id IN (SELECT value FROM json_each(?1))", list)
+    }
+
     /// The raw bytes of every message in the thread holding `id`, in date order, with their
     /// dates, for mbox export.
     pub fn thread_raw(&self, id: &MessageId) -> Result<Option<Vec<DatedRaw>>> {
@@ -228,7 +278,11 @@ impl Store {
             .optional()?)
     }
 
-    fn full_messages(&self, condition: &str, value: i64) -> Result<Vec<FullMessage>> {
+    fn full_messages(
+        &self,
+        condition: &str,
+        value: impl rusqlite::ToSql,
+    ) -> Result<Vec<FullMessage>> {
         let footers = self.all_footers()?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT m.id, m.message_id, m.subject, m.from_name, m.from_addr, m.date,
@@ -236,7 +290,7 @@ impl Store {
                     (SELECT group_concat(list, ',') FROM memberships WHERE message = m.id)
              FROM messages m WHERE {condition} ORDER BY COALESCE(m.date, 0), m.id"
         ))?;
-        let mut rows = stmt.query([value])?;
+        let mut rows = stmt.query([&value])?;
         let mut out = Vec::new();
         let mut row_ids = Vec::new();
         while let Some(r) = rows.next()? {
@@ -282,7 +336,7 @@ impl Store {
              WHERE a.message IN (SELECT m.id FROM messages m WHERE {condition})
              ORDER BY a.message, a.position"
         ))?;
-        let mut rows = stmt.query([value])?;
+        let mut rows = stmt.query([&value])?;
         while let Some(r) = rows.next()? {
             attachments
                 .entry(r.get::<_, i64>(0)?)

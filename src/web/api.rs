@@ -104,29 +104,61 @@ pub async fn list_threads(
 }
 
 /// `GET /api/v1/threads/{message-id}`: the thread holding that message.
-pub async fn thread(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Api {
+pub async fn thread(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Api {
     let id = parse_id(&path.into_inner())?;
+    let page = page_number_upto(query.page.as_deref(), MAX_LIST_PAGE)?;
     respond_with(
         &state,
         &req,
         Scope::Archive,
         Cost::Thread(id.clone()),
         move |state, s| {
-            let messages = s.thread_messages(&id)?.ok_or_else(|| WebError::NotFound {
+            let outline = s.thread_outline(&id)?.ok_or_else(|| WebError::NotFound {
                 message: format!("no message <{id}>"),
-                search: None,
+                search: Some(format!("msgid:{id}")),
             })?;
+            let pages = outline.len().div_ceil(THREAD_API_MESSAGES).max(1);
+            if page > pages {
+                return Err(WebError::NotFound {
+                    message: format!("the thread has {pages} page(s), not {page}"),
+                    search: None,
+                });
+            }
+            let rows: Vec<i64> = outline
+                .iter()
+                .skip((page - 1) * THREAD_API_MESSAGES)
+                .take(THREAD_API_MESSAGES)
+                .map(|m| m.row)
+                .collect();
+            let messages = s.full_messages_of(&rows)?;
             let value = json!({
                 "message_id": id.as_str(),
+                "total": outline.len(),
+                "page": page,
+                "pages": pages,
                 "messages": messages.iter().map(|m| message_json(state, m)).collect::<Vec<_>>(),
             });
             Ok(json_body(
                 &value,
-                messages.iter().filter_map(|m| m.date).max(),
+                outline.iter().filter_map(|m| m.date).max(),
             ))
         },
     )
     .await
+}
+
+/// Messages per page of `/api/v1/threads/{id}`: every message of all but the longest threads.
+const THREAD_API_MESSAGES: usize = 1000;
+
+/// `?page=N`.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    page: Option<String>,
 }
 
 /// `GET /api/v1/messages/{message-id}`
@@ -140,7 +172,7 @@ pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<
         move |state, s| {
             let m = s.message(&id)?.ok_or_else(|| WebError::NotFound {
                 message: format!("no message <{id}>"),
-                search: None,
+                search: Some(format!("msgid:{id}")),
             })?;
             Ok(json_body(&message_json(state, &m), m.date))
         },
@@ -183,7 +215,8 @@ const OPENAPI: &str = r##"{
         {"name": "list", "in": "path", "required": true, "schema": {"type": "string"}},
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000000}}],
       "responses": {"200": {"description": "threads", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ListThreads"}}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
-    "/api/v1/threads/{message_id}": {"get": {"summary": "The thread holding a message, oldest first", "parameters": [{"name": "message_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+    "/api/v1/threads/{message_id}": {"get": {"summary": "The thread holding a message, oldest first, 1000 messages a page", "parameters": [{"name": "message_id", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000000}}],
       "responses": {"200": {"description": "thread", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thread"}}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
     "/api/v1/messages/{message_id}": {"get": {"summary": "One message", "parameters": [{"name": "message_id", "in": "path", "required": true, "schema": {"type": "string"}}],
       "responses": {"200": {"description": "message", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
@@ -199,7 +232,7 @@ const OPENAPI: &str = r##"{
     "schemas": {
       "Lists": {"type": "object", "properties": {"lists": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "messages": {"type": "integer"}, "latest": {"type": "string", "description": "RFC 3339, empty when undated"}}}}}},
       "ListThreads": {"type": "object", "properties": {"list": {"type": "string"}, "page": {"type": "integer"}, "total": {"type": "integer", "description": "threads in the list"}, "threads": {"type": "array", "items": {"type": "object", "properties": {"root_message_id": {"type": "string"}, "subject": {"type": "string"}, "from": {"type": "string"}, "messages": {"type": "integer"}, "first": {"type": "string"}, "last": {"type": "string"}}}}}},
-      "Thread": {"type": "object", "properties": {"message_id": {"type": "string", "description": "the message asked for"}, "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}}},
+      "Thread": {"type": "object", "properties": {"message_id": {"type": "string", "description": "the message asked for"}, "total": {"type": "integer", "description": "messages in the thread"}, "page": {"type": "integer"}, "pages": {"type": "integer"}, "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}}},
       "Message": {"type": "object", "properties": {"message_id": {"type": "string"}, "subject": {"type": "string"}, "from": {"type": "object", "properties": {"name": {"type": "string", "nullable": true}, "address": {"type": "string", "nullable": true}}}, "date": {"type": "string", "description": "RFC 3339, empty when undated"}, "lists": {"type": "array", "items": {"type": "string"}}, "references": {"type": "array", "items": {"type": "string"}}, "attachments": {"type": "array", "items": {"type": "object", "properties": {"filename": {"type": "string", "nullable": true}, "content_type": {"type": "string"}, "size": {"type": "integer"}}}}, "has_patch": {"type": "boolean"}, "body": {"type": "string", "description": "the text of the message (HTML mail as text)"}, "raw_url": {"type": "string", "description": "path of the stored bytes"}}},
       "Search": {"type": "object", "properties": {"total": {"type": "integer", "description": "matching messages, or threads when collapsed"}, "hits": {"type": "array", "items": {"type": "object", "properties": {"message_id": {"type": "string"}, "subject": {"type": "string"}, "from": {"type": "string"}, "from_addr": {"type": "string", "nullable": true}, "date": {"type": "string", "nullable": true}, "lists": {"type": "array", "items": {"type": "string"}}, "snippet": {"type": "string", "description": "escaped HTML; matched words in <b>"}, "score": {"type": "number"}, "thread_size": {"type": "integer"}, "thread_hits": {"type": "integer", "description": "matching messages in the hit's thread (collapsed results)"}}}}, "facets": {"type": "object", "description": "lists, years, tags and senders, each an array of {value, count} over the whole result set"}, "notices": {"type": "array", "items": {"type": "string"}}, "sort": {"type": "string"}}}
     }

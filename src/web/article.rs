@@ -18,9 +18,11 @@ use crate::store::FullMessage;
 
 /// Links from a message to its neighbours on a thread page (anchors).
 #[derive(Default)]
+/// Where a message's parent, replies and next message are: links within the page
+/// (`#anchor`), or to another page of a long thread (`?page=2#anchor`).
 pub(crate) struct Links {
     pub parent: Option<String>,
-    /// Replies: (anchor, sender).
+    /// Replies: (link, sender).
     pub children: Vec<(String, String)>,
     pub next: Option<String>,
 }
@@ -114,7 +116,7 @@ pub(crate) fn write(
          <a href=\"/m/{path}/raw\">raw</a> · <a href=\"/t/{path}#{anchor}\">thread</a>"
     );
     if let Some(parent) = &links.parent {
-        out.push_str(" · <a href=\"#");
+        out.push_str(" · <a href=\"");
         escape_into(out, parent);
         out.push_str("\" rel=\"up\">parent</a>");
     }
@@ -124,7 +126,7 @@ pub(crate) fn write(
             if i > 0 {
                 out.push_str(", ");
             }
-            out.push_str("<a href=\"#");
+            out.push_str("<a href=\"");
             escape_into(out, child);
             out.push_str("\">");
             escape_into(out, from);
@@ -133,7 +135,7 @@ pub(crate) fn write(
         out.push_str("</span>");
     }
     if let Some(next) = &links.next {
-        out.push_str(" · <a href=\"#");
+        out.push_str(" · <a href=\"");
         escape_into(out, next);
         out.push_str("\">next</a>");
     }

@@ -127,6 +127,16 @@ impl ResponseError for ApiError {
         if let WebError::MethodNotAllowed { allow, .. } = &self.0 {
             response.insert_header((header::ALLOW, *allow));
         }
-        response.json(serde_json::json!({ "error": self.0.public_message() }))
+        // The search offered on the HTML page, as the OpenAPI document's Error promises.
+        match &self.0 {
+            WebError::NotFound {
+                search: Some(search),
+                ..
+            } => response.json(serde_json::json!({
+                "error": self.0.public_message(),
+                "search": search,
+            })),
+            _ => response.json(serde_json::json!({ "error": self.0.public_message() })),
+        }
     }
 }

@@ -20,7 +20,7 @@ use super::{blocking, cached, obfuscate, respond, respond_with, Cost, State, Web
 use crate::html::escape_into;
 use crate::index::{SearchOptions, Sort};
 use crate::message::{ListName, MessageId};
-use crate::store::{FullMessage, Store, ThreadSummary};
+use crate::store::{FullMessage, OutlineMessage, Store, ThreadSummary};
 
 /// Threads per list page.
 const THREADS_PER_PAGE: usize = 50;
@@ -304,8 +304,18 @@ struct ThreadView<'a> {
     count: usize,
     participants: usize,
     flat: bool,
+    /// Set when the thread takes more than one page.
+    pages: Option<ThreadPages>,
     /// The outline and every message's article, in display order: [`SafeHtml::body_mark`].
     body: SafeHtml,
+}
+
+#[derive(serde::Serialize)]
+struct ThreadPages {
+    page: usize,
+    count: usize,
+    prev: Option<String>,
+    next: Option<String>,
 }
 
 /// `/m/{id}`
@@ -380,7 +390,13 @@ pub async fn raw(state: web::Data<State>, req: HttpRequest, path: web::Path<Stri
 #[derive(Debug, Deserialize)]
 pub struct ThreadQuery {
     view: Option<String>,
+    page: Option<String>,
 }
+
+/// Messages on one page of a thread. A thread of 100,000 replies made a 91 MB page (and a
+/// gigabyte of server memory for four readers); longer threads are paged, each page built
+/// from the outline of the whole thread and the full text of its own messages only.
+pub(crate) const THREAD_PAGE_MESSAGES: usize = 500;
 
 /// `/t/{id}` and `/t/{id}.mbox.gz`
 pub async fn thread(
@@ -408,32 +424,41 @@ pub async fn thread(
         }
     };
     let id = parse_id(&raw_id)?;
+    let page = match query.page.as_deref() {
+        None | Some("") => None,
+        raw => Some(page_number_upto(raw, MAX_LIST_PAGE)?),
+    };
     respond_with(
         &state,
         &req,
         Scope::Archive,
         Cost::Thread(id.clone()),
         move |state, s| {
-            let mut messages = s
-                .thread_messages(&id)?
+            let outline = s
+                .thread_outline(&id)?
                 .ok_or_else(|| not_found_message(&id))?;
-            thread_page(state, &id, &mut messages, flat)
+            thread_page(state, s, &id, outline, flat, page)
         },
     )
     .await
 }
 
 /// The thread page: an outline of the tree, then every message with links to its parent,
-/// its replies and the next message on the page.
+/// its replies and the next message. A thread of more than [`THREAD_PAGE_MESSAGES`] is paged
+/// in display order; without `?page=` the page holding the asked-for message is shown, so
+/// `/t/<id>#anchor` always lands on its message. Links to a message on another page carry
+/// that page's number.
 fn thread_page(
     state: &State,
+    s: &Store,
     id: &MessageId,
-    messages: &mut [FullMessage],
+    mut outline: Vec<OutlineMessage>,
     flat: bool,
+    page: Option<usize>,
 ) -> Result<Rendered, WebError> {
     // The tree takes the references over: nothing else on the page shows them.
     let tree = crate::thread::tree(
-        &messages
+        &outline
             .iter_mut()
             .map(|m| crate::thread::TreeInput {
                 message_id: m.id.as_str().to_string(),
@@ -442,7 +467,11 @@ fn thread_page(
             })
             .collect::<Vec<_>>(),
     );
-    let by_id: HashMap<&str, &FullMessage> = messages.iter().map(|m| (m.id.as_str(), m)).collect();
+    let by_id: HashMap<&str, usize> = outline
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.as_str(), i))
+        .collect();
     let node_of: HashMap<&str, usize> = tree
         .iter()
         .enumerate()
@@ -454,7 +483,7 @@ fn thread_page(
         .map(|n| {
             by_id
                 .get(n.message_id.as_str())
-                .map(|m| obfuscate::label(state.obfuscate, &m.from))
+                .map(|&m| obfuscate::label(state.obfuscate, &outline[m].from))
         })
         .collect();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); tree.len()];
@@ -464,34 +493,84 @@ fn thread_page(
         }
     }
     let present = |i: &usize| !tree[*i].is_ghost && senders[*i].is_some();
-    // Messages in display order: the tree's pre-order (nested) or by date (flat).
-    let ordered: Vec<&FullMessage> = if flat {
-        messages.iter().collect()
+    // Messages in display order, as outline indices: the tree's pre-order (nested) or by
+    // date (flat).
+    let ordered: Vec<usize> = if flat {
+        (0..outline.len()).collect()
     } else {
         tree.iter()
             .filter(|n| !n.is_ghost)
             .filter_map(|n| by_id.get(n.message_id.as_str()).copied())
             .collect()
     };
-    // Anchors are hashes: look each message's up in the tree's rather than hashing again.
-    let anchor_of = |m: &FullMessage| {
-        node_of
-            .get(m.id.as_str())
-            .map_or_else(|| anchor(m.id.as_str()), |&n| anchors[n].clone())
+    let per_page = THREAD_PAGE_MESSAGES;
+    let pages = ordered.len().div_ceil(per_page).max(1);
+    let page = match page {
+        Some(p) => p,
+        None => by_id
+            .get(id.as_str())
+            .and_then(|m| ordered.iter().position(|o| o == m))
+            .map_or(1, |at| at / per_page + 1),
     };
-    // The outline, then every article: written here, and put into the page's template in one
-    // piece (see `render_spliced`).
+    if page > pages {
+        return Err(WebError::NotFound {
+            message: format!("This thread has {pages} page(s), not {page}."),
+            search: None,
+        });
+    }
+    let shown = &ordered[(page - 1) * per_page..(page * per_page).min(ordered.len())];
+    // Which page each outline message is on, for links that leave this one.
+    let mut page_of = vec![0usize; outline.len()];
+    for (at, &m) in ordered.iter().enumerate() {
+        page_of[m] = at / per_page + 1;
+    }
+    let view = if flat { "&view=flat" } else { "" };
+    let href_to = |node: usize| -> String {
+        match by_id.get(tree[node].message_id.as_str()) {
+            Some(&m) if page_of[m] != page => {
+                format!("?page={}{view}#{}", page_of[m], anchors[node])
+            }
+            _ => format!("#{}", anchors[node]),
+        }
+    };
+    let rows: Vec<i64> = shown.iter().map(|&m| outline[m].row).collect();
+    let full = s.full_messages_of(&rows)?;
+    let full_by_id: HashMap<&str, &FullMessage> = full.iter().map(|m| (m.id.as_str(), m)).collect();
+
+    // The outline of this page's part of the tree (all of it for a thread of one page), then
+    // every article: written here, and put into the page's template in one piece (see
+    // `render_spliced`).
+    let nodes: Vec<usize> = if pages == 1 {
+        (0..tree.len()).collect()
+    } else {
+        let mut on_page: Vec<usize> = shown
+            .iter()
+            .filter_map(|&m| node_of.get(outline[m].id.as_str()).copied())
+            .collect();
+        on_page.sort_unstable();
+        match (flat, on_page.first(), on_page.last()) {
+            // Nested: the page is one stretch of the pre-order, placeholders included.
+            (false, Some(&first), Some(&last)) => {
+                let first = if page == 1 { 0 } else { first };
+                let last = if page == pages { tree.len() - 1 } else { last };
+                (first..=last).collect()
+            }
+            _ => on_page,
+        }
+    };
     let mut body = String::with_capacity(
-        tree.len() * 200 + ordered.iter().map(|m| article::size_hint(m)).sum::<usize>(),
+        nodes.len() * 200 + full.iter().map(article::size_hint).sum::<usize>(),
     );
     body.push_str("<ol class=\"tree\">\n");
-    for (i, n) in tree.iter().enumerate() {
+    for &i in &nodes {
+        let n = &tree[i];
         let _ = write!(body, "<li class=\"d{}\">", n.depth.min(12));
         match by_id.get(n.message_id.as_str()).filter(|_| !n.is_ghost) {
             None => body.push_str("<span class=\"ghost\">[message not in the archive]</span>"),
-            Some(m) => {
-                body.push_str("<a href=\"#");
-                escape_into(&mut body, &anchors[i]);
+            Some(&m) => {
+                let m = &outline[m];
+                body.push_str("<a href=\"");
+                escape_into(&mut body, &href_to(i));
                 body.push_str("\">");
                 let subject = shown_subject(&m.subject);
                 escape_into(
@@ -512,43 +591,64 @@ fn thread_page(
         body.push_str("</li>\n");
     }
     body.push_str("</ol>\n");
-    for (i, m) in ordered.iter().enumerate() {
+    for (at, &o) in shown.iter().enumerate() {
+        let Some(m) = full_by_id.get(outline[o].id.as_str()) else {
+            continue;
+        };
         let node = node_of.get(m.id.as_str()).copied();
+        let position = (page - 1) * per_page + at;
         let links = Links {
             parent: node
                 .and_then(|n| tree[n].parent)
                 .filter(present)
-                .map(|p| anchors[p].clone()),
+                .map(href_to),
             children: node
                 .map(|n| {
                     children[n]
                         .iter()
                         .filter(|c| present(c))
-                        .map(|&c| (anchors[c].clone(), senders[c].clone().unwrap_or_default()))
+                        .map(|&c| (href_to(c), senders[c].clone().unwrap_or_default()))
                         .collect()
                 })
                 .unwrap_or_default(),
-            next: ordered.get(i + 1).map(|n| anchor_of(n)),
+            next: ordered
+                .get(position + 1)
+                .map(|&n| match node_of.get(outline[n].id.as_str()) {
+                    Some(&node) => href_to(node),
+                    None => format!("#{}", anchor(outline[n].id.as_str())),
+                }),
         };
         let own = node.map_or_else(|| anchor(m.id.as_str()), |n| anchors[n].clone());
         article::write(&mut body, m, &own, &links, 2, state.obfuscate);
     }
     let participants: std::collections::BTreeSet<&str> =
-        messages.iter().map(|m| m.from.label()).collect();
-    let root = ordered.first().copied().or(messages.first());
+        outline.iter().map(|m| m.from.label()).collect();
+    let root = ordered.first().or((!outline.is_empty()).then_some(&0));
     let subject = root
-        .map(|m| shown_subject(&m.subject).into_owned())
+        .map(|&m| shown_subject(&outline[m].subject).into_owned())
         .unwrap_or_default();
-    let latest = messages.iter().filter_map(|m| m.date).max();
+    let latest = outline.iter().filter_map(|m| m.date).max();
+    let pager = (pages > 1).then(|| ThreadPages {
+        page,
+        count: pages,
+        prev: (page > 1).then(|| format!("?page={}{view}", page - 1)),
+        next: (page < pages).then(|| format!("?page={}{view}", page + 1)),
+    });
+    let title = if pages > 1 {
+        format!("{subject} (page {page} of {pages})")
+    } else {
+        subject.clone()
+    };
     let body = render_spliced(
         "thread.html",
         ThreadView {
-            title: &subject,
+            title: &title,
             subject: &subject,
             root_path: id_path(id.as_str()),
-            count: messages.len(),
+            count: outline.len(),
             participants: participants.len(),
             flat,
+            pages: pager,
             body: SafeHtml::body_mark(),
         },
         &body,

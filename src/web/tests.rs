@@ -1258,3 +1258,95 @@ async fn messages_before_1970_have_month_pages_and_export_whole() {
     assert_eq!(report.messages_new, 2);
     assert_eq!(report.problems, 0);
 }
+
+/// A thread longer than a page is paged: each page holds its share of the messages and of
+/// the outline, `/t/<id>` opens the page holding that message, and links to messages on
+/// other pages carry their page.
+#[actix_web::test]
+async fn long_threads_are_paged() {
+    use super::pages::THREAD_PAGE_MESSAGES as PER_PAGE;
+    let total = 2 * PER_PAGE + 100;
+    let mut mbox = String::new();
+    for i in 0..total {
+        let refs = if i == 0 {
+            String::new()
+        } else {
+            format!("In-Reply-To: <c{}@x>\n", i - 1)
+        };
+        mbox.push_str(&format!(
+            "From x@y Mon May  1 09:12:44 2023\nFrom: P{} <p{}@example.org>\nSubject: Re: chain\nDate: Mon, 1 May 2023 00:00:00 +0000\nMessage-ID: <c{i}@x>\n{refs}\nmessage marker-{i}-end\n\n",
+            i % 7,
+            i % 7
+        ));
+    }
+    let (dir, report) = archive_of("chain", mbox.as_bytes());
+    assert_eq!(report.messages_new as usize, total);
+    let app = app!(dir);
+    let articles = |body: &str| body.matches("<article").count();
+    let outline = |body: &str| body.matches("<li class=\"d").count();
+
+    let (status, first, _) = get!(app, "/t/c0@x");
+    assert_eq!(status, StatusCode::OK);
+    assert!(first.contains("page 1 of 3"), "no pager");
+    assert!(first.contains(&format!("{total} messages")));
+    assert_eq!(articles(&first), PER_PAGE);
+    assert_eq!(outline(&first), PER_PAGE);
+    assert!(first.contains("marker-0-end"));
+    assert!(!first.contains(&format!("marker-{PER_PAGE}-end")));
+    // The last message of the page leads on to the next page.
+    let next = format!(
+        "?page=2#{}",
+        super::render::anchor(&format!("c{PER_PAGE}@x"))
+    );
+    assert!(first.contains(&format!("href=\"{next}\"")), "{next}");
+
+    // Without ?page=, a message's thread link opens its own page.
+    let middle = PER_PAGE + 7;
+    let (_, second, _) = get!(app, &format!("/t/c{middle}@x"));
+    assert!(second.contains("page 2 of 3"));
+    assert!(second.contains(&format!(
+        "id=\"{}\"",
+        super::render::anchor(&format!("c{middle}@x"))
+    )));
+    assert_eq!(articles(&second), PER_PAGE);
+    assert_eq!(outline(&second), PER_PAGE);
+    // Its first message's parent is on page 1.
+    let parent = format!(
+        "?page=1#{}",
+        super::render::anchor(&format!("c{}@x", PER_PAGE - 1))
+    );
+    assert!(second.contains(&format!("href=\"{parent}\"")), "{parent}");
+
+    let (_, last, _) = get!(app, "/t/c0@x?page=3");
+    assert!(last.contains("page 3 of 3"));
+    assert_eq!(articles(&last), 100);
+    let (status, _, _) = get!(app, "/t/c0@x?page=4");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = get!(app, "/t/c0@x?page=0");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The flat view pages too, and its links stay flat.
+    let (_, flat, _) = get!(app, "/t/c0@x?view=flat&page=2");
+    assert!(flat.contains("page 2 of 3"));
+    assert_eq!(articles(&flat), PER_PAGE);
+    assert!(
+        flat.contains("href=\"?page=3&amp;view=flat\""),
+        "flat pager"
+    );
+
+    // The API pages a thread by a thousand messages, oldest first.
+    let (_, api, _) = get!(app, "/api/v1/threads/c5@x");
+    let v: serde_json::Value = serde_json::from_str(&api).expect("json");
+    assert_eq!(v["total"], total);
+    assert_eq!(v["page"], 1);
+    assert_eq!(v["pages"], 2);
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(1000));
+    assert_eq!(v["messages"][0]["message_id"], "c0@x");
+    let (_, api, _) = get!(app, "/api/v1/threads/c5@x?page=2");
+    let v: serde_json::Value = serde_json::from_str(&api).expect("json");
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(total - 1000));
+    let (status, _, _) = get!(app, "/api/v1/threads/c5@x?page=3");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body, _) = get!(app, "/api/v1/messages/nosuch@x");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("\"search\":\"msgid:nosuch@x\""), "{body}");
+}
