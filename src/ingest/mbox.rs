@@ -488,6 +488,12 @@ impl<R: BufRead> Splitter<R> {
             Some(cur) => (cur.offset, cur.len, cur.bytes),
             None => (self.pos, 0, Vec::new()),
         };
+        // A gzip file still being downloaded or written ends early: once it is whole, the
+        // next import reads the cut message again from its start, as after an unfinished
+        // line (see `hold_back_cut_off_message`).
+        if self.may_grow {
+            self.resume_from = Some(offset);
+        }
         self.pending.push_back(Item::Problem(SplitProblem {
             offset,
             len,
@@ -846,5 +852,36 @@ mod tests {
         let items: Vec<Item> = complete.by_ref().collect();
         assert_eq!(messages(&items).len(), 2);
         assert_eq!(complete.resume_from(), None);
+    }
+
+    /// A reader that fails like a gzip stream cut short after `n` bytes.
+    struct EndsEarly<'a>(&'a [u8]);
+
+    impl io::Read for EndsEarly<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stream cut short"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_stream_cut_short_is_read_again_from_its_cut_message() {
+        let first = b"From a@b Mon May  1 09:12:44 2023\nSubject: x\n\nbody\n\n".to_vec();
+        let mut input = first.clone();
+        input.extend_from_slice(b"From c@d Mon May  1 09:12:45 2023\nSubject: y\n\nwhole line\n");
+        let mut splitter = Splitter::new(io::BufReader::new(EndsEarly(&input)), 1 << 20);
+        let items: Vec<Item> = splitter.by_ref().collect();
+        assert_eq!(messages(&items).len(), 1);
+        assert!(
+            matches!(items.last(), Some(Item::Problem(p)) if p.kind == ProblemKind::Truncated
+                && p.offset == first.len() as u64),
+            "{items:?}"
+        );
+        assert_eq!(splitter.resume_from(), Some(first.len() as u64));
     }
 }
