@@ -440,14 +440,27 @@ impl<R: BufRead> Splitter<R> {
             return;
         };
         self.resume_from = Some(cur.offset);
+        // A file of old Mac line ends (CR only) is one unfinished line to a reader of lines.
+        let detail = if self.stats.lf_lines == 0 && self.stats.crlf_lines == 0 {
+            format!(
+                "the whole input ({} bytes) is one line without a line feed: if it has old Mac \
+                 OS line endings (CR only), which are not read as mail, convert them \
+                 (`tr '\\r' '\\n'`) and import again; if it is still being written, an \
+                 import after it grows reads it again",
+                cur.len
+            )
+        } else {
+            format!(
+                "the input ends inside this message ({} bytes, its last line unfinished); an \
+                 import after the file grows reads it again",
+                cur.len
+            )
+        };
         self.pending.push_back(Item::Problem(SplitProblem {
             offset: cur.offset,
             len: cur.len,
             kind: ProblemKind::Truncated,
-            detail: format!(
-                "the input ends inside this message ({} bytes, its last line unfinished); an import after the file grows reads it again",
-                cur.len
-            ),
+            detail,
             raw: cur.bytes,
         }));
     }
@@ -860,7 +873,10 @@ mod tests {
     impl io::Read for EndsEarly<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             if self.0.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stream cut short"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "stream cut short",
+                ));
             }
             let n = buf.len().min(self.0.len());
             buf[..n].copy_from_slice(&self.0[..n]);
@@ -883,5 +899,16 @@ mod tests {
             "{items:?}"
         );
         assert_eq!(splitter.resume_from(), Some(first.len() as u64));
+    }
+
+    #[test]
+    fn a_file_of_carriage_returns_only_says_so() {
+        let input = b"From a@b Mon May  1 09:12:44 2023\rSubject: x\r\rbody\r\r";
+        let (items, _, _) = split(input);
+        assert!(
+            matches!(items.as_slice(), [Item::Problem(p)] if p.kind == ProblemKind::Truncated
+                && p.len == input.len() as u64 && p.detail.contains("CR only")),
+            "{items:?}"
+        );
     }
 }
