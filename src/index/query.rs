@@ -865,10 +865,53 @@ impl Narrower {
     }
 
     /// The query narrowed by `condition` (query-language text of one term; see [`term`]).
-    /// Notices about the query are not repeated: the search of the result says them.
+    /// Notices about the query are not repeated: the search of the result says them. A
+    /// condition the query already holds at its top level is not added again: a facet of a
+    /// filter already applied links to the same query, not to ever longer ones.
     pub(crate) fn narrow(&self, condition: &str) -> String {
+        if self.holds(condition) {
+            return self.base.trim_end().to_string();
+        }
         format!("{}{condition}", self.base)
     }
+
+    /// Whether `condition` is one of the understood query's top-level clauses: preceded by
+    /// the start or a space and followed by a space, outside quotes. (An `OR` query is in
+    /// parentheses, so none of its parts is found.)
+    fn holds(&self, condition: &str) -> bool {
+        let base = self.base.as_bytes();
+        let mut from = 0;
+        while let Some(i) = self.base[from..].find(condition) {
+            let at = from + i;
+            let end = at + condition.len();
+            let starts = at == 0 || base[at - 1] == b' ';
+            let ends = base.get(end) == Some(&b' ');
+            if starts && ends && !inside_quotes(&base[..at]) {
+                return true;
+            }
+            from = at + 1;
+            while !self.base.is_char_boundary(from) {
+                from += 1;
+            }
+        }
+        false
+    }
+}
+
+/// Whether the end of `text` (rendered query text, in which `\` escapes inside quotes) is
+/// inside a quoted value.
+fn inside_quotes(text: &[u8]) -> bool {
+    let mut inside = false;
+    let mut escaped = false;
+    for &b in text {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if inside => escaped = true,
+            b'"' => inside = !inside,
+            _ => {}
+        }
+    }
+    inside
 }
 
 /// Renders a query tree as text; used by tests to state expected parses compactly.
@@ -1182,6 +1225,15 @@ mod tests {
             ("a OR b", "(a OR b) list:x"),
             ("AND OR", "list:x"),
             ("", "list:x"),
+            // A filter the query already holds is not added twice...
+            ("list:x", "list:x"),
+            ("nova list:x", "nova list:x"),
+            ("list:x nova", "list:x nova"),
+            // ...but one inside a phrase, an OR, a group or a negation is another condition.
+            ("\"a list:x b\"", "\"a list:x b\" list:x"),
+            ("a OR list:x", "(a OR list:x) list:x"),
+            ("-list:x", "-list:x list:x"),
+            ("list:xy", "list:xy list:x"),
         ];
         for (query, want) in cases {
             assert_eq!(
