@@ -214,12 +214,13 @@ pub async fn search(
     req: HttpRequest,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, WebError> {
-    // The feed is always newest first, but a bad `sort` is refused as on the search page.
+    // The feed is always newest first, but a bad `sort` is refused as on the search page;
+    // `page` and `collapse` mean what they mean there (older entries, a thread once).
     let mut p = search_params(
         query.q.as_deref(),
         query.sort.as_deref(),
-        None,
-        None,
+        query.page.as_deref(),
+        query.collapse.as_deref(),
         FEED_ENTRIES,
     )?;
     p.sort = Sort::Date;

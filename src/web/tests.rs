@@ -157,6 +157,16 @@ async fn every_route_answers_and_bad_input_is_4xx() {
         ),
         ("/search/atom?q=placement".into(), StatusCode::OK, "<feed"),
         (
+            "/search/atom?q=placement&page=abc".into(),
+            StatusCode::BAD_REQUEST,
+            "page must be",
+        ),
+        (
+            "/search/atom?q=placement&collapse=zz".into(),
+            StatusCode::BAD_REQUEST,
+            "collapse must be",
+        ),
+        (
             "/m/root@example.org".into(),
             StatusCode::OK,
             "We should upgrade placement",
