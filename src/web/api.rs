@@ -108,7 +108,7 @@ pub async fn thread(
     state: web::Data<State>,
     req: HttpRequest,
     path: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: web::Query<PageParam>,
 ) -> Api {
     let id = parse_id(&path.into_inner())?;
     let page = page_number_upto(query.page.as_deref(), MAX_LIST_PAGE)?;
@@ -154,12 +154,6 @@ pub async fn thread(
 
 /// Messages per page of `/api/v1/threads/{id}`: every message of all but the longest threads.
 const THREAD_API_MESSAGES: usize = 1000;
-
-/// `?page=N`.
-#[derive(Debug, Deserialize)]
-pub struct PageQuery {
-    page: Option<String>,
-}
 
 /// `GET /api/v1/messages/{message-id}`
 pub async fn message(state: web::Data<State>, req: HttpRequest, path: web::Path<String>) -> Api {

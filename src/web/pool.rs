@@ -30,6 +30,8 @@ struct Idle {
 pub struct Lease<'a> {
     pool: &'a Pool,
     store: Option<Store>,
+    /// An empty in-memory archive (see [`Pool::get`]): dropped, not given back.
+    ephemeral: bool,
 }
 
 impl Pool {
@@ -58,12 +60,22 @@ impl Pool {
     /// Borrows a connection, opening one if fewer than `max` exist, else waiting for one.
     /// Blocks: call it on a blocking thread.
     pub fn get(&self) -> Result<Lease<'_>, WebError> {
+        if !self.archive_exists() {
+            // Nothing imported yet: an empty archive of its own, never pooled, answers (every
+            // list and search is then empty, not missing).
+            return Ok(Lease {
+                pool: self,
+                store: Some(Self::empty()?),
+                ephemeral: true,
+            });
+        }
         let mut idle = self.lock();
         loop {
             if let Some(store) = idle.stores.pop() {
                 return Ok(Lease {
                     pool: self,
                     store: Some(store),
+                    ephemeral: false,
                 });
             }
             if idle.open < self.max {
@@ -73,6 +85,7 @@ impl Pool {
                     Ok(store) => Ok(Lease {
                         pool: self,
                         store: Some(store),
+                        ephemeral: false,
                     }),
                     Err(err) => {
                         self.lock().open -= 1;
@@ -99,6 +112,9 @@ impl Pool {
         }
         // Taken out while `f` runs, so the thread-local is never borrowed across it. A thread
         // may serve several archives (tests do): it keeps the latest one's connection.
+        if !self.archive_exists() {
+            return f(&Self::empty()?);
+        }
         let (path, store) = match LOCAL.with(|cell| cell.borrow_mut().take()) {
             Some((path, store)) if path == self.path => (path, store),
             _ => (self.path.clone(), self.open()?),
@@ -109,13 +125,12 @@ impl Pool {
     }
 
     fn open(&self) -> Result<Store, WebError> {
-        if !self.archive_exists() {
-            return Err(WebError::NotFound {
-                message: "The archive is empty: nothing has been imported yet.".into(),
-                search: None,
-            });
-        }
         Ok(Store::open_read_only(&self.path)?)
+    }
+
+    /// An empty archive in memory, for a server started before the first import.
+    fn empty() -> Result<Store, WebError> {
+        Ok(Store::open(Path::new(":memory:"))?)
     }
 }
 
@@ -130,7 +145,7 @@ impl std::ops::Deref for Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let Some(store) = self.store.take() {
+        if let Some(store) = self.store.take().filter(|_| !self.ephemeral) {
             self.pool.lock().stores.push(store);
             self.pool.returned.notify_one();
         }

@@ -1360,3 +1360,36 @@ async fn long_threads_are_paged() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("\"search\":\"msgid:nosuch@x\""), "{body}");
 }
+
+/// Before the first import the archive is empty, not missing: lists and searches answer
+/// with nothing in them, and the first import shows at once.
+#[actix_web::test]
+async fn a_server_started_before_any_import_answers_empty_then_serves_the_import() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+    let app = app!(dir);
+    let (status, home, _) = get!(app, "/");
+    assert_eq!(status, StatusCode::OK);
+    assert!(home.contains("Nothing imported yet"), "{home}");
+    let (status, lists, _) = get!(app, "/api/v1/lists");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lists, "{\"lists\":[]}");
+    let (status, search, _) = get!(app, "/api/v1/search?q=placement");
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&search).expect("json");
+    assert_eq!(v["total"], 0);
+    let (status, _, _) = get!(app, "/dev/");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Nothing was written by the server.
+    assert!(!dir.path().join("data").join("archive.sqlite3").exists());
+
+    let file = dir.path().join("dev").join("2023-05.mbox");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&file, fixture()).expect("write");
+    import(&dir.path().join("data"), file);
+    let (_, lists, _) = get!(app, "/api/v1/lists");
+    assert!(lists.contains("\"name\":\"dev\""), "{lists}");
+    let (_, search, _) = get!(app, "/api/v1/search?q=placement");
+    let v: serde_json::Value = serde_json::from_str(&search).expect("json");
+    assert!(v["total"].as_u64().is_some_and(|n| n > 0), "{search}");
+}
