@@ -321,28 +321,21 @@ fn a_file_without_a_list_name_is_passed_over_and_a_bare_path_names_its_folder() 
     );
     assert_eq!(a.stats()["lists"]["good"], 1);
 
-    let out = a
-        .cmd()
-        .current_dir(root.join("good"))
-        .args(["import", "--json", "--", "a.mbox"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = a
-        .cmd()
-        .current_dir(root.join("!!"))
-        .args(["import", "--json", "--list", "bang", "a.mbox"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let import_in = |folder: &str, args: &[&str]| {
+        let out = a
+            .cmd()
+            .current_dir(root.join(folder))
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    import_in("good", &["import", "--json", "--", "a.mbox"]);
+    import_in("!!", &["import", "--json", "--list", "bang", "a.mbox"]);
     assert_eq!(a.stats()["lists"]["bang"], 1);
 }
 
