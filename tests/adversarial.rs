@@ -281,6 +281,51 @@ fn message_ids_that_mimic_the_importers_own_ids() {
     assert_eq!(num(&again, "duplicates"), 4, "{again}");
 }
 
+/// A message whose own Message-ID is a further variant of another message's synthetic id,
+/// in the same file as that message: read again, both are found, nothing is added.
+#[test]
+fn a_message_id_that_is_a_synthetic_variant_is_found_again() {
+    let a = Archive::new();
+    let no_id = message(
+        &[
+            ("From", "A <a@x.org>"),
+            ("Subject", "no id"),
+            ("Date", "Mon, 1 Jan 2024 00:00:00 +0000"),
+        ],
+        "I have no id\n",
+    );
+    let probe = Archive::new();
+    let file = probe.dir.path().join("probe.mbox");
+    std::fs::write(&file, mboxrd(std::slice::from_ref(&no_id))).expect("write");
+    probe.import_paths(&[&file], &["--list", "dev"]);
+    let synthetic: String = probe
+        .sql()
+        .query_row("SELECT message_id FROM messages", [], |r| r.get(0))
+        .expect("synthetic id");
+    let variant = synthetic.replace("@archivist.invalid", "-1@archivist.invalid");
+    let hostile = simple(&variant, "hostile s1", 2, &[], "hostile\n");
+    let file = a.dir.path().join("m.mbox");
+    std::fs::write(&file, mboxrd(&[no_id, hostile])).expect("write");
+    assert_eq!(
+        num(
+            &a.import_paths(&[&file], &["--list", "dev"]),
+            "messages_new"
+        ),
+        2
+    );
+    for (copy, list, counter) in [
+        ("m2.mbox", "dev", "duplicates"),
+        ("m3.mbox", "ops", "cross_posts"),
+    ] {
+        let copy = a.dir.path().join(copy);
+        std::fs::copy(&file, &copy).expect("copy");
+        let again = a.import_paths(&[&copy], &["--list", list]);
+        assert_eq!(num(&again, "messages_new"), 0, "{again}");
+        assert_eq!(num(&again, counter), 2, "{again}");
+    }
+    assert_eq!(num(&a.stats(), "messages"), 2);
+}
+
 /// Two messages under one Message-ID, alike but for an attachment's bytes (same name, type
 /// and size), are two messages: both stored, the second under a derived id.
 #[test]

@@ -767,11 +767,11 @@ impl FileSession<'_> {
 
         // The view of candidates, updated as this batch decides.
         let mut view: HashMap<String, Vec<(Option<store::MessageRef>, Candidate)>> = HashMap::new();
+        let header_set: std::collections::HashSet<&str> = header_ids.iter().copied().collect();
         for (lookup, cands) in stored {
-            let lookup = synthetic_of.get(&lookup).cloned().unwrap_or(lookup);
-            view.entry(lookup)
-                .or_default()
-                .extend(cands.into_iter().map(|c| {
+            let cands: Vec<(Option<store::MessageRef>, Candidate)> = cands
+                .into_iter()
+                .map(|c| {
                     let in_list = c.lists.contains(&list);
                     (
                         Some(c.handle),
@@ -781,7 +781,18 @@ impl FileSession<'_> {
                             in_list,
                         },
                     )
-                }));
+                })
+                .collect();
+            // A synthetic variant's rows count for the message without an id; the same text
+            // may also be a message's own Message-ID (a hostile one), whose rows count for it.
+            let base = synthetic_of.get(&lookup).filter(|b| **b != lookup).cloned();
+            if let Some(base) = base {
+                view.entry(base).or_default().extend(cands.iter().cloned());
+                if !header_set.contains(lookup.as_str()) {
+                    continue;
+                }
+            }
+            view.entry(lookup).or_default().extend(cands);
         }
         // Ids of our own making (and Message-IDs that look like them) may be taken by a
         // message with another look-up key: those are checked against the whole archive.

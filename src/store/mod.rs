@@ -612,7 +612,9 @@ impl Store {
         header_ids: &[&str],
         public_ids: &[&str],
     ) -> Result<HashMap<String, Vec<StoredCandidate>>> {
-        let mut by_row: HashMap<i64, (String, StoredCandidate)> = HashMap::new();
+        // A row may be found by both look-ups (a message whose own Message-ID is a synthetic
+        // id): it is a candidate under each.
+        let mut by_row: HashMap<i64, (Vec<String>, StoredCandidate)> = HashMap::new();
         for (column, ids) in [
             ("header_message_id", header_ids),
             ("message_id", public_ids),
@@ -633,18 +635,20 @@ impl Store {
                 for row in rows {
                     let (row, id, key, lookup) = row?;
                     let key = key_from_blob(&key);
-                    by_row.insert(
-                        row,
+                    let entry = by_row.entry(row).or_insert_with(|| {
                         (
-                            lookup,
+                            Vec::new(),
                             StoredCandidate {
                                 handle: MessageRef(row),
                                 id: MessageId::from_trusted(id),
                                 key,
                                 lists: Vec::new(),
                             },
-                        ),
-                    );
+                        )
+                    });
+                    if !entry.0.contains(&lookup) {
+                        entry.0.push(lookup);
+                    }
                 }
             }
         }
@@ -666,10 +670,12 @@ impl Store {
             }
         }
         let mut out: HashMap<String, Vec<StoredCandidate>> = HashMap::new();
-        let mut sorted: Vec<(i64, (String, StoredCandidate))> = by_row.into_iter().collect();
+        let mut sorted: Vec<(i64, (Vec<String>, StoredCandidate))> = by_row.into_iter().collect();
         sorted.sort_by_key(|(row, _)| *row);
-        for (_, (lookup, cand)) in sorted {
-            out.entry(lookup).or_default().push(cand);
+        for (_, (lookups, cand)) in sorted {
+            for lookup in lookups {
+                out.entry(lookup).or_default().push(cand.clone());
+            }
         }
         Ok(out)
     }
