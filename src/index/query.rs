@@ -869,7 +869,11 @@ impl Narrower {
     /// condition the query already holds at its top level is not added again: a facet of a
     /// filter already applied links to the same query, not to ever longer ones.
     pub(crate) fn narrow(&self, condition: &str) -> String {
-        if self.holds(condition) {
+        // Compared as the query renders it (`date:2021` is `date:2021-01-01..2021-12-31`).
+        let canonical = parse(condition, &mut Canonical)
+            .query
+            .map_or_else(|| condition.to_string(), |(q, _)| q);
+        if self.holds(&canonical) {
             return self.base.trim_end().to_string();
         }
         format!("{}{condition}", self.base)
@@ -1235,6 +1239,16 @@ mod tests {
             ("-list:x", "-list:x list:x"),
             ("list:xy", "list:xy list:x"),
         ];
+        for (query, want) in [
+            ("date:2021 nfs", "date:2021-01-01..2021-12-31 nfs"),
+            (
+                "nfs date:2021-01-01..2021-12-31",
+                "nfs date:2021-01-01..2021-12-31",
+            ),
+            ("nfs date:2020", "nfs date:2020-01-01..2020-12-31 date:2021"),
+        ] {
+            assert_eq!(Narrower::new(query).narrow("date:2021"), want, "{query}");
+        }
         for (query, want) in cases {
             assert_eq!(
                 Narrower::new(query).narrow(&term("list", "x")),

@@ -718,6 +718,8 @@ pub async fn week(
         }
         let subject = d.renderer.digest(&digest, &Links::default())?.subject;
         let mut suffix = lists_suffix(&lists);
+        // The feed of digests is the lists' (it takes no saved search).
+        let feed = format!("/digest/atom{suffix}");
         if let Some(q) = &saved {
             suffix.push(if suffix.is_empty() { '?' } else { '&' });
             suffix.push_str("q=");
@@ -751,7 +753,7 @@ pub async fn week(
                 "other_threads": digest.other_threads.iter().map(thread_json).collect::<Vec<_>>(),
                 "prev": neighbour(week.prev()).map(|w| format!("/digest/{w}{suffix}")),
                 "next": neighbour(week.next()).map(|w| format!("/digest/{w}{suffix}")),
-                "feed": format!("/digest/atom{suffix}"),
+                "feed": feed,
             }),
         )?;
         Ok(Rendered::new(

@@ -424,6 +424,9 @@ async fn digest_pages_and_feed() {
         page.contains("2023-W17?lists=dev&amp;q=placement\" rel=\"prev\""),
         "{page}"
     );
+    // The feed of digests takes no saved search: its link carries only the lists.
+    assert!(page.contains("atom?lists=dev\">Atom</a>"), "{page}");
+    assert!(!page.contains("atom?lists=dev&amp;q="), "{page}");
     let (_, page, _) = call!(
         app,
         test::TestRequest::get().uri("/digest/2023-W18?q=%22unclosed")
