@@ -31,6 +31,9 @@ use crate::store::Store;
 const FORM_COOKIE: &str = "archivist_form";
 /// Weeks in the Atom feed of digests.
 const FEED_WEEKS: u32 = 6;
+/// Threads outside the topics listed on a digest page; a week of 24,000 threads made an
+/// 11 MB page. The rest are counted, and the lists' pages have them.
+const WEB_OTHER_THREADS: usize = 200;
 /// Longest saved search accepted.
 const MAX_SAVED_QUERY: usize = 1000;
 
@@ -750,7 +753,13 @@ pub async fn week(
                 "empty": digest.is_empty(),
                 "quiet": digest.is_quiet(),
                 "topics": topics,
-                "other_threads": digest.other_threads.iter().map(thread_json).collect::<Vec<_>>(),
+                "other_threads": digest
+                    .other_threads
+                    .iter()
+                    .take(WEB_OTHER_THREADS)
+                    .map(thread_json)
+                    .collect::<Vec<_>>(),
+                "other_more": digest.other_threads.len().saturating_sub(WEB_OTHER_THREADS),
                 "prev": neighbour(week.prev()).map(|w| format!("/digest/{w}{suffix}")),
                 "next": neighbour(week.next()).map(|w| format!("/digest/{w}{suffix}")),
                 "feed": feed,
