@@ -527,7 +527,7 @@ fn thread_page(
     let view = if flat { "&view=flat" } else { "" };
     let href_to = |node: usize| -> String {
         match by_id.get(tree[node].message_id.as_str()) {
-            Some(&m) if page_of[m] != page => {
+            Some(&m) if page_of[m] != 0 && page_of[m] != page => {
                 format!("?page={}{view}#{}", page_of[m], anchors[node])
             }
             _ => format!("#{}", anchors[node]),
