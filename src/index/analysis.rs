@@ -437,7 +437,7 @@ mod tests {
     #[test]
     fn same_tokens_as_en_stem_with_longer_words() {
         // tantivy's `en_stem` with our word length limit.
-        let reference = TextAnalyzer::builder(WordTokenizer)
+        let reference = TextAnalyzer::builder(SimpleTokenizer::default())
             .filter(RemoveLongFilter::limit(MAX_WORD_BYTES + 1))
             .filter(LowerCaser)
             .filter(Stemmer::new(Language::English))

@@ -18,8 +18,8 @@ pub struct Parsed {
     pub message_id: Option<MessageId>,
     /// References then In-Reply-To, normalised, duplicates and self-references removed.
     pub refs: Vec<MessageId>,
-    /// Whether the message refers to any other message (`refs` is not empty, or held only
-    /// the message's own id).
+    /// Whether the message refers to any other message (`refs` is not empty): a reference
+    /// to itself only, or headers with no usable id, count as none.
     pub has_ref_headers: bool,
     /// Decoded subject ("" when missing).
     pub subject: String,

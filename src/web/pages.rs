@@ -549,9 +549,16 @@ fn thread_page(
             .collect();
         on_page.sort_unstable();
         match (flat, on_page.first(), on_page.last()) {
-            // Nested: the page is one stretch of the pre-order, placeholders included.
+            // Nested: the page is one stretch of the pre-order, placeholders included: it
+            // starts just after the previous page's last message, so a placeholder between
+            // two pages opens the later one.
             (false, Some(&first), Some(&last)) => {
-                let first = if page == 1 { 0 } else { first };
+                let first = match (page - 1) * per_page {
+                    0 => 0,
+                    start => node_of
+                        .get(outline[ordered[start - 1]].id.as_str())
+                        .map_or(first, |&previous| (previous + 1).min(first)),
+                };
                 let last = if page == pages { tree.len() - 1 } else { last };
                 (first..=last).collect()
             }

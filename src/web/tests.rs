@@ -1291,6 +1291,21 @@ async fn long_threads_are_paged() {
     }
     let (dir, report) = archive_of("chain", mbox.as_bytes());
     assert_eq!(report.messages_new as usize, total);
+    // Two replies to a message missing from the archive (a placeholder with two children),
+    // starting where the first page ends: the placeholder opens the second page (every
+    // node is on exactly one page).
+    let (ghosted, _) = archive_of(
+        "ghost",
+        mbox.replace(
+            &format!("In-Reply-To: <c{}@x>\n", PER_PAGE - 1),
+            "References: <c0@x> <missing@x>\n",
+        )
+        .replace(
+            &format!("In-Reply-To: <c{PER_PAGE}@x>\n"),
+            "References: <c0@x> <missing@x>\n",
+        )
+        .as_bytes(),
+    );
     let app = app!(dir);
     let articles = |body: &str| body.matches("<article").count();
     let outline = |body: &str| body.matches("<li class=\"d").count();
@@ -1342,6 +1357,17 @@ async fn long_threads_are_paged() {
         flat.contains("href=\"?page=3&amp;view=flat\""),
         "flat pager"
     );
+
+    let ghost_app = app!(ghosted);
+    let mut nodes = 0;
+    let mut placeholders = 0;
+    for page in 1..=3 {
+        let (status, body, _) = get!(ghost_app, &format!("/t/c0@x?page={page}"));
+        assert_eq!(status, StatusCode::OK);
+        nodes += outline(&body);
+        placeholders += body.matches("[message not in the archive]").count();
+    }
+    assert_eq!((nodes, placeholders), (total + 1, 1));
 
     // The API pages a thread by a thousand messages, oldest first.
     let (_, api, _) = get!(app, "/api/v1/threads/c5@x");
