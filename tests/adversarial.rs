@@ -186,6 +186,23 @@ fn missing_empty_and_reused_message_ids() {
     assert_eq!(synthetic, 3);
 }
 
+/// The id a scratch archive stores the one message matching `condition` under, after
+/// importing `messages`: how a test learns the synthetic or derived id an attacker would take.
+fn stored_id_of(messages: &[Vec<u8>], condition: &str) -> String {
+    let probe = Archive::new();
+    let file = probe.dir.path().join("probe.mbox");
+    std::fs::write(&file, mboxrd(messages)).expect("write");
+    probe.import_paths(&[&file], &["--list", "dev"]);
+    probe
+        .sql()
+        .query_row(
+            &format!("SELECT message_id FROM messages WHERE {condition}"),
+            [],
+            |r| r.get(0),
+        )
+        .expect("the stored id")
+}
+
 /// A hostile Message-ID can be any id the importer would make itself (a synthetic id for a
 /// message without one, a derived id for a reused one): the import goes on, each message
 /// under an id of its own, and importing the same files again adds nothing.
@@ -199,36 +216,14 @@ fn message_ids_that_mimic_the_importers_own_ids() {
         ],
         "victim body\n",
     );
-    // The synthetic id the message without an id gets, learnt from a scratch archive.
-    let probe = Archive::new();
-    let file = probe.dir.path().join("probe.mbox");
-    std::fs::write(&file, mboxrd(std::slice::from_ref(&no_id))).expect("write");
-    probe.import_paths(&[&file], &["--list", "dev"]);
-    let synthetic: String = probe
-        .sql()
-        .query_row("SELECT message_id FROM messages", [], |r| r.get(0))
-        .expect("synthetic id");
+    let synthetic = stored_id_of(std::slice::from_ref(&no_id), "1 = 1");
     assert!(synthetic.ends_with("@archivist.invalid"), "{synthetic}");
 
     // Attackers take that id and the derived id of a reused Message-ID.
     let first = simple("reused@x", "first", 1, &[], "one content\n");
     let second = simple("reused@x", "second", 2, &[], "another content\n");
     let attackers = a.dir.path().join("attackers.mbox");
-    let derived = {
-        let probe = Archive::new();
-        let file = probe.dir.path().join("reused.mbox");
-        std::fs::write(&file, mboxrd(&[first.clone(), second.clone()])).expect("write");
-        probe.import_paths(&[&file], &["--list", "dev"]);
-        let id: String = probe
-            .sql()
-            .query_row(
-                "SELECT message_id FROM messages WHERE message_id <> 'reused@x'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("derived id");
-        id
-    };
+    let derived = stored_id_of(&[first.clone(), second.clone()], "message_id <> 'reused@x'");
     let attack_synthetic = simple(&synthetic, "attack", 3, &[], "attacker body\n");
     let attack_derived = simple(&derived, "attack", 4, &[], "attacker body 2\n");
     std::fs::write(
@@ -294,14 +289,7 @@ fn a_message_id_that_is_a_synthetic_variant_is_found_again() {
         ],
         "I have no id\n",
     );
-    let probe = Archive::new();
-    let file = probe.dir.path().join("probe.mbox");
-    std::fs::write(&file, mboxrd(std::slice::from_ref(&no_id))).expect("write");
-    probe.import_paths(&[&file], &["--list", "dev"]);
-    let synthetic: String = probe
-        .sql()
-        .query_row("SELECT message_id FROM messages", [], |r| r.get(0))
-        .expect("synthetic id");
+    let synthetic = stored_id_of(std::slice::from_ref(&no_id), "1 = 1");
     let variant = synthetic.replace("@archivist.invalid", "-1@archivist.invalid");
     let hostile = simple(&variant, "hostile s1", 2, &[], "hostile\n");
     let file = a.dir.path().join("m.mbox");
