@@ -29,7 +29,8 @@ pub struct NewMessage {
     /// empty key is treated as `None`.
     pub subject_key: Option<String>,
     /// Whether the subject fallback may attach this message to a thread: its
-    /// subject carried a reply prefix and it has no reference headers at all.
+    /// subject carried a reply prefix and says enough ([`subject_is_distinctive`]),
+    /// and it refers to no other message.
     /// Every message with a key and a date counts as activity under its key.
     pub joins_by_subject: bool,
     /// Message date in seconds since the Unix epoch, if known.
@@ -334,6 +335,14 @@ pub fn subject_key(subject: &str) -> (String, bool) {
     }
     let collapsed = rest.split_whitespace().collect::<Vec<_>>().join(" ");
     (collapsed.to_lowercase(), reply)
+}
+
+/// Whether a subject key says enough to join a reply to a thread by it alone: three words
+/// or more, or 20 characters. "Re: help" or "Re: [PATCH] fix typo" are written about many
+/// unrelated things; joined by subject, a year of them chained into one thread.
+#[must_use]
+pub fn subject_is_distinctive(key: &str) -> bool {
+    key.split_whitespace().count() >= 3 || key.chars().count() >= 20
 }
 
 /// Returns the text after one leading reply prefix, if `s` starts with one.
@@ -1284,6 +1293,20 @@ mod tests {
     }
 
     // ------------------------------------------------------- subject_key()
+
+    #[test]
+    fn generic_subjects_join_nothing_by_subject() {
+        for (key, distinctive) in [
+            ("help", false),
+            ("fix typo", false),
+            ("question about quotas", true),
+            ("r 4.0.0 released", true),
+            ("nfsd4_cb_recall_never_returns", true),
+            ("", false),
+        ] {
+            assert_eq!(subject_is_distinctive(key), distinctive, "{key:?}");
+        }
+    }
 
     #[test]
     fn subject_key_cases() {

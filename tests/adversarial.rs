@@ -408,10 +408,19 @@ fn thread_ids_are_stable_when_ghosts_fill_in_and_threads_join() {
     // A reply arrives before its parent: the parent is a ghost until it is imported.
     write(
         "1.mbox",
-        vec![simple("reply@x", "Re: q", 5, &["parent@x"], "r\n")],
+        vec![simple(
+            "reply@x",
+            "Re: quota usage question",
+            5,
+            &["parent@x"],
+            "r\n",
+        )],
     );
     let t_reply = thread_of(&a, "reply@x");
-    write("2.mbox", vec![simple("parent@x", "q", 1, &[], "p\n")]);
+    write(
+        "2.mbox",
+        vec![simple("parent@x", "quota usage question", 1, &[], "p\n")],
+    );
     assert_eq!(
         thread_of(&a, "parent@x"),
         t_reply,
@@ -441,16 +450,38 @@ fn thread_ids_are_stable_when_ghosts_fill_in_and_threads_join() {
     // Subject fallback: a reply with no reference headers joins the recent same-subject thread.
     write(
         "5.mbox",
-        vec![simple("noref@x", "Re: q", 9, &[], "late reply\n")],
+        vec![simple(
+            "noref@x",
+            "Re: quota usage question",
+            9,
+            &[],
+            "late reply\n",
+        )],
     );
     assert_eq!(thread_of(&a, "noref@x"), survivor);
+    // ...but not one whose subject says too little to be sure of ("Re: help").
+    write(
+        "5b.mbox",
+        vec![
+            simple("help@x", "help", 9, &[], "a question\n"),
+            simple("help-re@x", "Re: help", 10, &[], "another question\n"),
+        ],
+    );
+    assert_ne!(thread_of(&a, "help@x"), thread_of(&a, "help-re@x"));
     // Re-importing changes nothing.
     write(
         "6.mbox",
-        vec![simple("reply@x", "Re: q", 5, &["parent@x"], "r\n")],
+        vec![simple(
+            "reply@x",
+            "Re: quota usage question",
+            5,
+            &["parent@x"],
+            "r\n",
+        )],
     );
     assert_eq!(thread_of(&a, "reply@x"), survivor);
-    assert_eq!(num(&a.stats(), "threads"), 1);
+    // The joined thread and the two "help" threads.
+    assert_eq!(num(&a.stats(), "threads"), 3);
 }
 
 #[test]

@@ -924,7 +924,9 @@ impl FileSession<'_> {
                         .iter()
                         .map(|r| r.as_str().to_string())
                         .collect(),
-                    joins_by_subject: is_reply && !m.parsed.has_ref_headers,
+                    joins_by_subject: is_reply
+                        && !m.parsed.has_ref_headers
+                        && thread::subject_is_distinctive(&key),
                     subject_key: (!key.is_empty()).then_some(key),
                     date: m.parsed.date,
                 }
