@@ -338,7 +338,7 @@ pub fn subject_key(subject: &str) -> (String, bool) {
 }
 
 /// Whether a subject key says enough to join a reply to a thread by it alone: three words
-/// or more, or 20 characters. "Re: help" or "Re: [PATCH] fix typo" are written about many
+/// or more, or 20 characters. `Re: help` or `Re: [PATCH] fix typo` are written about many
 /// unrelated things; joined by subject, a year of them chained into one thread.
 #[must_use]
 pub fn subject_is_distinctive(key: &str) -> bool {
