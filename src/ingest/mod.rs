@@ -940,15 +940,11 @@ impl FileSession<'_> {
         wanted.sort_unstable();
         wanted.dedup();
         let known = store.thread_keys(&wanted)?;
-        let subject_keys: Vec<String> = new_messages
-            .iter()
-            .map(|(m, _, _)| thread::subject_key(&m.parsed.subject).0)
-            .collect();
-        let mut wanted_subjects: Vec<&str> = subject_keys
-            .iter()
-            .map(String::as_str)
-            .filter(|k| !k.is_empty())
-            .collect();
+        // Each message's subject key, as `inputs` carry it (`None` when empty).
+        let subject_keys: Vec<Option<String>> =
+            inputs.iter().map(|i| i.subject_key.clone()).collect();
+        let mut wanted_subjects: Vec<&str> =
+            subject_keys.iter().flatten().map(String::as_str).collect();
         wanted_subjects.sort_unstable();
         wanted_subjects.dedup();
         let subject_threads = store.subject_threads(&wanted_subjects)?;
@@ -962,7 +958,7 @@ impl FileSession<'_> {
             .zip(assignment.thread_of)
             .zip(subject_keys)
         {
-            if let (false, Some(date)) = (subject_key.is_empty(), m.parsed.date) {
+            if let (Some(subject_key), Some(date)) = (subject_key, m.parsed.date) {
                 batch.subject_threads.push((subject_key, thread_id, date));
             }
             let p = m.parsed;

@@ -232,10 +232,7 @@ impl Store {
                 row: r.get(0)?,
                 id: MessageId::from_trusted(r.get(1)?),
                 subject: r.get(2)?,
-                from: Address {
-                    name: r.get(3)?,
-                    addr: r.get(4)?,
-                },
+                from: address_at(r, 3)?,
                 date: r.get(5)?,
                 refs: serde_json::from_str(r.get_ref(6)?.as_str()?).unwrap_or_default(),
             })
@@ -313,10 +310,7 @@ impl Store {
             out.push(FullMessage {
                 id: MessageId::from_trusted(r.get(1)?),
                 subject: r.get(2)?,
-                from: Address {
-                    name: r.get(3)?,
-                    addr: r.get(4)?,
-                },
+                from: address_at(r, 3)?,
                 date: r.get(5)?,
                 lists,
                 refs,
@@ -374,4 +368,12 @@ impl Store {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// The sender in columns `at` (name) and `at + 1` (address) of a row.
+fn address_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Address> {
+    Ok(Address {
+        name: r.get(at)?,
+        addr: r.get(at + 1)?,
+    })
 }
