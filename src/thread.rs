@@ -3,6 +3,7 @@
 //! thread for display. Pure and deterministic; no recursion, since inputs are hostile.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 
 /// Identifier of a thread in the store. Smaller ids are older; when threads
 /// merge, the smallest id survives so that links to the oldest thread stay valid.
@@ -37,6 +38,27 @@ pub struct NewMessage {
     pub date: Option<i64>,
 }
 
+/// A stored message under a subject key, as the subject fallback sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectMessage {
+    /// The message's Message-ID.
+    pub message_id: String,
+    /// The message's thread now.
+    pub thread: ThreadId,
+    /// The message's date (seconds since the Unix epoch).
+    pub date: i64,
+}
+
+/// What the store holds under a batch's subject keys, for [`assign`]: the messages dated near
+/// the batch's messages suffice (30 days before the first to 1 day after the last).
+#[derive(Debug, Clone, Default)]
+pub struct StoredSubjects {
+    /// Every message with a subject key and a date, by key.
+    pub activity: HashMap<String, Vec<SubjectMessage>>,
+    /// The orphans by key: replies that found no message to join when they were imported.
+    pub orphans: HashMap<String, Vec<SubjectMessage>>,
+}
+
 /// Result of [`assign`]: what the importer must write back to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
@@ -51,14 +73,19 @@ pub struct Assignment {
     pub merges: Vec<(ThreadId, ThreadId)>,
     /// First thread id not used after this batch.
     pub next_id: ThreadId,
+    /// New orphans to record: (Message-ID, subject key, date), sorted.
+    pub orphans: Vec<(String, String, i64)>,
+    /// Message-IDs of recorded orphans that a batch message adopted (their threads are
+    /// joined, and they are orphans no more), sorted.
+    pub adopted: Vec<String>,
 }
 
 /// Assigns thread ids to an import batch.
 ///
 /// * `known` maps Message-IDs already in the store (real messages and ghosts)
 ///   to their thread; the caller pre-loads every id the batch mentions.
-/// * `subject_threads` maps a subject key to the thread most recently active
-///   under it and that thread's latest message date (seconds).
+/// * `stored` holds the stored messages under the batch's subject keys and the
+///   orphans among them.
 /// * `next_id` is the first unused thread id; it must exceed every known id.
 ///
 /// A batch message, its refs and everything they already belong to form one
@@ -69,26 +96,37 @@ pub struct Assignment {
 /// Subject fallback: a message that may join by subject
 /// ([`NewMessage::joins_by_subject`]), is not yet known, has no refs (ignoring
 /// empty strings and its own id), and has a subject key and a date joins the
-/// latest thread with that key (from `subject_threads` or an earlier batch
-/// message) when that thread's latest date lies at most
-/// [`SUBJECT_WINDOW_BEFORE_SECS`] before and [`SUBJECT_WINDOW_AFTER_SECS`]
-/// after the message's date. Known messages are never moved by it, which keeps
-/// re-imports idempotent. Every batch message with a key and a date becomes
-/// the latest activity under its key unless a later one is recorded, exactly
-/// as the store records it between batches, so how an import is cut into
-/// batches (or files, or runs) never changes its threads.
+/// thread of the latest message with that key (stored, or earlier in the batch)
+/// dated at most [`SUBJECT_WINDOW_BEFORE_SECS`] before and
+/// [`SUBJECT_WINDOW_AFTER_SECS`] after it; ties go to the larger Message-ID.
+/// Known messages are never moved by it, which keeps re-imports idempotent.
+/// Every batch message with a key and a date counts for later ones, exactly as
+/// the store holds it between batches, so how an import is cut into batches
+/// never changes its threads.
+///
+/// Orphans: a message that may join by subject but finds no message to join is
+/// an orphan. A later batch message with its key and a date (any, not only a
+/// reply) adopts every orphan it would have been found by, had it been there
+/// first: their threads are joined. So a reply imported before its original
+/// (a later month's file first, say) still ends up in the original's thread,
+/// and one imported after it finds it however much newer mail the subject has.
+/// What stays order-dependent: an orphan is adopted by the first message near
+/// it to arrive, even when one arriving later would have been nearer (merges
+/// are never undone).
 #[must_use]
-pub fn assign(
-    batch: &[NewMessage],
-    known: &HashMap<String, ThreadId>,
-    subject_threads: &HashMap<String, (ThreadId, i64)>,
+pub fn assign<'a>(
+    batch: &'a [NewMessage],
+    known: &'a HashMap<String, ThreadId>,
+    stored: &'a StoredSubjects,
     next_id: ThreadId,
 ) -> Assignment {
     let mut graph = BatchGraph::new(known);
     let mut message_nodes = Vec::with_capacity(batch.len());
-    // Latest thread seen per subject key inside this batch; shadows the store's
-    // entry once a batch message with the key is at least as recent.
-    let mut batch_subjects: HashMap<&str, (SubjectThread, i64)> = HashMap::new();
+    // Per subject key, by (date, Message-ID): the messages that count (stored ones, filled in
+    // when the batch first meets the key, then the batch's own) and the orphans not adopted yet.
+    let mut activity: HashMap<&str, BTreeMap<(i64, &str), SubjectThread>> = HashMap::new();
+    let mut open: HashMap<&str, BTreeMap<(i64, &str), SubjectThread>> = HashMap::new();
+    let mut adopted = Vec::new();
 
     for message in batch {
         let node = graph.id_node(&message.message_id);
@@ -109,30 +147,86 @@ pub fn assign(
         let (Some(key), Some(date)) = (key, message.date) else {
             continue;
         };
-        let current = batch_subjects.get(key).copied().or_else(|| {
-            subject_threads
-                .get(key)
-                .map(|&(thread, latest)| (SubjectThread::Stored(thread), latest))
-        });
+        let this = (date, message.message_id.as_str());
+        let under_key = activity
+            .entry(key)
+            .or_insert_with(|| entries(stored.activity.get(key)));
+        let mut orphaned = false;
         if message.joins_by_subject && !has_refs && !known.contains_key(&message.message_id) {
-            if let Some((target, latest)) = current {
-                if within_subject_window(latest, date) {
-                    let target_node = match target {
-                        SubjectThread::Node(n) => n,
-                        SubjectThread::Stored(thread) => graph.anchor(thread),
-                    };
+            // The latest message dated from 30 days before this one to 1 day after it.
+            let from = Bound::Included((date.saturating_sub(SUBJECT_WINDOW_BEFORE_SECS), ""));
+            let to = match date.checked_add(SUBJECT_WINDOW_AFTER_SECS + 1) {
+                Some(end) => Bound::Excluded((end, "")),
+                None => Bound::Unbounded,
+            };
+            let target = under_key
+                .range((from, to))
+                .rev()
+                .find(|(&(latest, _), _)| within_subject_window(latest, date))
+                .map(|(_, &target)| target);
+            match target {
+                Some(target) => {
+                    let target_node = graph.subject_node(target);
                     graph.uf.union(node, target_node);
                 }
+                None => orphaned = true,
             }
         }
-        // Whether it joined or started a new thread, this message is now the
-        // latest activity under its key unless something newer is recorded.
-        if current.is_none_or(|(_, latest)| date >= latest) {
-            batch_subjects.insert(key, (SubjectThread::Node(node), date));
+        under_key.insert(this, SubjectThread::Node(node));
+
+        let pending = open
+            .entry(key)
+            .or_insert_with(|| entries(stored.orphans.get(key)));
+        // The orphans that would have found this message: dated from 1 day before it to
+        // 30 days after it.
+        let from = Bound::Included((date.saturating_sub(SUBJECT_WINDOW_AFTER_SECS), ""));
+        let found: Vec<((i64, &str), SubjectThread)> = pending
+            .range((from, Bound::Unbounded))
+            .take_while(|(&(orphan_date, _), _)| within_subject_window(date, orphan_date))
+            .map(|(&entry, &target)| (entry, target))
+            .collect();
+        for (entry, target) in found {
+            pending.remove(&entry);
+            if let SubjectThread::Stored(_) = target {
+                adopted.push(entry.1.to_owned());
+            }
+            let target_node = graph.subject_node(target);
+            graph.uf.union(node, target_node);
+        }
+        if orphaned {
+            pending.insert(this, SubjectThread::Node(node));
         }
     }
 
-    graph.finish(&message_nodes, next_id)
+    let mut assignment = graph.finish(&message_nodes, next_id);
+    let mut new_orphans: Vec<(String, String, i64)> = open
+        .into_iter()
+        .flat_map(|(key, pending)| {
+            pending
+                .into_iter()
+                .filter(|(_, target)| matches!(target, SubjectThread::Node(_)))
+                .map(move |((date, id), _)| (id.to_owned(), key.to_owned(), date))
+        })
+        .collect();
+    new_orphans.sort_unstable();
+    adopted.sort_unstable();
+    assignment.orphans = new_orphans;
+    assignment.adopted = adopted;
+    assignment
+}
+
+/// Stored messages of one subject key by (date, Message-ID).
+fn entries(stored: Option<&Vec<SubjectMessage>>) -> BTreeMap<(i64, &str), SubjectThread> {
+    stored
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                (m.date, m.message_id.as_str()),
+                SubjectThread::Stored(m.thread),
+            )
+        })
+        .collect()
 }
 
 /// Where the subject fallback would attach a message.
@@ -144,7 +238,7 @@ enum SubjectThread {
     Stored(ThreadId),
 }
 
-/// True when a thread last active at `latest` may absorb a reply dated `date`.
+/// True when a message dated `latest` is near enough for a reply dated `date` to join it.
 fn within_subject_window(latest: i64, date: i64) -> bool {
     // i128 because hostile dates near i64::MIN/MAX must not overflow.
     let gap = i128::from(date) - i128::from(latest);
@@ -188,6 +282,14 @@ impl<'a> BatchGraph<'a> {
             self.uf.union(node, anchor);
         }
         node
+    }
+
+    /// Node of a subject fallback target.
+    fn subject_node(&mut self, target: SubjectThread) -> usize {
+        match target {
+            SubjectThread::Node(n) => n,
+            SubjectThread::Stored(thread) => self.anchor(thread),
+        }
     }
 
     /// Node standing for a pre-existing thread.
@@ -255,6 +357,8 @@ impl<'a> BatchGraph<'a> {
             keys,
             merges,
             next_id: next,
+            orphans: Vec::new(),
+            adopted: Vec::new(),
         }
     }
 }
@@ -737,11 +841,21 @@ mod tests {
             .collect()
     }
 
-    fn subjects(entries: &[(&str, i64, i64)]) -> HashMap<String, (ThreadId, i64)> {
-        entries
-            .iter()
-            .map(|&(k, t, d)| (k.to_owned(), (ThreadId(t), d)))
-            .collect()
+    /// Stored messages under subject keys: (key, thread, date), each a message of its own.
+    fn subjects(entries: &[(&str, i64, i64)]) -> StoredSubjects {
+        let mut stored = StoredSubjects::default();
+        for &(key, thread, date) in entries {
+            stored
+                .activity
+                .entry(key.to_owned())
+                .or_default()
+                .push(SubjectMessage {
+                    message_id: format!("stored-{key}-{thread}-{date}"),
+                    thread: ThreadId(thread),
+                    date,
+                });
+        }
+        stored
     }
 
     /// What the store does with an assignment: write keys, then rewrite merges.
@@ -788,6 +902,9 @@ mod tests {
                 .map(|&(a, s)| (ThreadId(a), ThreadId(s)))
                 .collect(),
             next_id: ThreadId(case.next_id),
+            // Orphans have tests of their own.
+            orphans: got.orphans.clone(),
+            adopted: Vec::new(),
         };
         assert_eq!(got, want, "case {}", case.name);
         // Same input, same output: HashMap iteration order must not leak.
@@ -1137,31 +1254,47 @@ mod tests {
         }
     }
 
-    /// The store between batches: thread keys, merges and the latest thread per subject
-    /// (a later date replaces the thread, an earlier one never does).
+    /// The store between batches: thread keys, merges, every message under each subject and
+    /// the orphans (threads come from `known`, as the store reads them from `messages`).
     #[derive(Default)]
     struct FakeStore {
         known: HashMap<String, ThreadId>,
-        subjects: HashMap<String, (ThreadId, i64)>,
+        /// Message-ID → (subject key, date).
+        activity: BTreeMap<String, (String, i64)>,
+        orphans: BTreeMap<String, (String, i64)>,
         next: i64,
     }
 
     impl FakeStore {
-        fn import(&mut self, batch: &[NewMessage]) -> Vec<ThreadId> {
-            let a = assign(batch, &self.known, &self.subjects, ThreadId(self.next));
-            apply(&mut self.known, &a);
-            for (t, _) in self.subjects.values_mut() {
-                if let Some(&(_, survivor)) = a.merges.iter().find(|(absorbed, _)| absorbed == t) {
-                    *t = survivor;
+        fn stored(&self) -> StoredSubjects {
+            let mut stored = StoredSubjects::default();
+            for (rows, map) in [
+                (&self.activity, &mut stored.activity),
+                (&self.orphans, &mut stored.orphans),
+            ] {
+                for (id, (key, date)) in rows {
+                    map.entry(key.clone()).or_default().push(SubjectMessage {
+                        message_id: id.clone(),
+                        thread: self.known[id],
+                        date: *date,
+                    });
                 }
             }
-            for (m, &thread) in batch.iter().zip(&a.thread_of) {
-                let (Some(key), Some(date)) = (m.subject_key.clone(), m.date) else {
-                    continue;
-                };
-                let entry = self.subjects.entry(key).or_insert((thread, date));
-                if date >= entry.1 {
-                    *entry = (thread, date);
+            stored
+        }
+
+        fn import(&mut self, batch: &[NewMessage]) -> Vec<ThreadId> {
+            let a = assign(batch, &self.known, &self.stored(), ThreadId(self.next));
+            apply(&mut self.known, &a);
+            for (id, key, date) in &a.orphans {
+                self.orphans.insert(id.clone(), (key.clone(), *date));
+            }
+            for id in &a.adopted {
+                assert!(self.orphans.remove(id).is_some(), "adopted {id} unknown");
+            }
+            for m in batch {
+                if let (Some(key), Some(date)) = (m.subject_key.clone(), m.date) {
+                    self.activity.insert(m.message_id.clone(), (key, date));
                 }
             }
             self.next = a.next_id.0;
@@ -1213,6 +1346,125 @@ mod tests {
         }
     }
 
+    /// Every order of these "files" gives the same threads: a reply imported before its
+    /// original is adopted by it; one imported after joins it.
+    #[test]
+    fn threads_do_not_depend_on_the_order_files_are_imported_in() {
+        let files = [
+            vec![post("p", "quotas", T0), post("x", "other", T0)],
+            vec![
+                reply("r1", "quotas", T0 + 2 * DAY),
+                reply("r2", "quotas", T0 + 20 * DAY),
+                reply("y", "other", T0 - 2 * DAY),
+            ],
+            vec![
+                post("q", "quotas", T0 + 60 * DAY),
+                reply("r3", "quotas", T0 + 65 * DAY),
+                reply("late", "other", T0 + 45 * DAY),
+            ],
+        ];
+        let all: Vec<NewMessage> = files.iter().flatten().cloned().collect();
+        let orders = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        let mut want = None;
+        for order in orders {
+            for size in [1, 2, 3] {
+                let mut store = FakeStore::default();
+                for &file in &order {
+                    for chunk in files[file].chunks(size) {
+                        store.import(chunk);
+                    }
+                }
+                let got = partition(&store, &all);
+                // `y` is two days older than `x` (out of reach either way); `late` is
+                // 45 days after `x`, too late to join it.
+                assert!(
+                    got.contains(&strings(&["p", "r1", "r2"])),
+                    "{order:?}: {got:?}"
+                );
+                assert!(got.contains(&strings(&["q", "r3"])), "{order:?}: {got:?}");
+                assert!(got.contains(&strings(&["y"])), "{order:?}: {got:?}");
+                let want = want.get_or_insert_with(|| got.clone());
+                assert_eq!(&got, want, "order {order:?}, batches of {size}");
+                // What stays an orphan: replies nothing was found for.
+                let open: Vec<&str> = store.orphans.keys().map(String::as_str).collect();
+                assert_eq!(open, ["late", "y"], "order {order:?}, batches of {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn orphans_are_adopted_by_messages_dated_near_them() {
+        let stored = |id: &str, thread: i64, date: i64| SubjectMessage {
+            message_id: id.to_owned(),
+            thread: ThreadId(thread),
+            date,
+        };
+        let list = vec![
+            stored("o1", 7, T0 + DAY),
+            stored("o2", 8, T0 + 29 * DAY),
+            stored("o3", 9, T0 + 31 * DAY),
+            stored("o4", 5, T0 - 2 * DAY),
+        ];
+        let orphans = StoredSubjects {
+            activity: [("quotas".to_owned(), list.clone())].into_iter().collect(),
+            orphans: [("quotas".to_owned(), list)].into_iter().collect(),
+        };
+        let known = known_map(&[("o1", 7), ("o2", 8), ("o3", 9), ("o4", 5), ("old", 3)]);
+
+        // A ghost filled in adopts them too, and keeps its thread.
+        let batch = vec![post("old", "quotas", T0)];
+        let a = assign(&batch, &known, &orphans, ThreadId(NEXT));
+        assert_eq!(a.adopted, strings(&["o1", "o2"]));
+        assert_eq!(
+            a.merges,
+            vec![(ThreadId(7), ThreadId(3)), (ThreadId(8), ThreadId(3))]
+        );
+
+        // A new one adopts what lies from 1 day before it to 30 days after it.
+        let batch = vec![post("p", "quotas", T0)];
+        let a = assign(&batch, &known, &orphans, ThreadId(NEXT));
+        assert_eq!(a.adopted, strings(&["o1", "o2"]));
+        assert_eq!(a.merges, vec![(ThreadId(8), ThreadId(7))]);
+        assert_eq!(a.thread_of, vec![ThreadId(7)]);
+        assert!(a.orphans.is_empty(), "{a:?}");
+
+        // A reply that finds nothing is a new orphan, and adopts what it can itself.
+        let batch = vec![reply("r", "quotas", T0 - 20 * DAY)];
+        let a = assign(&batch, &known, &orphans, ThreadId(NEXT));
+        assert_eq!(a.adopted, strings(&["o1", "o4"]));
+        assert_eq!(
+            a.orphans,
+            vec![("r".to_owned(), "quotas".to_owned(), T0 - 20 * DAY)]
+        );
+        assert_eq!(a.thread_of, vec![ThreadId(5)]);
+
+        // A reply near stored messages joins the latest one dated up to 1 day after it (`o3`),
+        // and adopts the orphans that would have found it.
+        let batch = vec![reply("r", "quotas", T0 + 30 * DAY)];
+        let a = assign(&batch, &known, &orphans, ThreadId(NEXT));
+        assert_eq!(a.adopted, strings(&["o2", "o3"]));
+        assert_eq!(a.merges, vec![(ThreadId(9), ThreadId(8))]);
+        assert!(a.orphans.is_empty(), "{a:?}");
+        let alone = StoredSubjects {
+            activity: orphans.activity.clone(),
+            orphans: HashMap::new(),
+        };
+        let a = assign(&batch, &known, &alone, ThreadId(NEXT));
+        assert_eq!(a.thread_of, vec![ThreadId(9)]);
+
+        // Another subject adopts nothing.
+        let batch = vec![post("p", "other", T0)];
+        let a = assign(&batch, &known, &orphans, ThreadId(NEXT));
+        assert!(a.adopted.is_empty() && a.orphans.is_empty(), "{a:?}");
+    }
+
     #[test]
     fn assign_is_idempotent_after_store_applies_it() {
         let batch = vec![
@@ -1259,7 +1511,7 @@ mod tests {
             date: Some(T0),
         });
         let known = known_map(&[("r19999@x", 3), ("r0@x", 8)]);
-        let got = assign(&batch, &known, &HashMap::new(), ThreadId(NEXT));
+        let got = assign(&batch, &known, &StoredSubjects::default(), ThreadId(NEXT));
         assert_eq!(got.thread_of, vec![ThreadId(3), ThreadId(3)]);
         assert_eq!(got.merges, vec![(ThreadId(8), ThreadId(3))]);
         assert_eq!(got.keys.len(), 20_001); // all but r19999@x
@@ -1286,7 +1538,12 @@ mod tests {
             })
             .rev()
             .collect();
-        let got = assign(&batch, &HashMap::new(), &HashMap::new(), ThreadId(NEXT));
+        let got = assign(
+            &batch,
+            &HashMap::new(),
+            &StoredSubjects::default(),
+            ThreadId(NEXT),
+        );
         assert!(got.thread_of.iter().all(|&t| t == ThreadId(NEXT)));
         assert_eq!(got.keys.len(), 20_000);
         assert_eq!(got.next_id, ThreadId(NEXT + 1));

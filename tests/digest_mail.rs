@@ -563,6 +563,36 @@ fn a_mail_server_down_during_a_run_delays_the_week_and_loses_nothing() {
         String::from_utf8_lossy(&out.stderr).contains("again later"),
         "{out:?}"
     );
+    // A server that wants a login refuses every message alike (530): that is the server's
+    // configuration, not the subscribers', so the week waits as above.
+    {
+        let Some(sink) = SmtpSink::start(&a.dir.path().join("mailbox-auth"), &["--auth-required"])
+        else {
+            return;
+        };
+        let config = write_config(&a, sink.port, 0.0);
+        let out = run(
+            &a,
+            &config,
+            &["digest", "send", "--week", "2023-W19", "--json"],
+        );
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let report: Value =
+            serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("report");
+        assert_eq!(report["deferred"], 2, "{report}");
+        assert_eq!(report["failed"], 0, "{report}");
+        assert_eq!(report["completed"], false, "{report}");
+        let error: String = a
+            .sql()
+            .query_row("SELECT max(last_error) FROM digest_outbox", [], |r| {
+                r.get(0)
+            })
+            .expect("ledger");
+        assert!(
+            error.contains("refused the session") && error.contains("530"),
+            "{error}"
+        );
+    }
     let Some(sink) = SmtpSink::start(&a.dir.path().join("mailbox2"), &[]) else {
         return;
     };

@@ -223,7 +223,15 @@ impl Transport {
                 )
                 .map_err(|e| SendError::Permanent(format!("bad envelope: {e}")))?;
                 smtp.send_raw(&envelope, &m.bytes).map(|_| ()).map_err(|e| {
-                    if e.is_permanent() {
+                    let code = e.status().map(u16::from);
+                    if code.is_some_and(refuses_the_session) {
+                        // Refused for every recipient alike: the week waits for a fixed
+                        // configuration instead of failing each subscriber for good.
+                        SendError::Transient(format!(
+                            "the mail server refused the session, not this recipient \
+                             (check digest.smtp's username, password and tls): {e}"
+                        ))
+                    } else if e.is_permanent() {
                         SendError::Permanent(e.to_string())
                     } else {
                         // 4xx replies, timeouts, refused connections, TLS hiccups: try again.
@@ -267,9 +275,26 @@ impl Transport {
     }
 }
 
+/// Whether a permanent SMTP reply refuses the whole session (authentication required,
+/// too weak, failed or needing encryption: RFC 4954's 530, 534, 535 and 538) rather than
+/// one recipient. Such a reply would come back for every subscriber alike.
+fn refuses_the_session(code: u16) -> bool {
+    matches!(code, 530 | 534 | 535 | 538)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authentication_replies_refuse_the_session_and_mailbox_replies_one_recipient() {
+        for code in [530, 534, 535, 538] {
+            assert!(refuses_the_session(code), "{code}");
+        }
+        for code in [550, 551, 552, 553, 554, 501] {
+            assert!(!refuses_the_session(code), "{code}");
+        }
+    }
 
     fn outgoing() -> Outgoing {
         Outgoing {

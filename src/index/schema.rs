@@ -315,58 +315,59 @@ pub struct BodyParts {
     pub quoted: String,
 }
 
-/// Splits a body into own and quoted text and drops the signature (everything from a line that
-/// is exactly `-- `, the RFC 3676 separator). A line is quoted when it starts with `>` after
-/// optional blanks. The message's own list footer is the caller's business; within a quoted
-/// block, the quoted signature and a quoted Mailman footer (from a line of underscores) are
-/// dropped up to the end of that block, so a reply's quote does not make every list's
-/// unsubscribe boilerplate searchable.
+/// Splits a body into own and quoted text and drops signatures and quoted list footers.
+///
+/// A line is quoted when it starts with `>` after optional blanks; a top-posted reply's
+/// original (see `crate::quote`) is quoted text too, one level deeper than its own `>` marks.
+/// The author's signature (from a line that is exactly `-- `, the RFC 3676 separator) is
+/// dropped up to the next quoted line or the original: a reply may quote below its signature.
+/// A quoted signature (`-- `, or `--` since many mailers lose its blank) or Mailman footer
+/// (a line of underscores) is dropped for at most [`QUOTED_TAIL_LINES`] lines at its quote
+/// depth, and no further than a change of depth: quoted patches and older quoted mail often
+/// follow such a line, and the message's own list footer is the caller's business.
 pub fn split_body(body: &str) -> BodyParts {
     let mut parts = BodyParts::default();
-    // The quote depth at which a quoted signature or footer started: lines quoted at least
-    // that deep are dropped until the quote becomes shallower or ends.
-    let mut tail_depth: Option<usize> = None;
-    // A top-posted reply's original (see `crate::quote`) is quoted text to its end, or up to
-    // its own signature or a list footer.
+    // A quoted signature or footer being dropped: its depth and the lines it may still take.
+    let mut tail: Option<(usize, usize)> = None;
+    let mut in_signature = false;
     let original = crate::quote::original_start(body).unwrap_or(body.len());
     for (offset, line) in crate::quote::lines_with_offsets(body) {
-        if line == "-- " {
-            break;
-        }
         let trimmed = line.trim_start();
-        if offset >= original {
-            let rest = trimmed.trim_start_matches(['>', ' ']);
-            if rest == "-- " || rest == "--" || is_footer_rule(rest) {
-                break;
+        let marks = trimmed
+            .chars()
+            .take_while(|c| *c == '>' || *c == ' ')
+            .filter(|c| *c == '>')
+            .count();
+        let depth = marks + usize::from(offset >= original);
+        if depth == 0 {
+            tail = None;
+            if line == "-- " {
+                in_signature = true;
             }
-            parts.quoted.push_str(rest);
-            parts.quoted.push('\n');
+            if !in_signature {
+                parts.own.push_str(line);
+                parts.own.push('\n');
+            }
             continue;
         }
-        if trimmed.starts_with('>') {
-            let depth = trimmed
-                .chars()
-                .take_while(|c| *c == '>' || *c == ' ')
-                .filter(|c| *c == '>')
-                .count();
-            let rest = trimmed.trim_start_matches(['>', ' ']);
-            if tail_depth.is_some_and(|d| depth < d) {
-                tail_depth = None;
-            }
-            // A quoted signature separator loses its trailing blank to many mailers.
-            if tail_depth.is_none() && (rest == "-- " || rest == "--" || is_footer_rule(rest)) {
-                tail_depth = Some(depth);
-            }
-            if tail_depth.is_some() {
-                continue;
-            }
-            parts.quoted.push_str(rest);
-            parts.quoted.push('\n');
+        in_signature = false;
+        let rest = if marks > 0 {
+            trimmed.trim_start_matches(['>', ' '])
         } else {
-            tail_depth = None;
-            parts.own.push_str(line);
-            parts.own.push('\n');
+            trimmed
+        };
+        tail = match tail {
+            Some((d, left)) if d == depth && left > 0 => Some((d, left - 1)),
+            _ => None,
+        };
+        if tail.is_none() && (rest == "-- " || rest == "--" || is_footer_rule(rest)) {
+            tail = Some((depth, QUOTED_TAIL_LINES));
         }
+        if tail.is_some() {
+            continue;
+        }
+        parts.quoted.push_str(rest);
+        parts.quoted.push('\n');
     }
     let own_len = parts.own.trim_end().len();
     parts.own.truncate(own_len);
@@ -374,6 +375,11 @@ pub fn split_body(body: &str) -> BodyParts {
     parts.quoted.truncate(quoted_len);
     parts
 }
+
+/// How many lines after a quoted signature separator or footer rule are dropped at most
+/// (the separator not counted): signatures are meant to be four lines, Mailman's footers take
+/// three to six.
+pub const QUOTED_TAIL_LINES: usize = 8;
 
 /// The rule Mailman puts above its footer: a line of 47 underscores (40 or more here; Outlook's
 /// reply separator, 32 of them above `From:`, is not one).
@@ -534,7 +540,23 @@ mod tests {
                 "On Mon, A wrote:\nmine",
                 "quoted\ndeeper",
             ),
-            ("text\n-- \nJane\n> not quoted sig", "text", ""),
+            // A reply may quote below its own signature, and answer below that.
+            (
+                "text\n-- \nJane\n> quoted below\nanswer",
+                "text\nanswer",
+                "quoted below",
+            ),
+            // A quoted signature ends where the quote goes deeper, and after a few lines.
+            (
+                "> q1\n> --\n> Carol\n> > older\nown",
+                "own",
+                "q1\nolder",
+            ),
+            (
+                "> Signed-off-by: A\n> --\n> v6: fixed\n> 2\n> 3\n> 4\n> 5\n> 6\n> 7\n> 8\n> diff --git a/x b/x",
+                "",
+                "Signed-off-by: A\ndiff --git a/x b/x",
+            ),
             ("text\r\n-- \r\nsig", "text", ""),
             ("  > indented quote\nown", "own", "indented quote"),
             ("a -- b\n--\nstill own", "a -- b\n--\nstill own", ""),

@@ -947,20 +947,30 @@ impl FileSession<'_> {
             subject_keys.iter().flatten().map(String::as_str).collect();
         wanted_subjects.sort_unstable();
         wanted_subjects.dedup();
-        let subject_threads = store.subject_threads(&wanted_subjects)?;
+        // What the subject fallback may reach from the batch's dates: messages up to 30 days
+        // before and 1 day after (to join), orphans up to 1 day before and 30 days after (to
+        // adopt).
+        let dates = inputs.iter().filter_map(|i| i.date);
+        let stored = match (dates.clone().min(), dates.max()) {
+            (Some(first), Some(last)) => store.stored_subjects(
+                &wanted_subjects,
+                first.saturating_sub(thread::SUBJECT_WINDOW_BEFORE_SECS),
+                last.saturating_add(thread::SUBJECT_WINDOW_BEFORE_SECS),
+            )?,
+            _ => thread::StoredSubjects::default(),
+        };
         let next = store.next_thread_id()?;
-        let assignment = thread::assign(&inputs, &known, &subject_threads, next);
+        let assignment = thread::assign(&inputs, &known, &stored, next);
         batch.thread_keys = assignment.keys;
         batch.merges = assignment.merges;
+        batch.orphans = assignment.orphans;
+        batch.adopted = assignment.adopted;
 
         for (((m, id, key), thread_id), subject_key) in new_messages
             .into_iter()
             .zip(assignment.thread_of)
             .zip(subject_keys)
         {
-            if let (Some(subject_key), Some(date)) = (subject_key, m.parsed.date) {
-                batch.subject_threads.push((subject_key, thread_id, date));
-            }
             let p = m.parsed;
             let recipients: Vec<[Option<&str>; 2]> =
                 p.to.iter()
@@ -998,6 +1008,7 @@ impl FileSession<'_> {
                 key,
                 thread: thread_id,
                 date: p.date,
+                subject_key,
                 from_name: p.from.name.clone(),
                 from_addr: p.from.addr.clone(),
                 subject: p.subject.clone(),

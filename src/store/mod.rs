@@ -22,7 +22,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::dedup::ContentKey;
 use crate::message::{Attachment, ListName, MessageId};
-use crate::thread::ThreadId;
+use crate::thread::{StoredSubjects, SubjectMessage, ThreadId};
 
 /// SQLite caps the number of `?` parameters; look-ups are chunked below it.
 const LOOKUP_CHUNK: usize = 500;
@@ -85,6 +85,8 @@ pub struct NewMessage {
     pub thread: ThreadId,
     /// Unix seconds.
     pub date: Option<i64>,
+    /// The subject's key for the subject fallback (`thread::subject_key`), if not empty.
+    pub subject_key: Option<String>,
     /// Sender name.
     pub from_name: Option<String>,
     /// Sender address.
@@ -151,8 +153,10 @@ pub struct Batch {
     pub thread_keys: Vec<(String, ThreadId)>,
     /// Thread merges: (absorbed, survivor).
     pub merges: Vec<(ThreadId, ThreadId)>,
-    /// Subject fallback entries to upsert: (key, thread, date).
-    pub subject_threads: Vec<(String, ThreadId, i64)>,
+    /// Replies to record as orphans of the subject fallback: (message id, subject key, date).
+    pub orphans: Vec<(String, String, i64)>,
+    /// Recorded orphans adopted by this batch, by message id.
+    pub adopted: Vec<String>,
     /// Problems found.
     pub problems: Vec<NewProblem>,
     /// Footers newly learned for the batch's list.
@@ -700,21 +704,40 @@ impl Store {
         Ok(out)
     }
 
-    /// Subject-fallback entries for the given normalised subjects: (thread, last date).
-    pub fn subject_threads(&self, keys: &[&str]) -> Result<HashMap<String, (ThreadId, i64)>> {
-        let mut out = HashMap::new();
-        for chunk in keys.chunks(LOOKUP_CHUNK) {
-            let sql = format!(
-                "SELECT subject_key, thread_id, last_date FROM subject_threads WHERE subject_key IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
-                Ok((r.get::<_, String>(0)?, (ThreadId(r.get(1)?), r.get(2)?)))
-            })?;
-            for row in rows {
-                let (k, v) = row?;
-                out.insert(k, v);
+    /// The messages under the given subject keys dated from `from` to `to`, and the orphans
+    /// among them (see `schema/0005_subject_fallback.sql`), each with its thread now.
+    pub fn stored_subjects(&self, keys: &[&str], from: i64, to: i64) -> Result<StoredSubjects> {
+        let mut out = StoredSubjects::default();
+        for (table, map) in [
+            ("subject_activity", &mut out.activity),
+            ("subject_orphans", &mut out.orphans),
+        ] {
+            for chunk in keys.chunks(LOOKUP_CHUNK) {
+                let sql = format!(
+                    "SELECT s.subject_key, m.message_id, m.thread_id, s.date
+                     FROM {table} s JOIN messages m ON m.id = s.message
+                     WHERE s.subject_key IN ({}) AND s.date BETWEEN ? AND ?",
+                    placeholders(chunk.len())
+                );
+                let mut stmt = self.conn.prepare_cached(&sql)?;
+                let params = chunk
+                    .iter()
+                    .map(|k| rusqlite::types::Value::Text((*k).to_owned()))
+                    .chain([from.into(), to.into()]);
+                let rows = stmt.query_map(params_from_iter(params), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        SubjectMessage {
+                            message_id: r.get(1)?,
+                            thread: ThreadId(r.get(2)?),
+                            date: r.get(3)?,
+                        },
+                    ))
+                })?;
+                for row in rows {
+                    let (key, message) = row?;
+                    map.entry(key).or_default().push(message);
+                }
             }
         }
         Ok(out)
@@ -755,6 +778,10 @@ impl Store {
             )?;
             let mut log_change =
                 tx.prepare_cached("INSERT INTO index_log (message) VALUES (?1)")?;
+            let mut insert_activity = tx.prepare_cached(
+                "INSERT OR IGNORE INTO subject_activity (subject_key, date, message)
+                 VALUES (?1, ?2, ?3)",
+            )?;
             let file_id = file.map(|f| f.0);
             for m in &batch.messages {
                 insert_msg.execute(params![
@@ -775,6 +802,9 @@ impl Store {
                     m.content,
                 ])?;
                 let row = tx.last_insert_rowid();
+                if let (Some(key), Some(date)) = (&m.subject_key, m.date) {
+                    insert_activity.execute(params![key, date, row])?;
+                }
                 insert_member.execute(params![row, list.0, file_id, m.offset as i64])?;
                 log_change.execute([row])?;
                 for (pos, a) in m.attachments.iter().enumerate() {
@@ -847,20 +877,20 @@ impl Store {
                     "UPDATE thread_keys SET thread_id = ?2 WHERE thread_id = ?1",
                     params![absorbed.0, survivor.0],
                 )?;
-                tx.execute(
-                    "UPDATE subject_threads SET thread_id = ?2 WHERE thread_id = ?1",
-                    params![absorbed.0, survivor.0],
-                )?;
             }
-            let mut upsert_subject = tx.prepare_cached(
-                "INSERT INTO subject_threads (subject_key, thread_id, last_date) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(subject_key) DO UPDATE SET
-                    thread_id = CASE WHEN excluded.last_date >= last_date
-                        THEN excluded.thread_id ELSE thread_id END,
-                    last_date = MAX(last_date, excluded.last_date)",
+            let mut insert_orphan = tx.prepare_cached(
+                "INSERT OR IGNORE INTO subject_orphans (message, subject_key, date)
+                 SELECT id, ?2, ?3 FROM messages WHERE message_id = ?1",
             )?;
-            for (key, thread, date) in &batch.subject_threads {
-                upsert_subject.execute(params![key, thread.0, date])?;
+            for (id, key, date) in &batch.orphans {
+                insert_orphan.execute(params![id, key, date])?;
+            }
+            let mut delete_orphan = tx.prepare_cached(
+                "DELETE FROM subject_orphans
+                 WHERE message = (SELECT id FROM messages WHERE message_id = ?1)",
+            )?;
+            for id in &batch.adopted {
+                delete_orphan.execute([id])?;
             }
             // `UNIQUE (file, offset, kind)` keeps a file's problem once; standard input has no
             // file (NULL, which UNIQUE never matches), so its problems are matched by their
