@@ -51,6 +51,47 @@ fn reimport_adds_nothing_and_copies_are_duplicates() {
     assert_eq!(num(&a.stats(), "copies"), 5);
 }
 
+/// A list learns footers as it reads: a copy read after its footer (or here, a signature
+/// common enough to be taken for one) was learnt is still the message stored before, in the
+/// same list and in another.
+#[test]
+fn a_copy_read_after_a_footer_was_learnt_is_the_stored_message() {
+    let a = Archive::new();
+    let sig = "\n-- \nJan de Leeuw; http://gifi.example.edu/sounds/nomatter.au\n";
+    let early = simple("early@x", "loess", 1, &[], &format!("the question{sig}"));
+    let write = |name: &str, msgs: &[Vec<u8>]| {
+        let path = a.dir.path().join(name);
+        std::fs::write(&path, mboxrd(msgs)).expect("write");
+        path
+    };
+    let first = write("first.mbox", std::slice::from_ref(&early));
+    a.import_paths(&[&first], &["--list", "rt"]);
+    // Five more messages end the same way: the list learns that ending as a footer, and a
+    // copy of the first message follows.
+    let mut msgs: Vec<Vec<u8>> = (0..5)
+        .map(|i| {
+            simple(
+                &format!("m{i}@x"),
+                "loess",
+                2 + i,
+                &[],
+                &format!("answer {i}{sig}"),
+            )
+        })
+        .collect();
+    msgs.push(early.clone());
+    let second = write("second.mbox", &msgs);
+    let report = a.import_paths(&[&second], &["--list", "rt"]);
+    assert_eq!(num(&report, "messages_new"), 5, "{report}");
+    assert_eq!(num(&report, "duplicates"), 1, "{report}");
+    // In another list that learnt it too, the copy is a cross-post.
+    let other = write("other.mbox", &msgs);
+    let report = a.import_paths(&[&other], &["--list", "ops"]);
+    assert_eq!(num(&report, "messages_new"), 0, "{report}");
+    assert_eq!(num(&report, "cross_posts"), 6, "{report}");
+    assert_eq!(num(&a.stats(), "messages"), 6);
+}
+
 /// (file name, message id, offset) of every row of `table`, by message id and offset.
 fn places(a: &Archive, table: &str) -> Vec<(String, String, Option<i64>)> {
     let db = a.sql();

@@ -118,6 +118,9 @@ pub struct FileReport {
 pub type ProgressFn<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 /// A message after the parse stage: parsed and compressed, no longer tied to the input.
+/// How many stored messages sharing an incoming copy's identity `FileSession::rematch` tries.
+const REMATCH_CANDIDATES: usize = 8;
+
 struct Prepared {
     offset: u64,
     /// The record's length in the stream, separator line included.
@@ -717,6 +720,8 @@ impl FileSession<'_> {
                 batch.footers.push(footer);
             }
         }
+        // In the order the store reads them back, so a resumed import strips alike.
+        self.footers.sort_unstable();
         let keys: Vec<dedup::Keys> = messages
             .iter()
             .map(|m| {
@@ -819,6 +824,7 @@ impl FileSession<'_> {
         let wanted: Vec<&str> = maybe_taken.iter().map(String::as_str).collect();
         let mut taken_ids = store.taken_ids(&wanted)?;
         let mut new_messages: Vec<(Prepared, MessageId, ContentKey)> = Vec::new();
+        let mut list_footers: HashMap<ListRef, Vec<String>> = HashMap::new();
         for ((m, key), (lookup, _)) in messages.into_iter().zip(keys).zip(lookups) {
             if m.parsed.message_id.is_none() {
                 self.report.missing_ids += 1;
@@ -835,7 +841,19 @@ impl FileSession<'_> {
             let taken = |id: &MessageId| {
                 cands.iter().any(|c| &c.id == id) || taken_ids.contains(id.as_str())
             };
-            match dedup::decide(m.parsed.message_id.as_ref(), &key, &cands, &taken) {
+            let mut verdict = dedup::decide(m.parsed.message_id.as_ref(), &key, &cands, &taken);
+            if matches!(verdict, Verdict::New(_)) {
+                if let Some(same) =
+                    self.rematch(store, list, &m.parsed, entry, &mut list_footers)?
+                {
+                    verdict = if same.in_list {
+                        Verdict::Duplicate(same.id)
+                    } else {
+                        Verdict::CrossPost(same.id)
+                    };
+                }
+            }
+            match verdict {
                 Verdict::NoFreeId => {
                     let (raw, _) = store::unpack_content(&m.content)?;
                     batch.problems.push(store::NewProblem {
@@ -895,6 +913,70 @@ impl FileSession<'_> {
             ix.follow(store, fresh)?;
         }
         Ok(())
+    }
+
+    /// A stored message with the incoming one's identity (Message-ID or synthetic id) whose
+    /// stored key differs, but which is the same message once both keys are made again with
+    /// the footers known now: a list learns footers as it goes, so a copy read after a footer
+    /// was learnt is keyed without text that the stored copy's key still holds. Each
+    /// candidate's key is made from its stored text and the footers of its lists and of this
+    /// one, as is the incoming copy's. At most [`REMATCH_CANDIDATES`] are tried (a hostile
+    /// archive can give one Message-ID to thousands of messages). Rare: only copies whose key
+    /// matched no candidate get here.
+    fn rematch(
+        &self,
+        store: &Store,
+        list: ListRef,
+        incoming: &Parsed,
+        candidates: &[(Option<store::MessageRef>, Candidate)],
+        list_footers: &mut HashMap<ListRef, Vec<String>>,
+    ) -> Result<Option<Candidate>> {
+        for (handle, candidate) in candidates
+            .iter()
+            .filter_map(|(h, c)| h.map(|h| (h, c)))
+            .take(REMATCH_CANDIDATES)
+        {
+            let Some(source) = store.key_source(handle)? else {
+                continue;
+            };
+            let mut footers = self.footers.clone();
+            for other in store.lists_of(handle)? {
+                if other == list {
+                    continue;
+                }
+                let known = match list_footers.entry(other) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(store.footers(other)?),
+                };
+                footers.extend(known.iter().cloned());
+            }
+            footers.sort_unstable();
+            footers.dedup();
+            // The stored copy's attachments, as its key counted them.
+            let Ok(stored) = parse::parse(&source.raw, None, false) else {
+                continue;
+            };
+            let stored_key = dedup::content_key(&KeyInput {
+                from_addr: source.from_addr.as_deref(),
+                date: source.date,
+                subject: &source.subject,
+                body: dedup::strip_footer(&source.text, &footers),
+                attachments: &stored.attachments,
+                attachment_digest: stored.attachment_digest.as_ref(),
+            });
+            let keys = dedup::Keys::of(&KeyInput {
+                from_addr: incoming.from.addr.as_deref(),
+                date: incoming.date,
+                subject: &incoming.subject,
+                body: dedup::strip_footer(&incoming.body, &footers),
+                attachments: &incoming.attachments,
+                attachment_digest: incoming.attachment_digest.as_ref(),
+            });
+            if keys.key == stored_key {
+                return Ok(Some(candidate.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// Assigns threads to the batch's new messages and turns them into rows and, when there is

@@ -53,6 +53,21 @@ pub struct StoredCandidate {
     pub lists: Vec<ListRef>,
 }
 
+/// What a stored message's content key was made from (see [`Store::key_source`]).
+#[derive(Debug, Clone)]
+pub struct KeySource {
+    /// The raw bytes as received.
+    pub raw: Vec<u8>,
+    /// The text extracted from them (before any footer was stripped).
+    pub text: String,
+    /// Sender address.
+    pub from_addr: Option<String>,
+    /// Unix seconds.
+    pub date: Option<i64>,
+    /// Decoded subject.
+    pub subject: String,
+}
+
 /// What the store remembers about an input file.
 #[derive(Debug, Clone)]
 pub struct FileState {
@@ -971,6 +986,38 @@ impl Store {
             problems: problems as u64,
             copies: copies as u64,
         })
+    }
+
+    /// What a stored message's content key was made from: its raw bytes, extracted text,
+    /// sender address, date and subject (`None` if there is no such row).
+    pub fn key_source(&self, message: MessageRef) -> Result<Option<KeySource>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT content, from_addr, date, subject FROM messages WHERE id = ?1",
+                [message.0],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        row.map(|(content, from_addr, date, subject)| {
+            content::unpack(&content).map(|(raw, text)| KeySource {
+                raw,
+                text,
+                from_addr,
+                date,
+                subject,
+            })
+        })
+        .transpose()
+    }
+
+    /// The lists a stored message belongs to.
+    pub fn lists_of(&self, message: MessageRef) -> Result<Vec<ListRef>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT list FROM memberships WHERE message = ?1 ORDER BY list")?;
+        let rows = stmt.query_map([message.0], |r| Ok(ListRef(r.get(0)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The stored raw bytes of a message, decompressed, by public id.
