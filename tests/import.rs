@@ -380,6 +380,37 @@ fn a_file_without_a_list_name_is_passed_over_and_a_bare_path_names_its_folder() 
     assert_eq!(a.stats()["lists"]["bang"], 1);
 }
 
+/// A reader that goes away (`archivist ... | head -1`) ends a command quietly: no panic.
+#[test]
+fn output_to_a_closed_pipe_is_no_panic() {
+    let a = Archive::new();
+    let sample = a.dir.path().join("sample.mbox");
+    std::fs::write(&sample, mboxrd(&[simple("p@x", "hello", 1, &[], "body\n")])).expect("write");
+    for args in [
+        vec!["config", "--example"],
+        vec![
+            "import",
+            "--dry-run",
+            sample.to_str().expect("path"),
+            "--list",
+            "dev",
+        ],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = a
+            .cmd()
+            .args(&args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn exit_codes_and_errors_name_the_file() {
     let a = Archive::new();

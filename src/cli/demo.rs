@@ -40,11 +40,11 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<()> {
     let dir = config.data_dir.join("sample");
     let files = sample::write_sample(&dir, &SampleSpec::demo())
         .with_context(|| format!("cannot write the sample archive to {}", dir.display()))?;
-    println!(
+    outln!(
         "wrote the sample archive: {} files in {}",
         files.len(),
         dir.display()
-    );
+    )?;
     import::run(
         config,
         import::ImportArgs {
@@ -59,11 +59,11 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<()> {
         return Ok(());
     }
     let config = demo_digests(config)?;
-    println!(
+    outln!(
         "open http://{}/ in a browser (Ctrl-C to stop); digest emails go to {} as .eml files",
         config.server.bind,
         config.data_dir.join(&config.digest.directory).display()
-    );
+    )?;
     super::serve::run(&config, &config.server.bind)
 }
 
@@ -107,11 +107,11 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     let files = sample::write_sample(&args.out, &spec)
         .with_context(|| format!("cannot write the sample archive to {}", args.out.display()))?;
     let messages: usize = files.iter().map(|f| f.messages).sum();
-    println!(
+    outln!(
         "wrote {} files, {} message copies, to {}",
         files.len(),
         messages,
         args.out.display()
-    );
+    )?;
     Ok(())
 }

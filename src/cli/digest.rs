@@ -160,11 +160,11 @@ fn send_command(config: &Config, args: SendArgs) -> Result<()> {
     }
     let report = service.send_week(&mut store, args.week)?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
     } else if report.already_completed {
-        println!("{}: already sent; nothing to do", report.week);
+        outln!("{}: already sent; nothing to do", report.week)?;
     } else {
-        println!(
+        outln!(
             "{}: queued {}, sent {} ({} resumed after a crash), failed {}, deferred {}, skipped {}; {}",
             report.week,
             report.queued,
@@ -178,7 +178,7 @@ fn send_command(config: &Config, args: SendArgs) -> Result<()> {
             } else {
                 "week NOT completed: run again"
             }
-        );
+        )?;
     }
     // Deliveries the mail server kept refusing for now are a failure of this run (cron and
     // scripts see it), though the next run retries them.
@@ -226,17 +226,17 @@ fn dry_run(store: &Store, week: IsoWeek, settings: &SendSettings<'_>, json: bool
         }));
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"week": week.to_string(), "dry_run": true, "digests": lines})
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "{week}: dry run, {} subscriber(s), nothing sent",
             lines.len()
-        );
+        )?;
         for l in &lines {
-            println!(
+            outln!(
                 "  {}  {}{}",
                 l["to"].as_str().unwrap_or_default(),
                 l["subject"].as_str().unwrap_or_default(),
@@ -245,7 +245,7 @@ fn dry_run(store: &Store, week: IsoWeek, settings: &SendSettings<'_>, json: bool
                 } else {
                     "  (skipped: empty week)"
                 }
-            );
+            )?;
         }
     }
     Ok(())
@@ -263,10 +263,10 @@ fn subscribe(config: &Config, args: SubscribeArgs) -> Result<()> {
         args.query.as_deref(),
         now(),
     )?;
-    println!(
+    outln!(
         "confirmation link sent to {}; nothing is sent before it is opened",
         email.masked()
-    );
+    )?;
     Ok(())
 }
 
@@ -278,11 +278,11 @@ fn confirm(config: &Config, args: TokenArgs) -> Result<()> {
         .confirm(&mut store, args.token.trim(), now())?
     {
         ConfirmOutcome::Confirmed(s) => {
-            println!(
+            outln!(
                 "confirmed: weekly digests of {} go to {}",
                 s.lists.join(", "),
                 s.email.masked()
-            );
+            )?;
             Ok(())
         }
         ConfirmOutcome::Gone => anyhow::bail!("this subscription was cancelled or replaced"),
@@ -301,7 +301,7 @@ fn unsubscribe(config: &Config, args: TokenArgs) -> Result<()> {
         .unsubscribe(&mut store, args.token.trim(), now())?
     {
         Ok(true) => {
-            println!("unsubscribed");
+            outln!("unsubscribed")?;
             Ok(())
         }
         Ok(false) => anyhow::bail!("this subscription was cancelled or replaced"),
@@ -381,15 +381,15 @@ fn preview(config: &Config, args: PreviewArgs) -> Result<()> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&digest.preview_json())?);
+        outln!("{}", serde_json::to_string_pretty(&digest.preview_json())?)?;
         return Ok(());
     }
     let renderer = Renderer::new(&config.digest.base_url)?;
     let rendered = renderer.digest(&digest, &Links::default())?;
     if args.html {
-        print!("{}", rendered.html);
+        out!("{}", rendered.html)?;
     } else {
-        print!("Subject: {}\n\n{}", rendered.subject, rendered.text);
+        out!("Subject: {}\n\n{}", rendered.subject, rendered.text)?;
     }
     Ok(())
 }

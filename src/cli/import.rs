@@ -86,9 +86,9 @@ pub fn run(config: &Config, args: ImportArgs) -> Result<()> {
     let mut report = result?;
     report.seconds = started.elapsed().as_secs_f64();
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
     } else {
-        print_human(&report, args.dry_run);
+        print_human(&report, args.dry_run)?;
     }
     // Everything readable was imported and reported; the exit status still says some was not.
     if !report.unreadable.is_empty() {
@@ -131,46 +131,48 @@ fn progress_bar(paths: &[PathBuf]) -> ProgressBar {
     bar
 }
 
-fn print_human(report: &Report, dry_run: bool) {
+fn print_human(report: &Report, dry_run: bool) -> std::io::Result<()> {
     if dry_run {
-        println!("dry run: nothing was written\n");
+        outln!("dry run: nothing was written\n")?;
         for f in &report.details {
-            println!("{}", f.path);
+            outln!("{}", f.path)?;
             if let Some(note) = &f.note {
-                println!("  note:            {note}");
+                outln!("  note:            {note}")?;
             }
-            println!("  list:            {}", f.list);
-            println!(
+            outln!("  list:            {}", f.list)?;
+            outln!(
                 "  variant:         {} ({}, {} line endings)",
-                f.variant, f.encoding, f.line_endings
-            );
-            println!("  messages:        {}", f.messages);
-            println!("  suspicious splits: {}", f.suspicious_splits);
-            println!("  body From lines: {}", f.body_from_lines);
-            println!("  >From unquoted:  {}", f.quoted_from_lines);
-            println!("  missing ids:     {}", f.missing_ids);
-            println!("  undated:         {}", f.undated);
-            println!("  problems:        {}", f.problems);
-            println!(
+                f.variant,
+                f.encoding,
+                f.line_endings
+            )?;
+            outln!("  messages:        {}", f.messages)?;
+            outln!("  suspicious splits: {}", f.suspicious_splits)?;
+            outln!("  body From lines: {}", f.body_from_lines)?;
+            outln!("  >From unquoted:  {}", f.quoted_from_lines)?;
+            outln!("  missing ids:     {}", f.missing_ids)?;
+            outln!("  undated:         {}", f.undated)?;
+            outln!("  problems:        {}", f.problems)?;
+            outln!(
                 "  date range:      {} .. {}",
                 f.first_date.as_deref().unwrap_or("-"),
                 f.last_date.as_deref().unwrap_or("-")
-            );
+            )?;
         }
-        println!();
+        outln!()?;
     }
     for unreadable in &report.unreadable {
-        println!("could not read: {unreadable}");
+        outln!("could not read: {unreadable}")?;
     }
     for skipped in &report.skipped {
-        println!("skipped (hidden, or not a mail archive): {skipped}");
+        outln!("skipped (hidden, or not a mail archive): {skipped}")?;
     }
     let rate = if report.seconds > 0.0 {
         report.messages_read as f64 / report.seconds
     } else {
         0.0
     };
-    println!(
+    outln!(
         "{} files, {} messages read: {} new, {} cross-posts, {} duplicates, {} problems ({:.1} MB in {:.2} s, {:.0} messages/s)",
         report.files,
         report.messages_read,
@@ -181,8 +183,9 @@ fn print_human(report: &Report, dry_run: bool) {
         report.bytes as f64 / 1e6,
         report.seconds,
         rate
-    );
+    )?;
     if report.problems > 0 {
-        println!("see `archivist problems` for where and why");
+        outln!("see `archivist problems` for where and why")?;
     }
+    Ok(())
 }

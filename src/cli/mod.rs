@@ -1,6 +1,23 @@
 //! Command-line interface: argument types and one module per subcommand. This is the edge
 //! where the wall clock is read and errors get their context.
 
+/// `println!` that returns the write's error instead of panicking: a reader that goes away
+/// (`archivist digest preview | head`) ends the command quietly (see `main`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` that returns the write's error instead of panicking (see [`outln`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod demo;
 mod digest;
 mod import;
@@ -103,10 +120,10 @@ pub fn run(args: Args) -> Result<()> {
         Command::Raw(a) => stats::raw(&config, a),
         Command::Config(a) => {
             if a.example {
-                print!("{}", config::EXAMPLE);
+                out!("{}", config::EXAMPLE)?;
                 Ok(())
             } else if a.show {
-                println!("{config:#?}");
+                outln!("{config:#?}")?;
                 Ok(())
             } else {
                 Err(UsageError(

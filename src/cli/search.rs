@@ -107,10 +107,10 @@ pub fn reindex(config: &Config, _args: ReindexArgs) -> Result<()> {
     let started = Instant::now();
     let count = indexer::rebuild(&store, &config.data_dir)?;
     let seconds = started.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "indexed {count} messages in {seconds:.2} s ({:.0} messages/s)",
         count as f64 / seconds.max(1e-9)
-    );
+    )?;
     Ok(())
 }
 
