@@ -300,7 +300,7 @@ fn to_doc(s: IndexSource) -> IndexDoc {
     IndexDoc {
         message_id: s.message_id.as_str().to_string(),
         thread: s.thread.max(0) as u64,
-        date: s.date.unwrap_or(0),
+        date: s.date,
         subject: s.subject,
         body: s.body,
         from_name: s.from_name,

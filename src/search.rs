@@ -83,10 +83,12 @@ pub fn search(
                     .map(|s| s.from.label().to_string())
                     .unwrap_or_default(),
                 from_addr: summary.and_then(|s| s.from.addr.clone()),
-                date: summary
-                    .and_then(|s| s.date)
-                    .or(Some(h.date))
-                    .map(crate::ingest::rfc3339),
+                // The stored date; an undated message has none (its row's date reads 0).
+                date: match summary {
+                    Some(s) => s.date,
+                    None => (h.date != 0).then_some(h.date),
+                }
+                .map(crate::ingest::rfc3339),
                 lists: summary.map(|s| s.lists.clone()).unwrap_or_default(),
                 thread_size: summary.map_or(1, |s| s.thread_size),
                 thread_hits: h.thread_hits,

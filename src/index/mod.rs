@@ -107,8 +107,9 @@ pub struct IndexDoc {
     pub message_id: String,
     /// Thread id, as the caller's threading assigned it.
     pub thread: u64,
-    /// Unix seconds, UTC.
-    pub date: i64,
+    /// Unix seconds, UTC; `None` for an undated message (no date value: no date query, year
+    /// facet or feed takes it for 1970).
+    pub date: Option<i64>,
     /// Subject as decoded; tags such as `[nova]` are read from it by [`subject_tags`].
     pub subject: String,
     /// Body text with list footers removed. Quotes and signature are split off here

@@ -247,7 +247,9 @@ pub(crate) fn to_document(f: &Fields, doc: &IndexDoc) -> TantivyDocument {
     d.add_text(f.msgid, msgid);
     d.add_u64(f.msgid_key, msgid_key(msgid));
     d.add_u64(f.thread, doc.thread);
-    d.add_i64(f.date, doc.date);
+    if let Some(date) = doc.date {
+        d.add_i64(f.date, date);
+    }
     d.add_text(f.subject, &doc.subject);
     d.add_text(f.subject_pairs, &doc.subject);
 

@@ -55,7 +55,7 @@ fn doc(
     IndexDoc {
         message_id: format!("<{id}@example.org>"),
         thread,
-        date: ts(date),
+        date: Some(ts(date)),
         subject: subject.to_string(),
         body: body.to_string(),
         from_name: Some(from.0.to_string()),
@@ -729,6 +729,43 @@ fn collapsed_thread_picks_its_best_message_by_id_on_ties() {
     }
 }
 
+/// An undated message has no date value: no date query, year facet or date sort takes it
+/// for 1970-01-01, and words still find it.
+#[test]
+fn an_undated_message_is_found_by_words_and_by_no_date() {
+    let dir = TempDir::new("undated");
+    let mut undated = flux("undated", 9);
+    undated.date = None;
+    let dated = Some(ts("1970-01-01 00:00:00"));
+    let mut epoch = flux("epoch", 10);
+    epoch.date = dated;
+    rebuild(dir.path(), vec![undated, epoch], 1).expect("rebuild");
+    let s = Searcher::open(dir.path()).expect("open");
+    let r = s.search("flux", &opts(5)).expect("search");
+    assert_eq!(r.total, 2);
+    let years: Vec<(String, u64)> = r
+        .facets
+        .years
+        .iter()
+        .map(|f| (f.value.clone(), f.count))
+        .collect();
+    assert_eq!(years, [("1970".to_string(), 1)]);
+    for query in [
+        "flux date:1970",
+        "flux date:1970-01-01",
+        "flux before:1971-01-01",
+    ] {
+        let r = s.search(query, &opts(5)).expect("search");
+        assert_eq!(ids(&r), ["epoch"], "{query}");
+    }
+    let o = SearchOptions {
+        sort: Sort::Date,
+        ..opts(5)
+    };
+    let r = s.search("flux", &o).expect("search");
+    assert_eq!(ids(&r), ["epoch", "undated"]);
+}
+
 #[test]
 fn commits_become_visible_without_refresh() {
     let dir = TempDir::new("autoreload");
@@ -797,7 +834,7 @@ fn threads_spanning_segments_fold_into_one_hit() {
     ];
     for (i, (id, date)) in ["c", "a", "b", "old"].iter().zip(dates).enumerate() {
         let mut d = flux(id, if *id == "old" { 10 } else { 9 });
-        d.date = ts(date);
+        d.date = Some(ts(date));
         w.upsert(&[d]).expect("upsert");
         w.commit(i as u64 + 1).expect("commit");
     }

@@ -1064,7 +1064,7 @@ impl FileSession<'_> {
                 docs.push(IndexDoc {
                     message_id: id.as_str().to_string(),
                     thread: thread_id.0.max(0) as u64,
-                    date: p.date.unwrap_or(0),
+                    date: p.date,
                     subject: p.subject.clone(),
                     body: dedup::strip_footer(&p.body, &footers).to_string(),
                     from_name: p.from.name.clone(),

@@ -78,9 +78,15 @@ pub(crate) fn write(
         escape_into(out, &obfuscate::maybe(hide, addr));
         out.push_str("&gt;</span>");
     }
-    out.push_str(" · <time datetime=\"");
-    escape_into(out, &iso_date(m.date));
-    out.push_str("\">");
+    // An undated message's `<time>` has no `datetime` (an empty one is not a valid value).
+    match m.date {
+        Some(_) => {
+            out.push_str(" · <time datetime=\"");
+            escape_into(out, &iso_date(m.date));
+            out.push_str("\">");
+        }
+        None => out.push_str(" · <time>"),
+    }
     escape_into(out, &short_date(m.date));
     out.push_str("</time></p>\n<p class=\"meta\">Posted to ");
     let (first, also) = m.lists.split_at(m.lists.len().min(1));

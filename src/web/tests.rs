@@ -1269,6 +1269,31 @@ async fn messages_before_1970_have_month_pages_and_export_whole() {
     assert_eq!(report.problems, 0);
 }
 
+/// An undated message is "undated" everywhere, never 1970-01-01: search hits (JSON `null`),
+/// the search page, its `<time>`, and no date query or year facet takes it for 1970.
+#[actix_web::test]
+async fn an_undated_message_is_undated_in_search_and_pages() {
+    let eml = "From: Nobody <nobody@example.org>\nSubject: timeless quokka\nMessage-ID: <nodate@x>\n\nno date here\n";
+    let (dir, report) = archive_of("undated", eml.as_bytes());
+    assert_eq!(report.messages_new, 1);
+    let app = app!(dir);
+    let (_, json, _) = get!(app, "/api/v1/search?q=quokka");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["total"], 1, "{v}");
+    assert!(v["hits"][0]["date"].is_null(), "{v}");
+    assert_eq!(v["facets"]["years"], serde_json::json!([]), "{v}");
+    for q in ["quokka%20date:1970", "quokka%20before:1971-01-01"] {
+        let (_, json, _) = get!(app, &format!("/api/v1/search?q={q}"));
+        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(v["total"], 0, "{q}: {v}");
+    }
+    let (_, page, _) = get!(app, "/search?q=quokka");
+    assert!(page.contains("· undated ·"), "{page}");
+    assert!(!page.contains("1970"), "{page}");
+    let (_, message, _) = get!(app, "/m/nodate@x");
+    assert!(message.contains("<time>undated</time>"), "{message}");
+}
+
 /// A thread longer than a page is paged: each page holds its share of the messages and of
 /// the outline, `/t/<id>` opens the page holding that message, and links to messages on
 /// other pages carry their page.
