@@ -252,7 +252,9 @@ fn dry_run(store: &Store, week: IsoWeek, settings: &SendSettings<'_>, json: bool
 }
 
 fn subscribe(config: &Config, args: SubscribeArgs) -> Result<()> {
-    let email = EmailAddress::parse(&args.email).map_err(UsageError)?;
+    let email = EmailAddress::parse(&args.email)
+        .and_then(|e| crate::digest::mailer::deliverable(&e).map(|()| e))
+        .map_err(UsageError)?;
     let mut store = open_store(config)?;
     check_lists(&store, &args.lists)?;
     let service = Service::new(config)?;

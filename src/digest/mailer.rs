@@ -17,6 +17,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{Address, Message, SmtpTransport, Transport as _};
 
 use crate::config::{SmtpConfig, TlsMode};
+use crate::message::EmailAddress;
 
 /// An email to compose. Every field is a value we made (templates, configuration, the ledger);
 /// lettre encodes them, and the checks in [`compose`] refuse line breaks anywhere.
@@ -275,6 +276,18 @@ impl Transport {
     }
 }
 
+/// Whether mail can be addressed to `address` at all: what [`compose`] would refuse (the mail
+/// library's address rules: no zero-width or combining characters leading a part, no invalid
+/// UTF-8 stand-ins, and so on) is refused when someone subscribes, not after the subscriber
+/// is stored.
+pub fn deliverable(address: &EmailAddress) -> Result<(), String> {
+    address
+        .as_str()
+        .parse::<Address>()
+        .map(|_| ())
+        .map_err(|e| format!("mail cannot be addressed to {:?}: {e}", address.as_str()))
+}
+
 /// Whether a permanent SMTP reply refuses the whole session (authentication required,
 /// too weak, failed or needing encryption: RFC 4954's 530, 534, 535 and 538) rather than
 /// one recipient. Such a reply would come back for every subscriber alike.
@@ -285,6 +298,27 @@ fn refuses_the_session(code: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_mail_cannot_be_sent_to_are_refused_up_front() {
+        for bad in [
+            "a\u{200b}b@x.org",
+            "\u{301}@x.org",
+            "\u{fffd}@x.org",
+            "zoe\u{308}@example.org",
+        ] {
+            let email = EmailAddress::parse(bad).expect("passes the form check");
+            assert!(deliverable(&email).is_err(), "{bad:?}");
+        }
+        for good in [
+            "jane@example.org",
+            "zoë@example.org",
+            "a.b+c@xn--bcher-kva.example",
+        ] {
+            let email = EmailAddress::parse(good).expect("valid");
+            assert!(deliverable(&email).is_ok(), "{good:?}");
+        }
+    }
 
     #[test]
     fn authentication_replies_refuse_the_session_and_mailbox_replies_one_recipient() {

@@ -334,6 +334,7 @@ pub async fn subscribe(
         ));
     }
     let email = EmailAddress::parse(form.first("email").unwrap_or_default())
+        .and_then(|e| digest::mailer::deliverable(&e).map(|()| e))
         .map_err(|e| WebError::BadRequest(format!("That email address is not usable: {e}.")))?;
     let names: Vec<String> = form.all("list").map(str::to_string).collect();
     let query = saved_query(form.first("query"))?;

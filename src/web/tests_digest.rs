@@ -175,6 +175,13 @@ async fn subscribe_confirm_manage_and_unsubscribe_through_the_pages() {
             StatusCode::BAD_REQUEST,
             "not usable",
         ),
+        // Passes the form's check, but mail cannot be addressed to it (a zero-width space).
+        (
+            Some(&cookie),
+            format!("form_token={token}&email=a%E2%80%8Bb%40example.org&list=dev"),
+            StatusCode::BAD_REQUEST,
+            "not usable",
+        ),
         (
             Some(&cookie),
             format!("form_token={token}&email=ann%40example.org&list=nosuchlist"),
