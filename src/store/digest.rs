@@ -496,12 +496,31 @@ impl Store {
     }
 
     /// The latest message date not after `limit` (Unix seconds), by the date index.
-    pub fn latest_date(&self, limit: i64) -> Result<Option<i64>> {
-        Ok(self.conn.query_row(
-            "SELECT MAX(date) FROM messages WHERE date <= ?1",
-            [limit],
-            |r| r.get(0),
-        )?)
+    pub fn latest_date(&self, limit: i64, lists: &[ListName]) -> Result<Option<i64>> {
+        if lists.is_empty() {
+            return Ok(self.conn.query_row(
+                "SELECT MAX(date) FROM messages WHERE date <= ?1",
+                [limit],
+                |r| r.get(0),
+            )?);
+        }
+        // Newest first along the date index, stopping at the first message of the lists.
+        let sql = format!(
+            "SELECT m.date FROM messages m WHERE m.date <= ? AND EXISTS (
+                 SELECT 1 FROM memberships ms JOIN lists l ON l.id = ms.list
+                 WHERE ms.message = m.id AND l.name IN ({}))
+             ORDER BY m.date DESC LIMIT 1",
+            super::placeholders(lists.len())
+        );
+        let params = std::iter::once(rusqlite::types::Value::Integer(limit)).chain(
+            lists
+                .iter()
+                .map(|l| rusqlite::types::Value::Text(l.as_str().to_owned())),
+        );
+        Ok(self
+            .conn
+            .query_row(&sql, rusqlite::params_from_iter(params), |r| r.get(0))
+            .optional()?)
     }
 
     /// Every subscriber in any state (unconfirmed, paused, gone), oldest first.

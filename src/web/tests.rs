@@ -45,7 +45,7 @@ fn archive_of(list: &str, mbox: &[u8]) -> (tempfile::TempDir, crate::ingest::Rep
 }
 
 /// Imports one mbox file into `data` as `archivist import` would (index included).
-fn import(data: &std::path::Path, file: std::path::PathBuf) -> crate::ingest::Report {
+pub(super) fn import(data: &std::path::Path, file: std::path::PathBuf) -> crate::ingest::Report {
     let mut store = crate::store::Store::open(&data.join("archive.sqlite3")).expect("store");
     let mut indexer = crate::indexer::Indexer::open(data).expect("index");
     let options = crate::ingest::Options {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix_web::http::{header, StatusCode};
 use actix_web::{test, web, App};
 
-use super::tests::archive;
+use super::tests::{archive, import};
 use super::{configure, security_headers, Digests, State};
 use crate::config::{Config, Secret, TransportKind};
 use crate::digest::service::{build_options, Service};
@@ -454,4 +454,31 @@ async fn digest_pages_and_feed() {
         form_post("/digest/subscribe", None, "email=a%40b.example&list=dev")
     );
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
+}
+
+/// A list's feed holds its own latest digests, however much newer mail other lists have; the
+/// form page lists the latest weeks that have mail, not the empty weeks before the newest.
+#[actix_web::test]
+async fn a_quiet_list_keeps_its_digests_in_its_feed() {
+    let dir = archive();
+    let data = dir.path().join("data");
+    let later = dir.path().join("late").join("2023-10.mbox");
+    std::fs::create_dir_all(later.parent().expect("parent")).expect("mkdir");
+    std::fs::write(
+        &later,
+        "From x@y Mon Oct  2 09:00:00 2023\nFrom: Zed <zed@example.org>\nSubject: autumn news\n\
+         Date: Mon, 2 Oct 2023 10:00:00 +0000\nMessage-ID: <late@example.org>\n\nnews\n\n",
+    )
+    .expect("write");
+    assert_eq!(import(&data, later).messages_new, 1);
+    let config = config(&data);
+    let app = app!(config, true);
+    let (status, feed, _) = call!(app, test::TestRequest::get().uri("/digest/atom?lists=dev"));
+    assert_eq!(status, StatusCode::OK, "{feed}");
+    assert!(feed.contains("/digest/2023-W18?lists=dev"), "{feed}");
+    assert!(!feed.contains("1970-01-01"), "{feed}");
+    let (_, page, _) = call!(app, test::TestRequest::get().uri("/digest/"));
+    assert!(page.contains("2023-W40"), "{page}");
+    assert!(page.contains("2023-W18"), "{page}");
+    assert!(!page.contains("2023-W39"), "{page}");
 }
