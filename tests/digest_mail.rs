@@ -514,6 +514,22 @@ fn transient_failures_are_retried_and_permanent_ones_recorded() {
     // A failed row is not retried forever: the week is complete.
     let report = send(&a, &config, "2023-W19");
     assert_eq!(report["already_completed"], true);
+    // A dry run says what a real run would do: nothing.
+    let out = ok(
+        &a,
+        &config,
+        &[
+            "digest",
+            "send",
+            "--week",
+            "2023-W19",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    let dry: Value = serde_json::from_str(&out).expect("dry run report");
+    assert_eq!(dry["already_completed"], true, "{dry}");
+    assert_eq!(dry["digests"], serde_json::json!([]), "{dry}");
 }
 
 /// A mail server down for a whole run loses nothing: the run fails (exit 1) with the week

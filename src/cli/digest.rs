@@ -199,9 +199,16 @@ fn send_command(config: &Config, args: SendArgs) -> Result<()> {
 }
 
 fn dry_run(store: &Store, week: IsoWeek, settings: &SendSettings<'_>, json: bool) -> Result<()> {
-    let subscribers = store.active_subscribers()?;
+    // What a real run would do: nothing for a completed week, and nothing again for whom the
+    // week's digest is settled.
+    let (completed, settled) = store.week_progress(week)?;
+    let subscribers = if completed {
+        Vec::new()
+    } else {
+        store.active_subscribers()?
+    };
     let mut lines = Vec::new();
-    for s in &subscribers {
+    for s in subscribers.iter().filter(|s| !settled.contains(&s.handle)) {
         let names: Vec<ListName> = s
             .lists
             .iter()
@@ -228,8 +235,15 @@ fn dry_run(store: &Store, week: IsoWeek, settings: &SendSettings<'_>, json: bool
     if json {
         outln!(
             "{}",
-            serde_json::json!({"week": week.to_string(), "dry_run": true, "digests": lines})
+            serde_json::json!({
+                "week": week.to_string(),
+                "dry_run": true,
+                "already_completed": completed,
+                "digests": lines
+            })
         )?;
+    } else if completed {
+        outln!("{week}: dry run; already sent, a real run would send nothing")?;
     } else {
         outln!(
             "{week}: dry run, {} subscriber(s), nothing sent",

@@ -440,6 +440,29 @@ pub fn assemble(
     digest
 }
 
+/// The longest subject a digest shows, in characters: one message's subject is in every
+/// subscriber's mail, and a hostile one is a megabyte long.
+pub const SUBJECT_CHARS: usize = 300;
+
+/// A subject as digests show it: control characters dropped (a page or mail part must not
+/// carry NUL or ESC), at most [`SUBJECT_CHARS`] characters, an ellipsis marking a cut.
+fn shown_subject(subject: &str) -> String {
+    let mut out: String = subject
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(SUBJECT_CHARS + 1)
+        .collect();
+    if out.chars().count() > SUBJECT_CHARS {
+        let cut = out
+            .char_indices()
+            .nth(SUBJECT_CHARS)
+            .map_or(out.len(), |(i, _)| i);
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
 fn thread_entry(t: &ActiveThread) -> DigestThread {
     // The most substantive message: the most prose; the earliest on ties.
     let best = t
@@ -454,11 +477,17 @@ fn thread_entry(t: &ActiveThread) -> DigestThread {
         .map(|(_, m)| m);
     DigestThread {
         root_message_id: t.root.as_str().to_string(),
-        subject: t.subject.clone(),
+        subject: shown_subject(&t.subject),
         messages: t.messages_week,
         messages_total: t.messages_total,
         new: t.new,
-        participants: t.participants.iter().map(|p| p.name.clone()).collect(),
+        // One name once: two addresses of one person are two participants, one name.
+        participants: t.participants.iter().fold(Vec::new(), |mut names, p| {
+            if !names.contains(&p.name) {
+                names.push(p.name.clone());
+            }
+            names
+        }),
         lists: t.lists.clone(),
         excerpt: best
             .map(|m| excerpt::excerpt(&m.own_text))
@@ -476,6 +505,20 @@ fn thread_entry(t: &ActiveThread) -> DigestThread {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_subjects_are_cut_and_lose_control_characters() {
+        assert_eq!(shown_subject("plain"), "plain");
+        assert_eq!(shown_subject("a\u{0}b\u{1b}[31mc"), "ab[31mc");
+        let long = "é".repeat(1_000_000);
+        let shown = shown_subject(&long);
+        assert_eq!(shown.chars().count(), SUBJECT_CHARS + 1);
+        assert!(shown.ends_with('…'));
+        assert_eq!(
+            shown_subject(&"x".repeat(SUBJECT_CHARS)),
+            "x".repeat(SUBJECT_CHARS)
+        );
+    }
 
     #[test]
     fn list_prefixes_are_taken_out_of_subjects_for_grouping() {

@@ -124,6 +124,8 @@ struct View {
     week: String,
     week_range: String,
     lists_joined: String,
+    /// The saved search the digest was filtered by, if any.
+    query: Option<String>,
     totals: Totals,
     quiet: bool,
     empty: bool,
@@ -315,6 +317,7 @@ impl Renderer {
             week: digest.week.to_string(),
             week_range: week_range(digest),
             lists_joined: digest.lists.join(", "),
+            query: digest.query.as_deref().map(clean),
             totals: digest.totals,
             quiet: digest.is_quiet(),
             empty: digest.is_empty(),
@@ -480,6 +483,22 @@ mod tests {
             digest_url("https://x.example", &narrowed),
             "https://x.example/digest/2023-W20?lists=dev&q=tag%3Anova%20%22x%20y%22"
         );
+        // ...and says so, at the top and where it says what was subscribed to.
+        let n = Renderer::new("https://x.example")
+            .expect("templates")
+            .digest(&narrowed, &Links::default())
+            .expect("render");
+        assert!(
+            n.text.contains("Threads matching: tag:nova \"x y\""),
+            "{}",
+            n.text
+        );
+        assert!(
+            n.html.contains("threads matching <code>tag:nova"),
+            "{}",
+            n.html
+        );
+        assert!(!r.text.contains("matching"), "{}", r.text);
         for text in [&r.text, &r.html] {
             assert!(
                 text.contains("… and 2 more threads on this topic"),

@@ -324,7 +324,7 @@ pub struct BodyParts {
 /// The author's signature (from a line that is exactly `-- `, the RFC 3676 separator) is
 /// dropped up to the next quoted line or the original: a reply may quote below its signature.
 /// A quoted signature (`-- `, or `--` since many mailers lose its blank) or Mailman footer
-/// (a line of underscores) is dropped for at most [`QUOTED_TAIL_LINES`] lines at its quote
+/// (a line of underscores) is dropped for at most `QUOTED_TAIL_LINES` (8) lines at its quote
 /// depth, and no further than a change of depth: quoted patches and older quoted mail often
 /// follow such a line, and the message's own list footer is the caller's business.
 pub fn split_body(body: &str) -> BodyParts {

@@ -2,7 +2,7 @@
 //! lists (each once however many lists it reached, with the authors' own text of the week's
 //! messages), the subscribers, and the delivery ledger that sends each week exactly once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use anyhow::Result;
 use rusqlite::{params, params_from_iter, OptionalExtension};
@@ -792,6 +792,28 @@ impl Store {
             out.insert(DeliveryState::parse(&state), n as u64);
         }
         Ok(out)
+    }
+
+    /// Whether the week's run completed (a real run sends nothing more for it), and the
+    /// handles of subscribers whose digest of the week is settled (sent, or failed for good).
+    pub fn week_progress(&self, week: IsoWeek) -> Result<(bool, HashSet<String>)> {
+        let week = week.to_string();
+        let completed: Option<Option<i64>> = self
+            .conn
+            .query_row(
+                "SELECT completed_at FROM digest_runs WHERE week = ?1",
+                [&week],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT s.handle FROM digest_outbox o JOIN digest_subscribers s ON s.id = o.subscriber
+             WHERE o.week = ?1 AND o.state IN ('sent', 'failed')",
+        )?;
+        let settled = stmt
+            .query_map([&week], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((matches!(completed, Some(Some(_))), settled))
     }
 
     /// The latest week whose run completed, if any (the schedule's memory).
